@@ -1,0 +1,127 @@
+// swiftmalloc.h — the public C interface of libSwiftMalloc.so.
+//
+// Two ways to use the library:
+//   * LD_PRELOAD=.../libSwiftMalloc.so program   — the standard names below
+//     (malloc, free, ...) replace the C library's for the whole process;
+//   * link against libSwiftMalloc.so — same, plus the swiftmalloc_* names.
+//
+// All functions follow the C / POSIX / glibc semantics of their standard
+// counterpart; differences are stated where they exist.
+#ifndef SWIFTMALLOC_H
+#define SWIFTMALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------------------
+// The standard malloc family (exported under these names too).
+// ---------------------------------------------------------------------------
+
+// malloc(n): at least n bytes, 16-byte aligned (8 for requests of 1–8 bytes).
+// malloc(0) returns a unique pointer that may be freed. A size that cannot be
+// served returns NULL with errno = ENOMEM.
+void *swiftmalloc_malloc(size_t size);
+
+// free(p): p must come from this allocator or be NULL (no-op). A pointer the
+// allocator never returned stops the process with
+// "swiftmalloc: free(): invalid pointer 0x…".
+void swiftmalloc_free(void *ptr);
+
+// calloc(n, m): n*m zeroed bytes; NULL/ENOMEM when n*m overflows.
+void *swiftmalloc_calloc(size_t count, size_t size);
+
+// realloc(p, n): contents preserved up to min(old, n). realloc(NULL, n) is
+// malloc(n); realloc(p, 0) frees p and returns NULL (as glibc does). On
+// failure returns NULL with errno = ENOMEM and leaves p untouched.
+void *swiftmalloc_realloc(void *ptr, size_t size);
+
+// reallocarray(p, n, m): realloc(p, n*m), NULL/ENOMEM on overflow (p intact).
+void *swiftmalloc_reallocarray(void *ptr, size_t count, size_t size);
+
+// posix_memalign: alignment must be a power of two and a multiple of
+// sizeof(void *); returns EINVAL otherwise, ENOMEM when the size cannot be
+// served; errno is not changed. *memptr is written only on success.
+int swiftmalloc_posix_memalign(void **memptr, size_t alignment, size_t size);
+
+// aligned_alloc: alignment must be a power of two, else NULL/EINVAL.
+void *swiftmalloc_aligned_alloc(size_t alignment, size_t size);
+
+// memalign (glibc): an alignment that is not a power of two is rounded up to
+// the next one; an impossible alignment gives NULL/EINVAL.
+void *swiftmalloc_memalign(size_t alignment, size_t size);
+
+// valloc: page-aligned (system page size). pvalloc: also rounds size up to a
+// whole number of pages (NULL/ENOMEM if that overflows).
+void *swiftmalloc_valloc(size_t size);
+void *swiftmalloc_pvalloc(size_t size);
+
+// Usable size of a live block (>= the size asked for); 0 for NULL.
+size_t swiftmalloc_usable_size(void *ptr);
+
+// malloc_trim: gives free memory back to the OS (madvise). Returns 1 if any
+// memory was released, else 0. The pad argument is accepted and ignored.
+int swiftmalloc_trim(size_t pad);
+
+// Gives every free page back to the OS; returns the number of bytes released.
+size_t swiftmalloc_release_free_memory(void);
+
+// ---------------------------------------------------------------------------
+// The page-level allocator: whole pages of swiftmalloc_page_size() bytes
+// (8 KiB), aligned to that size, straight from the page heap. Free with the
+// same page count; a mismatch stops the process with a message.
+// ---------------------------------------------------------------------------
+size_t swiftmalloc_page_size(void);
+void *swiftmalloc_page_alloc(size_t pages);
+void swiftmalloc_page_free(void *ptr, size_t pages);
+
+// ---------------------------------------------------------------------------
+// Introspection.
+// ---------------------------------------------------------------------------
+
+// Snapshot of the allocator's counters, summed over live and exited threads.
+// Every field is a uint64_t; `version` is SWIFTMALLOC_STATS_VERSION.
+#define SWIFTMALLOC_STATS_VERSION 1
+struct swiftmalloc_stats {
+    uint64_t version;
+    uint64_t allocations;       // successful allocation calls (all entry points)
+    uint64_t frees;             // free calls with a non-NULL pointer
+    uint64_t fast_path_hits;    // small allocations served from the front end's cache
+    uint64_t fast_path_misses;  // small allocations that went to the middle
+    uint64_t rseq_aborts;       // restarted per-CPU critical sections (0 until percpu exists)
+    uint64_t mapped_bytes;      // bytes currently mapped from the OS (incl. metadata)
+    uint64_t released_bytes;    // of those, bytes given back with madvise and not reused yet
+    uint64_t in_use_bytes;      // bytes in live blocks (size-class or page-rounded sizes)
+    uint64_t threads_seen;      // threads that ever allocated through the library
+    uint64_t threads_live;      // of those, threads that have not exited
+    uint64_t large_allocations; // allocations above the largest size class
+    uint64_t page_heap_free_bytes; // free pages held by the page heap
+    uint64_t metadata_bytes;    // bytes mapped for the allocator's own metadata
+};
+// Fills *out; returns 0, or -1 (EINVAL) if out is NULL.
+int swiftmalloc_get_stats(struct swiftmalloc_stats *out);
+
+// The front end in use: "percpu", "thread", "arenas" or "global".
+const char *swiftmalloc_frontend_name(void);
+
+// Writes the stats JSON object (the one SWIFTMALLOC_STATS_FILE receives at
+// exit) to path now. Returns 0 on success, -1 with errno on failure.
+int swiftmalloc_write_stats(const char *path);
+
+// ---------------------------------------------------------------------------
+// Standard names. Defined by the library with the semantics above.
+// ---------------------------------------------------------------------------
+// void *malloc(size_t);  void free(void *);  void *calloc(size_t, size_t);
+// void *realloc(void *, size_t);  void *reallocarray(void *, size_t, size_t);
+// int posix_memalign(void **, size_t, size_t);  void *aligned_alloc(size_t, size_t);
+// void *memalign(size_t, size_t);  void *valloc(size_t);  void *pvalloc(size_t);
+// size_t malloc_usable_size(void *);  int malloc_trim(size_t);
+// void cfree(void *);  (glibc compatibility alias of free)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,147 @@
+// SwiftMallocShims: the few things the allocator needs from C.
+//
+// Everything here is either a `static inline` function (Swift inlines it into
+// the allocator's fast paths) or a thin wrapper over a system call used on a
+// slow path. Nothing in this header allocates memory.
+//
+//   - thread-local storage in the initial-exec model (one %fs-relative load);
+//   - a futex-based lock that costs one atomic when uncontended;
+//   - relaxed/acquire/release atomics on plain integers and pointers;
+//   - mmap/madvise/munmap wrappers that report failure as NULL / -1;
+//   - raw writes to stderr and abort, for messages that must not allocate.
+#ifndef SWIFTMALLOC_SHIMS_H
+#define SWIFTMALLOC_SHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <errno.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Nothing of the shim is part of the library's interface.
+#pragma GCC visibility push(hidden)
+
+#define SM_HIDDEN __attribute__((visibility("hidden")))
+
+// ---------------------------------------------------------------------------
+// Lock: 0 free, 1 held, 2 held with waiters (Drepper, "Futexes are tricky").
+// ---------------------------------------------------------------------------
+typedef struct sm_lock { uint32_t state; } sm_lock_t;
+
+void sm_lock_slow(sm_lock_t *lock);
+void sm_lock_wake(sm_lock_t *lock);
+
+static inline void sm_lock(sm_lock_t *lock) {
+    uint32_t expected = 0;
+    if (__builtin_expect(__atomic_compare_exchange_n(&lock->state, &expected, 1, false,
+                                                      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED), 1))
+        return;
+    sm_lock_slow(lock);
+}
+
+static inline bool sm_trylock(sm_lock_t *lock) {
+    uint32_t expected = 0;
+    return __atomic_compare_exchange_n(&lock->state, &expected, 1, false,
+                                       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
+static inline void sm_unlock(sm_lock_t *lock) {
+    if (__builtin_expect(__atomic_exchange_n(&lock->state, 0, __ATOMIC_RELEASE) == 2, 0))
+        sm_lock_wake(lock);
+}
+
+// Re-initialises a lock in a forked child (its holder, if any, is gone).
+static inline void sm_lock_reset(sm_lock_t *lock) { __atomic_store_n(&lock->state, 0, __ATOMIC_RELAXED); }
+
+// ---------------------------------------------------------------------------
+// Process-wide root of the allocator's state. Set once by initialisation;
+// read on every call. Kept in C so that Swift reads it with a plain load
+// (a Swift global would go through a lazy-initialisation check).
+// ---------------------------------------------------------------------------
+extern void *sm_heap_root SM_HIDDEN;
+
+// Serialises the one-time initialisation of the heap.
+extern sm_lock_t sm_init_lock SM_HIDDEN;
+static inline sm_lock_t *sm_init_lock_get(void) { return &sm_init_lock; }
+
+static inline void *sm_heap_get(void) { return __atomic_load_n(&sm_heap_root, __ATOMIC_ACQUIRE); }
+static inline void sm_heap_set(void *p) { __atomic_store_n(&sm_heap_root, p, __ATOMIC_RELEASE); }
+
+// ---------------------------------------------------------------------------
+// Thread-local storage, initial-exec model: the current thread's allocator
+// state (counters and, under the per-thread front end, its cache).
+// ---------------------------------------------------------------------------
+extern __thread void *sm_tls_thread SM_HIDDEN __attribute__((tls_model("initial-exec")));
+
+static inline void *sm_tls_thread_get(void) { return sm_tls_thread; }
+static inline void sm_tls_thread_set(void *p) { sm_tls_thread = p; }
+
+// A pthread key whose destructor runs when a thread exits, so that the
+// thread's cache goes back to the middle. Returns 0 on success.
+int sm_thread_key_create(void (*destructor)(void *));
+// Arms the destructor for the calling thread. Returns 0 on success.
+int sm_thread_key_set(void *value);
+// The kernel's id of the calling thread (gettid).
+int32_t sm_gettid(void);
+
+// ---------------------------------------------------------------------------
+// Atomics on plain memory.
+// ---------------------------------------------------------------------------
+static inline uint64_t sm_atomic_load_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void sm_atomic_store_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t sm_atomic_add_u64(uint64_t *p, uint64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t sm_atomic_sub_u64(uint64_t *p, uint64_t v) { return __atomic_fetch_sub(p, v, __ATOMIC_RELAXED); }
+static inline void *sm_atomic_load_ptr(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void sm_atomic_store_ptr(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint8_t sm_atomic_load_u8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void sm_atomic_store_u8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline bool sm_atomic_cas_u32(uint32_t *p, uint32_t expected, uint32_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+static inline uint32_t sm_atomic_load_u32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void sm_atomic_store_u32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+// ---------------------------------------------------------------------------
+// Memory from the OS. sm_os_map returns NULL on failure (never MAP_FAILED).
+// ---------------------------------------------------------------------------
+void *sm_os_map(size_t bytes);
+int sm_os_unmap(void *p, size_t bytes);
+// Gives pages back to the OS; they read as zero when touched again.
+int sm_os_release(void *p, size_t bytes);
+// Grows or moves a mapping (mremap with MREMAP_MAYMOVE); NULL on failure.
+void *sm_os_remap(void *p, size_t old_bytes, size_t new_bytes);
+size_t sm_os_page_size(void);
+int sm_online_cpus(void);
+
+// ---------------------------------------------------------------------------
+// errno, messages and aborting, without allocating.
+// ---------------------------------------------------------------------------
+static inline void sm_set_errno(int e) { errno = e; }
+static inline int sm_get_errno(void) { return errno; }
+// Writes bytes to stderr with write(2), retrying on EINTR.
+void sm_write_stderr(const char *bytes, size_t count);
+// Writes "swiftmalloc: <message><hex pointer>\n" to stderr and aborts.
+__attribute__((noreturn)) void sm_fatal_pointer(const char *message, const void *pointer);
+__attribute__((noreturn)) void sm_fatal(const char *message);
+// getenv without allocation (returns NULL when unset).
+const char *sm_getenv(const char *name);
+
+// Writes a whole buffer to a newly created file (O_TRUNC). Returns 0 on success.
+int sm_write_file(const char *path, const char *bytes, size_t count);
+
+// Whether the calling thread has a working rseq registration (glibc's).
+bool sm_rseq_available(void);
+int32_t sm_getpid(void);
+
+// fork handlers (pthread_atfork). Returns 0 on success.
+int sm_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,328 @@
+// The malloc family's logic, with C semantics: the exported entry points
+// (Exports.swift) are one-line calls into these.
+//
+// Small requests (<= 32 KiB) go to the front end by size class; large ones
+// to the page heap (whole pages) or, from `mapThreshold` up, to their own
+// mapping. `free` finds what it holds through the page map: a size class
+// means a small object, anything else must be the start of a live large
+// allocation or the process stops ("invalid pointer").
+import SwiftMallocShims
+
+enum Allocator {
+    /// Large requests from this size up get a mapping of their own.
+    static let mapThreshold = 1 << 20
+    /// No request above this is attempted (the page map covers 48 bits).
+    static let maxRequest = UInt(1) << 47
+
+    // MARK: malloc / free
+
+    @inline(__always)
+    static func allocate(_ size: UInt) -> UnsafeMutableRawPointer? {
+        let heap = Heap.ensureInitialized()
+        if size <= UInt(SizeClassTable.maxSize) {
+            let sizeClass = heap.pointee.sizeClasses.sizeClass(for: Int(size))
+            if let object = FrontEnd.allocate(heap, sizeClass, size: heap.pointee.sizeClasses.size(of: sizeClass)) {
+                return object
+            }
+            sm_set_errno(ENOMEM)
+            return nil
+        }
+        return allocateLarge(heap, size, alignment: 0)
+    }
+
+    /// Whole pages for `size` bytes, aligned to `alignment` (0: page aligned).
+    @inline(never)
+    static func allocateLarge(_ heap: UnsafeMutablePointer<Heap>, _ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer? {
+        if size > maxRequest || alignment > maxRequest {
+            sm_set_errno(ENOMEM)
+            return nil
+        }
+        let bytes = Int(size == 0 ? 1 : size)
+        let pageHeap = heap.pointee.pageHeap
+        var start: UInt = 0
+        var usable = 0
+        if bytes >= mapThreshold {
+            guard let span = pageHeap.pointee.mapLarge(bytes: bytes, alignment: Int(alignment)) else {
+                sm_set_errno(ENOMEM)
+                return nil
+            }
+            start = span.pointee.mappedStart
+            usable = Int(span.pointee.mappedBytes)
+        } else {
+            let pages = UInt(Page.count(for: bytes)!)
+            let alignPages = alignment > UInt(Page.size) ? alignment >> UInt(Page.shift) : 1
+            pageHeap.pointee.lock.lock()
+            let span = pageHeap.pointee.allocateAlignedLocked(pages: pages, alignPages: alignPages)
+            pageHeap.pointee.lock.unlock()
+            guard let span else {
+                sm_set_errno(ENOMEM)
+                return nil
+            }
+            start = span.pointee.startAddress
+            usable = Int(span.pointee.byteCount)
+        }
+        FrontEnd.countLarge(allocatedBytes: usable)
+        return UnsafeMutableRawPointer(bitPattern: start)
+    }
+
+    @inline(__always)
+    static func deallocate(_ pointer: UnsafeMutableRawPointer?) {
+        guard let pointer else { return }
+        guard let root = sm_heap_get() else { fatal("free(): invalid pointer ", pointer: pointer) }
+        let heap = root.assumingMemoryBound(to: Heap.self)
+        let sizeClass = heap.pointee.pageMap.sizeClass(ofPage: Page.number(of: UInt(bitPattern: pointer)))
+        if sizeClass != 0 {
+            FrontEnd.deallocate(heap, pointer, Int(sizeClass))
+            return
+        }
+        deallocateLarge(heap, pointer)
+    }
+
+    @inline(never)
+    static func deallocateLarge(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) {
+        let pageHeap = heap.pointee.pageHeap
+        pageHeap.pointee.lock.lock()
+        guard let span = pageHeap.pointee.largeSpanLocked(startingAt: UInt(bitPattern: pointer)) else {
+            pageHeap.pointee.lock.unlock()
+            fatal("free(): invalid pointer ", pointer: pointer)
+        }
+        let bytes: UInt
+        if span.pointee.state == .mapped {
+            bytes = span.pointee.mappedBytes
+            // Forget the span under the lock (a racing double free finds
+            // nothing), unmap after releasing it.
+            let (start, length) = pageHeap.pointee.forgetMappedLocked(span)
+            pageHeap.pointee.lock.unlock()
+            OSMemory.unmap(start, Int(length))
+        } else {
+            bytes = span.pointee.byteCount
+            pageHeap.pointee.freeSpan(span)
+            pageHeap.pointee.lock.unlock()
+        }
+        FrontEnd.countLargeFree(freedBytes: Int(bytes))
+    }
+
+    // MARK: sizes
+
+    /// Usable bytes of a live block; stops the process for a foreign pointer.
+    static func usableSize(_ pointer: UnsafeMutableRawPointer?) -> UInt {
+        guard let pointer else { return 0 }
+        guard let root = sm_heap_get() else { fatal("malloc_usable_size(): invalid pointer ", pointer: pointer) }
+        let heap = root.assumingMemoryBound(to: Heap.self)
+        let sizeClass = heap.pointee.pageMap.sizeClass(ofPage: Page.number(of: UInt(bitPattern: pointer)))
+        if sizeClass != 0 { return UInt(heap.pointee.sizeClasses.sizes[Int(sizeClass)]) }
+        return largeUsableSize(heap, pointer)
+    }
+
+    static func largeUsableSize(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) -> UInt {
+        let pageHeap = heap.pointee.pageHeap
+        pageHeap.pointee.lock.lock()
+        guard let span = pageHeap.pointee.largeSpanLocked(startingAt: UInt(bitPattern: pointer)) else {
+            pageHeap.pointee.lock.unlock()
+            fatal("malloc_usable_size(): invalid pointer ", pointer: pointer)
+        }
+        let usable = span.pointee.state == .mapped ? span.pointee.mappedBytes : span.pointee.byteCount
+        pageHeap.pointee.lock.unlock()
+        return usable
+    }
+
+    // MARK: calloc / realloc
+
+    static func allocateZeroed(_ count: UInt, _ size: UInt) -> UnsafeMutableRawPointer? {
+        let (total, overflow) = count.multipliedReportingOverflow(by: size)
+        if overflow {
+            sm_set_errno(ENOMEM)
+            return nil
+        }
+        guard let p = allocate(total) else { return nil }
+        // Fresh mappings are already zero; everything else may be reused.
+        if total < UInt(mapThreshold) { p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(total)) }
+        return p
+    }
+
+    static func reallocate(_ pointer: UnsafeMutableRawPointer?, _ size: UInt) -> UnsafeMutableRawPointer? {
+        guard let pointer else { return allocate(size) }
+        if size == 0 {
+            // glibc: realloc(p, 0) frees p and returns NULL.
+            deallocate(pointer)
+            return nil
+        }
+        let heap = Heap.ensureInitialized()
+        let sizeClass = Int(heap.pointee.pageMap.sizeClass(ofPage: Page.number(of: UInt(bitPattern: pointer))))
+        let oldSize: UInt
+        if sizeClass != 0 {
+            oldSize = UInt(heap.pointee.sizeClasses.sizes[sizeClass])
+            // Same class, or shrinking by less than half: keep the block.
+            if size <= oldSize {
+                if size <= UInt(SizeClassTable.maxSize) && heap.pointee.sizeClasses.sizeClass(for: Int(size)) == sizeClass { return pointer }
+                if size >= oldSize / 2 { return pointer }
+            }
+        } else {
+            let pageHeap = heap.pointee.pageHeap
+            pageHeap.pointee.lock.lock()
+            guard let span = pageHeap.pointee.largeSpanLocked(startingAt: UInt(bitPattern: pointer)) else {
+                pageHeap.pointee.lock.unlock()
+                fatal("realloc(): invalid pointer ", pointer: pointer)
+            }
+            let mapped = span.pointee.state == .mapped
+            oldSize = mapped ? span.pointee.mappedBytes : span.pointee.byteCount
+            pageHeap.pointee.lock.unlock()
+            if size <= oldSize && size >= oldSize / 2 { return pointer }
+            if mapped && size >= UInt(mapThreshold) && size <= maxRequest {
+                // Let the kernel move the pages instead of copying them.
+                guard let moved = pageHeap.pointee.remapLarge(span, bytes: Int(size)) else {
+                    sm_set_errno(ENOMEM)
+                    return nil
+                }
+                let newSize = span.pointee.mappedBytes
+                FrontEnd.countLargeFree(freedBytes: Int(oldSize))
+                FrontEnd.countLarge(allocatedBytes: Int(newSize))
+                return moved
+            }
+        }
+        guard let fresh = allocate(size) else { return nil }
+        fresh.copyMemory(from: pointer, byteCount: Int(min(oldSize, size)))
+        deallocate(pointer)
+        return fresh
+    }
+
+    static func reallocateArray(_ pointer: UnsafeMutableRawPointer?, _ count: UInt, _ size: UInt) -> UnsafeMutableRawPointer? {
+        let (total, overflow) = count.multipliedReportingOverflow(by: size)
+        if overflow {
+            sm_set_errno(ENOMEM)
+            return nil
+        }
+        return reallocate(pointer, total)
+    }
+
+    // MARK: aligned allocation
+
+    /// `size` bytes aligned to `alignment` (a power of two).
+    static func allocateAligned(_ alignment: UInt, _ size: UInt) -> UnsafeMutableRawPointer? {
+        if alignment <= 8 { return allocate(size) }
+        let heap = Heap.ensureInitialized()
+        if size <= UInt(SizeClassTable.maxSize) && alignment <= UInt(Page.size) {
+            // Objects of a class start at multiples of its size from a page
+            // boundary: a class whose size is a multiple of the alignment
+            // gives aligned objects.
+            let table = heap.pointee.sizeClasses
+            var sizeClass = table.sizeClass(for: Int(max(size, alignment)))
+            while sizeClass < table.count && UInt(table.sizes[sizeClass]) % alignment != 0 { sizeClass += 1 }
+            if sizeClass < table.count {
+                if let object = FrontEnd.allocate(heap, sizeClass, size: table.size(of: sizeClass)) { return object }
+                sm_set_errno(ENOMEM)
+                return nil
+            }
+        }
+        return allocateLarge(heap, size, alignment: alignment)
+    }
+
+    @inline(__always) static func isPowerOfTwo(_ x: UInt) -> Bool { x != 0 && (x & (x &- 1)) == 0 }
+
+    static func posixMemalign(_ result: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ alignment: UInt, _ size: UInt) -> Int32 {
+        guard let result else { return EINVAL }
+        if !isPowerOfTwo(alignment) || alignment % UInt(MemoryLayout<UnsafeRawPointer>.size) != 0 { return EINVAL }
+        let savedErrno = sm_get_errno()
+        guard let p = allocateAligned(alignment, size) else {
+            sm_set_errno(savedErrno)
+            return ENOMEM
+        }
+        result.pointee = p
+        return 0
+    }
+
+    static func alignedAlloc(_ alignment: UInt, _ size: UInt) -> UnsafeMutableRawPointer? {
+        if !isPowerOfTwo(alignment) {
+            sm_set_errno(EINVAL)
+            return nil
+        }
+        return allocateAligned(alignment, size)
+    }
+
+    /// glibc's memalign: rounds a non-power-of-two alignment up.
+    static func memalign(_ alignment: UInt, _ size: UInt) -> UnsafeMutableRawPointer? {
+        if alignment > UInt.max / 2 + 1 {
+            sm_set_errno(EINVAL)
+            return nil
+        }
+        var a = alignment
+        if !isPowerOfTwo(a) {
+            a = 1
+            while a < alignment { a <<= 1 }
+        }
+        return allocateAligned(a, size)
+    }
+
+    static func valloc(_ size: UInt) -> UnsafeMutableRawPointer? {
+        allocateAligned(UInt(sm_os_page_size()), size)
+    }
+
+    static func pvalloc(_ size: UInt) -> UnsafeMutableRawPointer? {
+        let page = UInt(sm_os_page_size())
+        let (padded, overflow) = size.addingReportingOverflow(page - 1)
+        if overflow {
+            sm_set_errno(ENOMEM)
+            return nil
+        }
+        let rounded = padded & ~(page - 1)
+        return allocateAligned(page, rounded == 0 ? page : rounded)
+    }
+
+    // MARK: pages
+
+    static func allocatePages(_ pages: UInt) -> UnsafeMutableRawPointer? {
+        if pages == 0 {
+            sm_set_errno(EINVAL)
+            return nil
+        }
+        if pages > maxRequest >> UInt(Page.shift) {
+            sm_set_errno(ENOMEM)
+            return nil
+        }
+        let heap = Heap.ensureInitialized()
+        let pageHeap = heap.pointee.pageHeap
+        pageHeap.pointee.lock.lock()
+        let span = pageHeap.pointee.allocateLocked(pages: pages)
+        pageHeap.pointee.lock.unlock()
+        guard let span else {
+            sm_set_errno(ENOMEM)
+            return nil
+        }
+        FrontEnd.countLarge(allocatedBytes: Int(span.pointee.byteCount))
+        return span.pointee.start
+    }
+
+    static func freePages(_ pointer: UnsafeMutableRawPointer?, _ pages: UInt) {
+        guard let pointer else { return }
+        guard let root = sm_heap_get() else { fatal("page_free(): invalid pointer ", pointer: pointer) }
+        let pageHeap = root.assumingMemoryBound(to: Heap.self).pointee.pageHeap
+        pageHeap.pointee.lock.lock()
+        guard let span = pageHeap.pointee.largeSpanLocked(startingAt: UInt(bitPattern: pointer)),
+              span.pointee.state == .large else {
+            pageHeap.pointee.lock.unlock()
+            fatal("page_free(): invalid pointer ", pointer: pointer)
+        }
+        if span.pointee.pageCount != pages {
+            pageHeap.pointee.lock.unlock()
+            fatal("page_free(): page count does not match the allocation at ", pointer: pointer)
+        }
+        let bytes = span.pointee.byteCount
+        pageHeap.pointee.freeSpan(span)
+        pageHeap.pointee.lock.unlock()
+        FrontEnd.countLargeFree(freedBytes: Int(bytes))
+    }
+
+    // MARK: trim
+
+    /// Gives free memory back to the OS; returns the bytes released.
+    static func releaseFreeMemory() -> UInt {
+        let heap = Heap.ensureInitialized()
+        FrontEnd.flushCurrentThread(heap)
+        Middle.drainTransferCaches()
+        let pageHeap = heap.pointee.pageHeap
+        pageHeap.pointee.lock.lock()
+        let released = pageHeap.pointee.releaseAllLocked()
+        pageHeap.pointee.lock.unlock()
+        return released
+    }
+}

@@ -1,0 +1,129 @@
+// Settings read once, from the environment, when the heap is built.
+// Reading must not allocate: getenv and byte comparisons only.
+import SwiftMallocShims
+
+enum FrontEndKind: UInt8 {
+    case percpu = 0
+    case thread = 1
+    case arenas = 2
+    case global = 3
+
+    var name: StaticString {
+        switch self {
+        case .percpu: return "percpu"
+        case .thread: return "thread"
+        case .arenas: return "arenas"
+        case .global: return "global"
+        }
+    }
+
+    /// The front ends this build implements.
+    var isAvailable: Bool { self == .thread }
+}
+
+struct Configuration {
+    /// What the environment asked for, and what is used.
+    var requestedFrontEnd: FrontEndKind? = nil
+    var frontEnd: FrontEndKind = .thread
+    /// SWIFTMALLOC_FRONTEND was set to something that is no front end.
+    var badFrontEndValue: UnsafePointer<CChar>? = nil
+    /// Byte budget of each thread's cache (SWIFTMALLOC_THREAD_CACHE_BYTES).
+    var threadCacheBytes: Int = 2 << 20
+    /// SWIFTMALLOC_STATS_FILE, or nil. Points into the environment: copied by
+    /// `init` into metadata memory, since a program may change its environment.
+    var statsPath: UnsafeMutablePointer<CChar>? = nil
+
+    static let defaultFrontEnd: FrontEndKind = .thread
+
+    static func fromEnvironment() -> Configuration {
+        var config = Configuration()
+        config.frontEnd = defaultFrontEnd
+        if let value = sm_getenv("SWIFTMALLOC_FRONTEND"), value.pointee != 0 {
+            if let kind = parseFrontEnd(value) {
+                config.requestedFrontEnd = kind
+                if kind.isAvailable { config.frontEnd = kind }
+            } else {
+                config.badFrontEndValue = value
+            }
+        }
+        if let value = sm_getenv("SWIFTMALLOC_THREAD_CACHE_BYTES"), let bytes = parseSize(value) {
+            config.threadCacheBytes = max(64 << 10, min(bytes, 1 << 30))
+        }
+        return config
+    }
+
+    /// Copies the stats path out of the environment (heap built, metadata available).
+    mutating func captureStatsPath(metadata: inout MetadataArena) {
+        guard let value = sm_getenv("SWIFTMALLOC_STATS_FILE"), value.pointee != 0 else { return }
+        var length = 0
+        while value[length] != 0 { length += 1 }
+        let copy = metadata.allocateArray(of: CChar.self, count: length + 1)
+        copy.update(from: value, count: length)
+        copy[length] = 0
+        statsPath = copy
+    }
+
+    /// One line on stderr for a setting that could not be honoured.
+    func reportProblems() {
+        if let bad = badFrontEndValue {
+            writeStderr("swiftmalloc: SWIFTMALLOC_FRONTEND=")
+            var length = 0
+            while bad[length] != 0 && length < 64 { length += 1 }
+            sm_write_stderr(bad, length)
+            writeStderr(" is not a front end (valid: percpu, thread, arenas, global); using ")
+            writeStderr(frontEnd.name)
+            writeStderr("\n")
+        } else if let requested = requestedFrontEnd, requested != frontEnd {
+            writeStderr("swiftmalloc: front end ")
+            writeStderr(requested.name)
+            writeStderr(" is not available in this build; using ")
+            writeStderr(frontEnd.name)
+            writeStderr("\n")
+        }
+    }
+
+    static func parseFrontEnd(_ value: UnsafePointer<CChar>) -> FrontEndKind? {
+        if equals(value, "percpu") { return .percpu }
+        if equals(value, "thread") { return .thread }
+        if equals(value, "arenas") { return .arenas }
+        if equals(value, "global") { return .global }
+        return nil
+    }
+
+    /// A decimal byte count with an optional K/M/G suffix.
+    static func parseSize(_ value: UnsafePointer<CChar>) -> Int? {
+        var result = 0
+        var i = 0
+        var digits = 0
+        while value[i] >= 48 && value[i] <= 57 {
+            let (m, o1) = result.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int(value[i]) - 48)
+            if o1 || o2 { return nil }
+            result = a
+            i += 1
+            digits += 1
+        }
+        if digits == 0 { return nil }
+        var shift = 0
+        switch value[i] {
+        case 0: break
+        case 75, 107: shift = 10; i += 1   // K k
+        case 77, 109: shift = 20; i += 1   // M m
+        case 71, 103: shift = 30; i += 1   // G g
+        default: return nil
+        }
+        if value[i] != 0 { return nil }
+        if shift > 0 && result > (Int.max >> shift) { return nil }
+        return result << shift
+    }
+
+    static func equals(_ a: UnsafePointer<CChar>, _ b: StaticString) -> Bool {
+        let bytes = b.utf8Start
+        for i in 0..<b.utf8CodeUnitCount where UInt8(bitPattern: a[i]) != bytes[i] { return false }
+        return a[b.utf8CodeUnitCount] == 0
+    }
+}
+
+func writeStderr(_ message: StaticString) {
+    message.withCString { sm_write_stderr($0, message.utf8CodeUnitCount) }
+}

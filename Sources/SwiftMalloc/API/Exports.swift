@@ -1,0 +1,125 @@
+// The C entry points, under the swiftmalloc_* names. The standard names
+// (malloc, free, ...) are defined in CShims/Exports as tail calls to these;
+// <swiftmalloc.h> documents them.
+import SwiftMallocShims
+
+@_cdecl("swiftmalloc_malloc")
+public func swiftmalloc_malloc(_ size: UInt) -> UnsafeMutableRawPointer? {
+    Allocator.allocate(size)
+}
+
+@_cdecl("swiftmalloc_free")
+public func swiftmalloc_free(_ pointer: UnsafeMutableRawPointer?) {
+    Allocator.deallocate(pointer)
+}
+
+@_cdecl("swiftmalloc_calloc")
+public func swiftmalloc_calloc(_ count: UInt, _ size: UInt) -> UnsafeMutableRawPointer? {
+    Allocator.allocateZeroed(count, size)
+}
+
+@_cdecl("swiftmalloc_realloc")
+public func swiftmalloc_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: UInt) -> UnsafeMutableRawPointer? {
+    Allocator.reallocate(pointer, size)
+}
+
+@_cdecl("swiftmalloc_reallocarray")
+public func swiftmalloc_reallocarray(_ pointer: UnsafeMutableRawPointer?, _ count: UInt, _ size: UInt) -> UnsafeMutableRawPointer? {
+    Allocator.reallocateArray(pointer, count, size)
+}
+
+@_cdecl("swiftmalloc_posix_memalign")
+public func swiftmalloc_posix_memalign(_ result: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ alignment: UInt, _ size: UInt) -> Int32 {
+    Allocator.posixMemalign(result, alignment, size)
+}
+
+@_cdecl("swiftmalloc_aligned_alloc")
+public func swiftmalloc_aligned_alloc(_ alignment: UInt, _ size: UInt) -> UnsafeMutableRawPointer? {
+    Allocator.alignedAlloc(alignment, size)
+}
+
+@_cdecl("swiftmalloc_memalign")
+public func swiftmalloc_memalign(_ alignment: UInt, _ size: UInt) -> UnsafeMutableRawPointer? {
+    Allocator.memalign(alignment, size)
+}
+
+@_cdecl("swiftmalloc_valloc")
+public func swiftmalloc_valloc(_ size: UInt) -> UnsafeMutableRawPointer? {
+    Allocator.valloc(size)
+}
+
+@_cdecl("swiftmalloc_pvalloc")
+public func swiftmalloc_pvalloc(_ size: UInt) -> UnsafeMutableRawPointer? {
+    Allocator.pvalloc(size)
+}
+
+@_cdecl("swiftmalloc_usable_size")
+public func swiftmalloc_usable_size(_ pointer: UnsafeMutableRawPointer?) -> UInt {
+    Allocator.usableSize(pointer)
+}
+
+@_cdecl("swiftmalloc_trim")
+public func swiftmalloc_trim(_ pad: UInt) -> Int32 {
+    Allocator.releaseFreeMemory() > 0 ? 1 : 0
+}
+
+@_cdecl("swiftmalloc_release_free_memory")
+public func swiftmalloc_release_free_memory() -> UInt {
+    Allocator.releaseFreeMemory()
+}
+
+@_cdecl("swiftmalloc_page_size")
+public func swiftmalloc_page_size() -> UInt {
+    UInt(Page.size)
+}
+
+@_cdecl("swiftmalloc_page_alloc")
+public func swiftmalloc_page_alloc(_ pages: UInt) -> UnsafeMutableRawPointer? {
+    Allocator.allocatePages(pages)
+}
+
+@_cdecl("swiftmalloc_page_free")
+public func swiftmalloc_page_free(_ pointer: UnsafeMutableRawPointer?, _ pages: UInt) {
+    Allocator.freePages(pointer, pages)
+}
+
+@_cdecl("swiftmalloc_get_stats")
+public func swiftmalloc_get_stats(_ out: UnsafeMutableRawPointer?) -> Int32 {
+    guard let out else {
+        sm_set_errno(EINVAL)
+        return -1
+    }
+    StatsSnapshot.take().store(into: out.assumingMemoryBound(to: UInt64.self))
+    return 0
+}
+
+@_cdecl("swiftmalloc_frontend_name")
+public func swiftmalloc_frontend_name() -> UnsafePointer<CChar> {
+    let name = Heap.ensureInitialized().pointee.frontEnd.name
+    return UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+@_cdecl("swiftmalloc_write_stats")
+public func swiftmalloc_write_stats(_ path: UnsafePointer<CChar>?) -> Int32 {
+    guard let path else {
+        sm_set_errno(EINVAL)
+        return -1
+    }
+    return StatsSnapshot.writeFile(path) ? 0 : -1
+}
+
+/// Library constructor (CShims/Exports): build the heap before the program
+/// starts threads, so fork handlers are in place from the start.
+@_cdecl("swiftmalloc_internal_on_load")
+public func swiftmalloc_internal_on_load() {
+    _ = Heap.ensureInitialized()
+}
+
+/// Library destructor: write SWIFTMALLOC_STATS_FILE if it was set.
+@_cdecl("swiftmalloc_internal_on_exit")
+public func swiftmalloc_internal_on_exit() {
+    let heap = Heap.ensureInitialized()
+    if let path = heap.pointee.config.statsPath {
+        _ = StatsSnapshot.writeFile(path)
+    }
+}

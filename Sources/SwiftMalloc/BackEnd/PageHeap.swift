@@ -1,0 +1,334 @@
+// The page heap: spans of whole pages, carved from large mmapped regions.
+//
+// Free spans sit in lists by length (1 … maxListedPages pages, best fit by
+// construction) and one list of longer spans (searched for the best fit).
+// Freed spans coalesce with free neighbours, found through the page map.
+// Long free runs are given back to the OS with madvise as they form; the
+// rest on demand (malloc_trim / swiftmalloc_release_free_memory).
+//
+// Allocations too big for the page heap's regions are mapped on their own
+// (`mapLarge`) and unmapped when freed.
+//
+// One lock guards the heap, the page map's writers and the span records.
+import SwiftMallocShims
+
+struct PageHeap {
+    var lock = Lock()
+    var pageMap: PageMap
+    /// freeLists[n] holds free spans of n pages (1 … maxListedPages);
+    /// freeLists[0] holds the longer ones.
+    var freeLists: UnsafeMutablePointer<SpanList>
+    /// Recycled span records.
+    var unusedSpans: UnsafeMutablePointer<Span>? = nil
+
+    // Accounting, in bytes (page heap lock held to write; racy reads are fine).
+    var regionBytes: UInt = 0        // mapped for regions
+    var directBytes: UInt = 0        // mapped for directly mapped allocations
+    var freeBytes: UInt = 0          // in free spans
+    var releasedBytes: UInt = 0      // of those, given back to the OS
+
+    static let maxListedPages = 128
+    /// Regions grow by at least this much (virtual; pages are touched on use).
+    static let regionPages = (8 << 20) >> Page.shift
+    /// A freed span at least this long is given back to the OS at once.
+    static let releaseRunPages = (1 << 20) >> Page.shift
+    /// Free pages not yet given back are kept up to this many bytes.
+    static let maxDirtyBytes: UInt = 32 << 20
+
+    init?(metadata: inout MetadataArena) {
+        guard let map = PageMap() else { return nil }
+        pageMap = map
+        freeLists = metadata.allocateArray(of: SpanList.self, count: PageHeap.maxListedPages + 1)
+        for i in 0...PageHeap.maxListedPages { freeLists[i] = SpanList() }
+    }
+
+    // MARK: span records
+
+    private mutating func newSpanRecord(first: UInt, count: UInt) -> UnsafeMutablePointer<Span> {
+        let span: UnsafeMutablePointer<Span>
+        if let recycled = unusedSpans {
+            unusedSpans = recycled.pointee.next
+            span = recycled
+        } else {
+            span = Heap.metadata.pointee.allocateArray(of: Span.self, count: 1)
+        }
+        span.initialize(to: Span())
+        span.pointee.firstPage = first
+        span.pointee.pageCount = count
+        return span
+    }
+
+    private mutating func recycle(_ span: UnsafeMutablePointer<Span>) {
+        span.pointee.state = .unused
+        span.pointee.pageCount = 0
+        span.pointee.next = unusedSpans
+        unusedSpans = span
+    }
+
+    // MARK: free lists
+
+    @inline(__always)
+    private func listIndex(_ pages: UInt) -> Int { pages <= UInt(PageHeap.maxListedPages) ? Int(pages) : 0 }
+
+    private mutating func insertFree(_ span: UnsafeMutablePointer<Span>) {
+        span.pointee.state = .free
+        span.pointee.sizeClass = 0
+        pageMap.setEnds(span)
+        freeLists[listIndex(span.pointee.pageCount)].pushFront(span)
+        freeBytes &+= span.pointee.byteCount
+        if span.pointee.released { releasedBytes &+= span.pointee.byteCount }
+    }
+
+    private mutating func removeFree(_ span: UnsafeMutablePointer<Span>) {
+        freeLists[listIndex(span.pointee.pageCount)].remove(span)
+        freeBytes &-= span.pointee.byteCount
+        if span.pointee.released { releasedBytes &-= span.pointee.byteCount }
+    }
+
+    /// The smallest free span of at least `pages` pages, or nil.
+    private func findFree(_ pages: UInt) -> UnsafeMutablePointer<Span>? {
+        if pages <= UInt(PageHeap.maxListedPages) {
+            var n = Int(pages)
+            while n <= PageHeap.maxListedPages {
+                if let span = freeLists[n].head { return span }
+                n += 1
+            }
+        }
+        var best: UnsafeMutablePointer<Span>? = nil
+        var cursor = freeLists[0].head
+        while let span = cursor {
+            let count = span.pointee.pageCount
+            if count >= pages && (best == nil || count < best!.pointee.pageCount
+                || (count == best!.pointee.pageCount && span.pointee.firstPage < best!.pointee.firstPage)) {
+                best = span
+            }
+            cursor = span.pointee.next
+        }
+        return best
+    }
+
+    /// Maps a new region of at least `pages` pages and adds it as a free span.
+    private mutating func grow(_ pages: UInt) -> Bool {
+        let want = max(pages, UInt(PageHeap.regionPages))
+        let bytes = Int(want) << Page.shift
+        guard let memory = OSMemory.mapAligned(bytes, alignment: Page.size) else {
+            if want == pages { return false }
+            // Fall back to exactly what is needed.
+            let exact = Int(pages) << Page.shift
+            guard let m = OSMemory.mapAligned(exact, alignment: Page.size) else { return false }
+            regionBytes &+= UInt(exact)
+            freeSpan(newSpanRecord(first: Page.number(of: UInt(bitPattern: m)), count: pages), release: false)
+            return true
+        }
+        regionBytes &+= UInt(bytes)
+        freeSpan(newSpanRecord(first: Page.number(of: UInt(bitPattern: memory)), count: want), release: false)
+        return true
+    }
+
+    // MARK: allocation (lock held by the caller)
+
+    /// A span of exactly `pages` pages, state `.large`, registered at its first
+    /// page; nil when the OS has no memory. `locked`: page heap lock held.
+    mutating func allocateLocked(pages: UInt) -> UnsafeMutablePointer<Span>? {
+        if pages == 0 || pages > (UInt(1) << UInt(PageMap.pageBits)) { return nil }
+        var found = findFree(pages)
+        if found == nil {
+            guard grow(pages) else { return nil }
+            found = findFree(pages)
+        }
+        guard let span = found else { return nil }
+        removeFree(span)
+        if span.pointee.pageCount > pages {
+            // Keep the front, give the tail back.
+            let rest = newSpanRecord(first: span.pointee.firstPage &+ pages, count: span.pointee.pageCount &- pages)
+            rest.pointee.released = span.pointee.released
+            span.pointee.pageCount = pages
+            insertFree(rest)
+        }
+        span.pointee.state = .large
+        span.pointee.released = false
+        pageMap.set(page: span.pointee.firstPage, span: span)
+        return span
+    }
+
+    /// A span of `pages` pages whose start is aligned to `alignPages` pages.
+    mutating func allocateAlignedLocked(pages: UInt, alignPages: UInt) -> UnsafeMutablePointer<Span>? {
+        if alignPages <= 1 { return allocateLocked(pages: pages) }
+        let (padded, overflow) = pages.addingReportingOverflow(alignPages &- 1)
+        if overflow { return nil }
+        guard let span = allocateLocked(pages: padded) else { return nil }
+        let first = span.pointee.firstPage
+        let alignedFirst = (first &+ alignPages &- 1) & ~(alignPages &- 1)
+        let lead = alignedFirst &- first
+        let trail = padded &- lead &- pages
+        if lead > 0 {
+            let head = newSpanRecord(first: first, count: lead)
+            freeSpan(head, release: false)
+        }
+        if trail > 0 {
+            let tail = newSpanRecord(first: alignedFirst &+ pages, count: trail)
+            freeSpan(tail, release: false)
+        }
+        span.pointee.firstPage = alignedFirst
+        span.pointee.pageCount = pages
+        span.pointee.state = .large
+        pageMap.set(page: alignedFirst, span: span)
+        return span
+    }
+
+    /// Returns a span's pages to the heap, coalescing with free neighbours.
+    /// `release`: give long runs back to the OS now.
+    mutating func freeSpan(_ span: UnsafeMutablePointer<Span>, release: Bool = true) {
+        var first = span.pointee.firstPage
+        var count = span.pointee.pageCount
+        let freedPages = count
+        var dirty = !span.pointee.released   // pages that may hold data
+        var anyReleased = span.pointee.released
+
+        if first > 0, let left = pageMap.span(ofPage: first &- 1),
+           left.pointee.state == .free, left.pointee.contains(page: first &- 1),
+           left.pointee.firstPage &+ left.pointee.pageCount == first {
+            removeFree(left)
+            first = left.pointee.firstPage
+            count &+= left.pointee.pageCount
+            if left.pointee.released { anyReleased = true } else { dirty = true }
+            recycle(left)
+        }
+        let after = first &+ count
+        if let right = pageMap.span(ofPage: after),
+           right.pointee.state == .free, right.pointee.firstPage == after {
+            removeFree(right)
+            count &+= right.pointee.pageCount
+            if right.pointee.released { anyReleased = true } else { dirty = true }
+            recycle(right)
+        }
+        span.pointee.firstPage = first
+        span.pointee.pageCount = count
+        span.pointee.next = nil
+        span.pointee.prev = nil
+        span.pointee.freeObjects = nil
+        span.pointee.liveObjects = 0
+        span.pointee.inPartialList = false
+        // A coalesced span counts as released only if every part was.
+        span.pointee.released = anyReleased && !dirty
+        // Give the run back now if the freed span alone was long, or if the
+        // heap holds too many dirty free pages; otherwise keep it for reuse
+        // (an allocate/free loop should not pay a page fault per page).
+        let dirtyFree = freeBytes &- releasedBytes &+ span.pointee.byteCount
+        if release && !span.pointee.released
+            && (freedPages >= UInt(PageHeap.releaseRunPages) || dirtyFree > PageHeap.maxDirtyBytes) {
+            OSMemory.release(span.pointee.start, Int(span.pointee.byteCount))
+            span.pointee.released = true
+        }
+        insertFree(span)
+    }
+
+    /// Gives every free page back to the OS. Returns the bytes released.
+    mutating func releaseAllLocked() -> UInt {
+        var released: UInt = 0
+        for i in 0...PageHeap.maxListedPages {
+            var cursor = freeLists[i].head
+            while let span = cursor {
+                cursor = span.pointee.next
+                if !span.pointee.released {
+                    OSMemory.release(span.pointee.start, Int(span.pointee.byteCount))
+                    span.pointee.released = true
+                    releasedBytes &+= span.pointee.byteCount
+                    released &+= span.pointee.byteCount
+                }
+            }
+        }
+        return released
+    }
+
+    // MARK: small spans (called by central free lists)
+
+    /// A span for `pages` pages of objects of `sizeClass`, every page mapped
+    /// to it in the page map.
+    mutating func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> UnsafeMutablePointer<Span>? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let span = allocateLocked(pages: pages) else { return nil }
+        span.pointee.state = .small
+        span.pointee.sizeClass = sizeClass
+        pageMap.setRange(span, sizeClass: sizeClass)
+        return span
+    }
+
+    /// Takes back a small span whose objects have all come home.
+    mutating func freeSmallSpan(_ span: UnsafeMutablePointer<Span>) {
+        lock.lock()
+        defer { lock.unlock() }
+        pageMap.setRange(span, sizeClass: 0)
+        freeSpan(span)
+    }
+
+    // MARK: directly mapped allocations
+
+    /// Maps `bytes` for one allocation, aligned to `alignment` (>= page size).
+    mutating func mapLarge(bytes: Int, alignment: Int) -> UnsafeMutablePointer<Span>? {
+        let systemPage = Int(sm_os_page_size())
+        let (rounded, overflow) = bytes.addingReportingOverflow(systemPage - 1)
+        if overflow { return nil }
+        let length = rounded & ~(systemPage - 1)
+        guard let memory = OSMemory.mapAligned(length, alignment: max(alignment, Page.size)) else { return nil }
+        lock.lock()
+        defer { lock.unlock() }
+        let span = newSpanRecord(first: Page.number(of: UInt(bitPattern: memory)),
+                                 count: UInt(Page.count(for: length)!))
+        span.pointee.state = .mapped
+        span.pointee.mappedStart = UInt(bitPattern: memory)
+        span.pointee.mappedBytes = UInt(length)
+        pageMap.set(page: span.pointee.firstPage, span: span)
+        directBytes &+= UInt(length)
+        return span
+    }
+
+    /// Forgets a directly mapped allocation (page heap lock held); the caller
+    /// unmaps the returned range after releasing the lock.
+    mutating func forgetMappedLocked(_ span: UnsafeMutablePointer<Span>) -> (UnsafeMutableRawPointer, UInt) {
+        let start = UnsafeMutableRawPointer(bitPattern: span.pointee.mappedStart)!
+        let length = span.pointee.mappedBytes
+        pageMap.clear(page: span.pointee.firstPage)
+        directBytes &-= length
+        recycle(span)
+        return (start, length)
+    }
+
+    /// Grows or shrinks a directly mapped allocation in place or by moving it
+    /// (mremap). Returns the new start, or nil (the old mapping is intact).
+    mutating func remapLarge(_ span: UnsafeMutablePointer<Span>, bytes: Int) -> UnsafeMutableRawPointer? {
+        let systemPage = Int(sm_os_page_size())
+        let (rounded, overflow) = bytes.addingReportingOverflow(systemPage - 1)
+        if overflow { return nil }
+        let length = rounded & ~(systemPage - 1)
+        lock.lock()
+        defer { lock.unlock() }
+        let oldLength = span.pointee.mappedBytes
+        let oldStart = UnsafeMutableRawPointer(bitPattern: span.pointee.mappedStart)!
+        guard let memory = sm_os_remap(oldStart, Int(oldLength), length) else { return nil }
+        // mremap keeps only the system page alignment: the start may lie
+        // inside one of our pages, which is why mapped spans keep mappedStart.
+        pageMap.clear(page: span.pointee.firstPage)
+        span.pointee.firstPage = Page.number(of: UInt(bitPattern: memory))
+        span.pointee.pageCount = UInt(Page.count(for: length)!)
+        span.pointee.mappedStart = UInt(bitPattern: memory)
+        span.pointee.mappedBytes = UInt(length)
+        directBytes = directBytes &- oldLength &+ UInt(length)
+        pageMap.set(page: span.pointee.firstPage, span: span)
+        return memory
+    }
+
+    // MARK: lookups
+
+    /// The span holding `address` if it is the start of a live large or mapped
+    /// allocation; nil otherwise. Page heap lock held.
+    func largeSpanLocked(startingAt address: UInt) -> UnsafeMutablePointer<Span>? {
+        let page = Page.number(of: address)
+        guard let span = pageMap.span(ofPage: page) else { return nil }
+        let state = span.pointee.state
+        guard state == .large || state == .mapped, span.pointee.firstPage == page,
+              span.pointee.allocationStart == address else { return nil }
+        return span
+    }
+}

@@ -1,0 +1,104 @@
+// The page map: from any address to the span that holds it, and to the size
+// class of its objects, in O(1) with no header in the objects.
+//
+// A two-level radix tree over the 35-bit page numbers of 48-bit addresses:
+// a root of 2^17 leaf pointers, each leaf covering 2^18 pages (2 GiB) with a
+// span pointer and a size-class byte per page. Leaves are mapped on demand
+// and never freed, so lock-free readers (free, malloc_usable_size) always
+// read valid memory. Writers hold the page heap lock.
+//
+// What is recorded: every page of a small span (objects anywhere in it are
+// freed through it), the first page of an in-use large span (only its start
+// is a valid pointer), and the first and last page of a free span (its
+// neighbours find it there to coalesce). Entries for other pages may be
+// stale; readers check the span's range and state before trusting them.
+import SwiftMallocShims
+
+struct PageMap {
+    static let addressBits = 48
+    static let pageBits = addressBits - Page.shift      // 35
+    static let leafBits = 18
+    static let rootBits = pageBits - leafBits           // 17
+    static let leafEntries = 1 << leafBits
+    static let rootEntries = 1 << rootBits
+    static let leafBytes = leafEntries * (MemoryLayout<UnsafeMutablePointer<Span>?>.stride + 1)
+
+    /// root[i] is the base of leaf i: `leafEntries` span pointers followed by
+    /// `leafEntries` size-class bytes.
+    var root: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    var mappedBytes: UInt = 0
+
+    init?() {
+        let bytes = PageMap.rootEntries * MemoryLayout<UnsafeMutableRawPointer?>.stride
+        guard let memory = OSMemory.map(bytes) else { return nil }
+        root = memory.bindMemory(to: UnsafeMutableRawPointer?.self, capacity: PageMap.rootEntries)
+        mappedBytes = UInt(bytes)
+    }
+
+    @inline(__always)
+    private func leaf(of page: UInt) -> UnsafeMutableRawPointer? {
+        let index = page >> UInt(PageMap.leafBits)
+        if index >= UInt(PageMap.rootEntries) { return nil }
+        return root[Int(index)]
+    }
+
+    /// The size class of the objects on `page`; 0 for anything that is not a
+    /// small span (large, free, unknown). The free fast path's only lookup.
+    @inline(__always)
+    func sizeClass(ofPage page: UInt) -> UInt8 {
+        guard let leaf = leaf(of: page) else { return 0 }
+        let classes = leaf + PageMap.leafEntries * MemoryLayout<UnsafeMutablePointer<Span>?>.stride
+        return classes.load(fromByteOffset: Int(page & UInt(PageMap.leafEntries - 1)), as: UInt8.self)
+    }
+
+    /// The span recorded for `page`, possibly stale (see above).
+    @inline(__always)
+    func span(ofPage page: UInt) -> UnsafeMutablePointer<Span>? {
+        guard let leaf = leaf(of: page) else { return nil }
+        return leaf.load(fromByteOffset: Int(page & UInt(PageMap.leafEntries - 1)) &* 8,
+                         as: UnsafeMutablePointer<Span>?.self)
+    }
+
+    /// Makes sure the leaf for `page` exists (page heap lock held).
+    private mutating func ensureLeaf(for page: UInt) -> UnsafeMutableRawPointer {
+        let index = Int(page >> UInt(PageMap.leafBits))
+        if index >= PageMap.rootEntries { fatal("address outside the 48-bit page map") }
+        if let leaf = root[index] { return leaf }
+        guard let leaf = OSMemory.map(PageMap.leafBytes) else { fatal("out of memory for the page map") }
+        mappedBytes &+= UInt(PageMap.leafBytes)
+        sm_atomic_store_ptr(UnsafeMutableRawPointer(root + index).assumingMemoryBound(to: UnsafeMutableRawPointer?.self), leaf)
+        return leaf
+    }
+
+    /// Records `span` (and `sizeClass`) for one page.
+    mutating func set(page: UInt, span: UnsafeMutablePointer<Span>?, sizeClass: UInt8 = 0) {
+        let leaf = ensureLeaf(for: page)
+        let slot = Int(page & UInt(PageMap.leafEntries - 1))
+        leaf.storeBytes(of: span, toByteOffset: slot &* 8, as: UnsafeMutablePointer<Span>?.self)
+        leaf.storeBytes(of: sizeClass, toByteOffset: PageMap.leafEntries &* 8 &+ slot, as: UInt8.self)
+    }
+
+    /// Records `span` for every page of it, with `sizeClass`.
+    mutating func setRange(_ span: UnsafeMutablePointer<Span>, sizeClass: UInt8) {
+        var page = span.pointee.firstPage
+        let end = page &+ span.pointee.pageCount
+        while page < end {
+            set(page: page, span: span, sizeClass: sizeClass)
+            page &+= 1
+        }
+    }
+
+    /// Records `span` at its first and last page with size class 0.
+    mutating func setEnds(_ span: UnsafeMutablePointer<Span>) {
+        set(page: span.pointee.firstPage, span: span)
+        set(page: span.pointee.lastPage, span: span)
+    }
+
+    /// Forgets one page.
+    mutating func clear(page: UInt) {
+        guard let leaf = leaf(of: page) else { return }
+        let slot = Int(page & UInt(PageMap.leafEntries - 1))
+        leaf.storeBytes(of: nil, toByteOffset: slot &* 8, as: UnsafeMutablePointer<Span>?.self)
+        leaf.storeBytes(of: 0, toByteOffset: PageMap.leafEntries &* 8 &+ slot, as: UInt8.self)
+    }
+}

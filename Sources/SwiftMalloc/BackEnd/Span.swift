@@ -1,0 +1,67 @@
+// A span: a run of contiguous pages, the page heap's unit of allocation.
+//
+// A span is free (in a page-heap free list), carved into small objects of one
+// size class (owned by that class's central list), one large allocation, or a
+// large allocation mapped directly from the OS. Span records live in metadata
+// memory and are recycled, never unmapped, so a stale page-map entry always
+// points at a readable record (which is why `free` can validate pointers).
+
+enum SpanState: UInt8 {
+    case unused = 0      // record on the recycling list
+    case free = 1        // pages in the page heap
+    case small = 2       // carved into objects of `sizeClass`
+    case large = 3       // one allocation of whole pages from the page heap
+    case mapped = 4      // one allocation mapped directly with mmap
+}
+
+struct Span {
+    var firstPage: UInt = 0
+    var pageCount: UInt = 0
+    var next: UnsafeMutablePointer<Span>? = nil
+    var prev: UnsafeMutablePointer<Span>? = nil
+
+    // Small spans: free objects come from `freeObjects` first, then from the
+    // never-used tail [bumpNext, bumpEnd), carved lazily so that a new span
+    // touches no memory until its objects are used.
+    var freeObjects: ObjectPointer? = nil
+    var bumpNext: UInt = 0
+    var bumpEnd: UInt = 0
+    var liveObjects: UInt32 = 0     // objects out of the span (in caches or in use)
+    var sizeClass: UInt8 = 0
+    var state: SpanState = .unused
+    /// Free spans: the pages were given back to the OS (madvise) and are zero.
+    var released: Bool = false
+    /// Small spans: linked in the central list's partial list.
+    var inPartialList: Bool = false
+    /// Mapped spans: where the mapping starts (aligned to the system page,
+    /// which after mremap may be inside `firstPage`) and its length.
+    var mappedStart: UInt = 0
+    var mappedBytes: UInt = 0
+
+    @inline(__always) var startAddress: UInt { Page.address(of: firstPage) }
+    @inline(__always) var start: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: startAddress)! }
+    /// The address handed to the program for a large or mapped span.
+    @inline(__always) var allocationStart: UInt { state == .mapped ? mappedStart : startAddress }
+    @inline(__always) var byteCount: UInt { pageCount << UInt(Page.shift) }
+    @inline(__always) var lastPage: UInt { firstPage &+ pageCount &- 1 }
+    @inline(__always) func contains(page: UInt) -> Bool { page >= firstPage && page &- firstPage < pageCount }
+
+    /// Takes one free object from a small span, or nil when it is exhausted.
+    @inline(__always)
+    mutating func takeObject(size: UInt) -> ObjectPointer? {
+        if let object = freeObjects {
+            freeObjects = object.nextFree
+            liveObjects &+= 1
+            return object
+        }
+        if bumpNext &+ size <= bumpEnd {
+            let object = UnsafeMutableRawPointer(bitPattern: bumpNext)
+            bumpNext &+= size
+            liveObjects &+= 1
+            return object
+        }
+        return nil
+    }
+
+    @inline(__always) var hasFreeObjects: Bool { freeObjects != nil || bumpNext < bumpEnd }
+}

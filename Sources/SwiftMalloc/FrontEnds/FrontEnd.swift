@@ -1,0 +1,117 @@
+// The front end: where small objects come from and go back to first.
+//
+// One is chosen at start-up (Configuration) and fixed for the process; the
+// fast paths switch on that value (a byte in the heap), never on an
+// existential or a closure.
+//
+//   thread   each thread has an ObjectCache (ThreadState.cache).
+//
+// Every path counts into the calling thread's ThreadState, so counters need
+// no atomics; a thread without a record gets one at its first call.
+
+enum FrontEnd {
+    /// A small object of `sizeClass` (`size` bytes), or nil (out of memory).
+    @inline(__always)
+    static func allocate(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int, size: Int) -> ObjectPointer? {
+        if let state = ThreadState.current {
+            if let object = state.pointee.cache.pop(sizeClass, size: size) {
+                state.pointee.counters.fastHits &+= 1
+                state.pointee.counters.allocatedBytes &+= UInt64(size)
+                return object
+            }
+        }
+        return allocateSlow(heap, sizeClass, size: size)
+    }
+
+    @inline(never)
+    static func allocateSlow(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int, size: Int) -> ObjectPointer? {
+        guard let state = currentOrRegister() else {
+            // The thread is exiting: serve from the middle directly.
+            let (object, _) = Middle.fetch(sizeClass, count: 1)
+            if object != nil {
+                ThreadRegistry.countExited { $0.fastMisses &+= 1; $0.allocatedBytes &+= UInt64(size) }
+            }
+            return object
+        }
+        if let object = state.pointee.cache.pop(sizeClass, size: size) {
+            state.pointee.counters.fastHits &+= 1
+            state.pointee.counters.allocatedBytes &+= UInt64(size)
+            return object
+        }
+        let batch = UInt32(heap.pointee.sizeClasses.batch[sizeClass])
+        guard let object = state.pointee.cache.refill(sizeClass, size: size, batchSize: batch) else { return nil }
+        state.pointee.counters.fastMisses &+= 1
+        state.pointee.counters.allocatedBytes &+= UInt64(size)
+        return object
+    }
+
+    /// Takes back a small object of `sizeClass`.
+    @inline(__always)
+    static func deallocate(_ heap: UnsafeMutablePointer<Heap>, _ object: ObjectPointer, _ sizeClass: Int) {
+        if let state = ThreadState.current {
+            let size = Int(heap.pointee.sizeClasses.sizes[sizeClass])
+            state.pointee.counters.frees &+= 1
+            state.pointee.counters.freedBytes &+= UInt64(size)
+            if state.pointee.cache.push(object, sizeClass, size: size) { return }
+            overflow(heap, state, sizeClass, size: size)
+            return
+        }
+        deallocateSlow(heap, object, sizeClass)
+    }
+
+    @inline(never)
+    static func overflow(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>, _ sizeClass: Int, size: Int) {
+        let table = heap.pointee.sizeClasses
+        state.pointee.cache.overflow(sizeClass, size: size, batchSize: UInt32(table.batch[sizeClass]),
+                                     sizes: table.sizes, classCount: table.count)
+    }
+
+    @inline(never)
+    static func deallocateSlow(_ heap: UnsafeMutablePointer<Heap>, _ object: ObjectPointer, _ sizeClass: Int) {
+        let size = Int(heap.pointee.sizeClasses.sizes[sizeClass])
+        guard let state = currentOrRegister() else {
+            object.nextFree = nil
+            Middle.release(sizeClass, chain: object, count: 1)
+            ThreadRegistry.countExited { $0.frees &+= 1; $0.freedBytes &+= UInt64(size) }
+            return
+        }
+        state.pointee.counters.frees &+= 1
+        state.pointee.counters.freedBytes &+= UInt64(size)
+        if !state.pointee.cache.push(object, sizeClass, size: size) { overflow(heap, state, sizeClass, size: size) }
+    }
+
+    /// The calling thread's record, registering it at its first call; nil
+    /// once its exit handler has run.
+    @inline(__always)
+    static func currentOrRegister() -> UnsafeMutablePointer<ThreadState>? {
+        if let state = ThreadState.current { return state }
+        if ThreadState.hasExited { return nil }
+        return ThreadRegistry.registerCurrentThread()
+    }
+
+    /// Counts a large allocation or free for the calling thread.
+    static func countLarge(allocatedBytes: Int) {
+        if let state = currentOrRegister() {
+            state.pointee.counters.largeAllocations &+= 1
+            state.pointee.counters.allocatedBytes &+= UInt64(allocatedBytes)
+        } else {
+            ThreadRegistry.countExited { $0.largeAllocations &+= 1; $0.allocatedBytes &+= UInt64(allocatedBytes) }
+        }
+    }
+
+    static func countLargeFree(freedBytes: Int) {
+        if let state = currentOrRegister() {
+            state.pointee.counters.frees &+= 1
+            state.pointee.counters.freedBytes &+= UInt64(freedBytes)
+        } else {
+            ThreadRegistry.countExited { $0.frees &+= 1; $0.freedBytes &+= UInt64(freedBytes) }
+        }
+    }
+
+    /// Returns the calling thread's cached objects to the middle (trim).
+    static func flushCurrentThread(_ heap: UnsafeMutablePointer<Heap>) {
+        guard let state = ThreadState.current else { return }
+        let table = heap.pointee.sizeClasses
+        state.pointee.cache.flushAll(sizes: table.sizes, classCount: table.count)
+    }
+}

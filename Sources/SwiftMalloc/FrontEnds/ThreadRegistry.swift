@@ -1,0 +1,102 @@
+// The registry of live threads' records, and the totals of exited ones.
+//
+// Stats, trim and fork walk it; threads join it at their first allocation
+// and leave it from their pthread key destructor, handing their cache back
+// to the middle, so a short-lived thread loses nothing.
+import SwiftMallocShims
+
+struct ThreadRegistry {
+    var lock = Lock()
+    var live: UnsafeMutablePointer<ThreadState>? = nil
+    var unused: UnsafeMutablePointer<ThreadState>? = nil
+    /// Counters of exited threads and of calls made after a thread's exit.
+    var exited = ThreadCounters()
+    var threadsSeen: UInt64 = 0
+    var threadsLive: UInt64 = 0
+
+    /// Registers the calling thread; returns its record.
+    static func registerCurrentThread() -> UnsafeMutablePointer<ThreadState> {
+        let heap = Heap.shared
+        let classCount = heap.pointee.sizeClasses.count
+        let registry = heap.pointee.threads
+        registry.pointee.lock.lock()
+        var record = registry.pointee.unused
+        if let r = record {
+            registry.pointee.unused = r.pointee.next
+        }
+        registry.pointee.lock.unlock()
+        if record == nil {
+            let bytes = MemoryLayout<ThreadState>.stride + classCount * MemoryLayout<CacheList>.stride
+            let raw = heap.pointee.metadata.pointee.allocate(bytes)
+            record = raw.bindMemory(to: ThreadState.self, capacity: 1)
+        }
+        let state = record!
+        let lists = (UnsafeMutableRawPointer(state) + MemoryLayout<ThreadState>.stride)
+            .bindMemory(to: CacheList.self, capacity: classCount)
+        state.initialize(to: ThreadState(cache: ObjectCache(lists: lists, classCount: classCount,
+                                                              budget: heap.pointee.config.threadCacheBytes)))
+        state.pointee.threadID = sm_gettid()
+        // Visible to this thread before anything below can call malloc again.
+        sm_tls_thread_set(UnsafeMutableRawPointer(state))
+
+        registry.pointee.lock.lock()
+        state.pointee.next = registry.pointee.live
+        if let head = registry.pointee.live { head.pointee.prev = state }
+        registry.pointee.live = state
+        registry.pointee.threadsSeen &+= 1
+        registry.pointee.threadsLive &+= 1
+        registry.pointee.lock.unlock()
+
+        // Arms the exit handler (may allocate inside glibc: the TLS slot is set).
+        _ = sm_thread_key_set(UnsafeMutableRawPointer(state))
+        return state
+    }
+
+    /// Takes a record out of the registry: its cache goes to the middle, its
+    /// counters to the exited totals.
+    static func retire(_ state: UnsafeMutablePointer<ThreadState>) {
+        let heap = Heap.shared
+        state.pointee.cache.flushAll(sizes: heap.pointee.sizeClasses.sizes, classCount: heap.pointee.sizeClasses.count)
+        let registry = heap.pointee.threads
+        registry.pointee.lock.lock()
+        if let p = state.pointee.prev { p.pointee.next = state.pointee.next } else { registry.pointee.live = state.pointee.next }
+        if let n = state.pointee.next { n.pointee.prev = state.pointee.prev }
+        registry.pointee.exited.add(state.pointee.counters)
+        registry.pointee.threadsLive &-= 1
+        state.pointee.prev = nil
+        state.pointee.next = registry.pointee.unused
+        registry.pointee.unused = state
+        registry.pointee.lock.unlock()
+    }
+
+    /// Counters of calls made by a thread after its exit handler ran.
+    static func countExited(_ update: (inout ThreadCounters) -> Void) {
+        let registry = Heap.shared.pointee.threads
+        registry.pointee.lock.lock()
+        update(&registry.pointee.exited)
+        registry.pointee.lock.unlock()
+    }
+
+    /// Sum of every thread's counters, live and exited.
+    static func totals() -> ThreadCounters {
+        let registry = Heap.shared.pointee.threads
+        registry.pointee.lock.lock()
+        var sum = registry.pointee.exited
+        var cursor = registry.pointee.live
+        while let state = cursor {
+            sum.add(state.pointee.counters)
+            cursor = state.pointee.next
+        }
+        registry.pointee.lock.unlock()
+        return sum
+    }
+}
+
+/// The pthread key destructor: the thread is exiting.
+func threadDidExit(_ value: UnsafeMutableRawPointer?) {
+    guard let value, UInt(bitPattern: value) > ThreadState.exitedMarker else { return }
+    let state = value.assumingMemoryBound(to: ThreadState.self)
+    // From here on this thread's calls bypass caches (see ThreadState).
+    sm_tls_thread_set(UnsafeMutableRawPointer(bitPattern: ThreadState.exitedMarker))
+    ThreadRegistry.retire(state)
+}

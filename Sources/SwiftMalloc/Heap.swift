@@ -1,0 +1,125 @@
+// The allocator's root: every structure, reached from one pointer that the
+// C shim holds (`sm_heap_root`), built on the first call.
+//
+//   front ends  (FrontEnds/)   ThreadState, ObjectCache, FrontEnd dispatch
+//   middle      (Middle/)      size classes, transfer caches, central lists
+//   back end    (BackEnd/)     page heap, page map, spans, metadata
+//   platform    (Platform/)    OS memory, locks, fatal errors
+import SwiftMallocShims
+
+struct Heap {
+    var metadata: UnsafeMutablePointer<MetadataArena>
+    var pageHeap: UnsafeMutablePointer<PageHeap>
+    /// Read-only copy of the page heap's page map (same tree) for lookups.
+    var pageMap: PageMap
+    var sizeClasses: SizeClassTable
+    var central: UnsafeMutablePointer<CentralFreeList>
+    var transfer: UnsafeMutablePointer<TransferCache>
+    var threads: UnsafeMutablePointer<ThreadRegistry>
+    var config: Configuration
+    var frontEnd: FrontEndKind
+    var statsScratch: StatsScratch
+
+    /// The heap; only valid once `ensureInitialized` has returned it.
+    @inline(__always)
+    static var shared: UnsafeMutablePointer<Heap> {
+        sm_heap_get().unsafelyUnwrapped.assumingMemoryBound(to: Heap.self)
+    }
+
+    @inline(__always) static var metadata: UnsafeMutablePointer<MetadataArena> { shared.pointee.metadata }
+    @inline(__always) static var pageHeap: UnsafeMutablePointer<PageHeap> { shared.pointee.pageHeap }
+
+    /// The heap, built on first use.
+    @inline(__always)
+    static func ensureInitialized() -> UnsafeMutablePointer<Heap> {
+        if let root = sm_heap_get() { return root.assumingMemoryBound(to: Heap.self) }
+        return initializeSlow()
+    }
+
+    @inline(never)
+    static func initializeSlow() -> UnsafeMutablePointer<Heap> {
+        sm_lock(sm_init_lock_get())
+        if let root = sm_heap_get() {
+            sm_unlock(sm_init_lock_get())
+            return root.assumingMemoryBound(to: Heap.self)
+        }
+        // Everything below uses mmap directly: there is no heap yet.
+        guard let arenaMemory = OSMemory.map(MetadataArena.chunkSize) else { fatal("cannot map initial metadata") }
+        let arena = arenaMemory.bindMemory(to: MetadataArena.self, capacity: 1)
+        arena.initialize(to: MetadataArena())
+        arena.pointee.cursor = UInt(bitPattern: arenaMemory) + UInt(MemoryLayout<MetadataArena>.stride)
+        arena.pointee.end = UInt(bitPattern: arenaMemory) + UInt(MetadataArena.chunkSize)
+        arena.pointee.mappedBytes = UInt(MetadataArena.chunkSize)
+
+        let heap = arena.pointee.allocateArray(of: Heap.self, count: 1)
+        var config = Configuration.fromEnvironment()
+        config.captureStatsPath(metadata: &arena.pointee)
+        let statsScratch = StatsScratch(metadata: &arena.pointee)
+        let table = SizeClassTable(metadata: &arena.pointee)
+        let pageHeap = arena.pointee.allocateArray(of: PageHeap.self, count: 1)
+        guard let ph = PageHeap(metadata: &arena.pointee) else { fatal("cannot map the page map") }
+        pageHeap.initialize(to: ph)
+        let central = arena.pointee.allocateArray(of: CentralFreeList.self, count: table.count)
+        let transfer = arena.pointee.allocateArray(of: TransferCache.self, count: table.count)
+        for c in 0..<table.count {
+            central.advanced(by: c).initialize(to: CentralFreeList(sizeClass: c, table: table))
+            let size = c == 0 ? 8 : table.size(of: c)
+            let batch = c == 0 ? 2 : Int(table.batch[c])
+            transfer.advanced(by: c).initialize(to: TransferCache(batchSize: batch, objectSize: size, metadata: &arena.pointee))
+        }
+        let threads = arena.pointee.allocateArray(of: ThreadRegistry.self, count: 1)
+        threads.initialize(to: ThreadRegistry())
+        heap.initialize(to: Heap(metadata: arena, pageHeap: pageHeap, pageMap: ph.pageMap, sizeClasses: table,
+                                 central: central, transfer: transfer, threads: threads,
+                                 config: config, frontEnd: config.frontEnd, statsScratch: statsScratch))
+        _ = sm_thread_key_create(threadDidExit)
+        sm_heap_set(UnsafeMutableRawPointer(heap))
+        sm_unlock(sm_init_lock_get())
+
+        // From here on malloc works; what follows may allocate (glibc).
+        config.reportProblems()
+        _ = sm_register_atfork(forkPrepare, forkParent, forkChild)
+        return heap
+    }
+
+    /// Every lock of the heap, in the order they nest: registry, transfer
+    /// caches, central lists, page heap, metadata.
+    func forEachLock(_ body: (UnsafeMutablePointer<Lock>) -> Void) {
+        body(&threads.pointee.lock)
+        for c in 0..<sizeClasses.count { body(&transfer[c].lock) }
+        for c in 0..<sizeClasses.count { body(&central[c].lock) }
+        body(&pageHeap.pointee.lock)
+        body(&metadata.pointee.lock)
+    }
+}
+
+// MARK: fork
+//
+// The child of a fork has one thread; any lock another thread held at the
+// fork would stay held forever. So the parent takes every lock before fork
+// and both sides release them after. In the child, the records of the
+// threads that did not come along are retired: their caches go back to the
+// middle instead of being lost.
+
+private func forkPrepare() {
+    guard let root = sm_heap_get() else { return }
+    root.assumingMemoryBound(to: Heap.self).pointee.forEachLock { $0.pointee.lock() }
+}
+
+private func forkParent() {
+    guard let root = sm_heap_get() else { return }
+    root.assumingMemoryBound(to: Heap.self).pointee.forEachLock { $0.pointee.unlock() }
+}
+
+private func forkChild() {
+    guard let root = sm_heap_get() else { return }
+    let heap = root.assumingMemoryBound(to: Heap.self)
+    heap.pointee.forEachLock { $0.pointee.reset() }
+    let me = ThreadState.current
+    let registry = heap.pointee.threads
+    var cursor = registry.pointee.live
+    while let state = cursor {
+        cursor = state.pointee.next
+        if state != me { ThreadRegistry.retire(state) }
+    }
+}

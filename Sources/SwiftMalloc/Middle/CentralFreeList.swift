@@ -1,0 +1,96 @@
+// The central free list of one size class: the spans carved into its objects.
+//
+// Caches take objects out and bring them back in batches. A span with free
+// objects sits in the partial list; a span whose objects are all out leaves
+// it; a span whose objects have all come back goes to the page heap.
+import SwiftMallocShims
+
+struct CentralFreeList {
+    var lock = Lock()
+    var sizeClass: UInt8 = 0
+    var objectSize: UInt = 0
+    var spanPages: UInt = 0
+    var partial = SpanList()
+    // Statistics (lock held to write).
+    var spans: UInt = 0
+    var freeObjects: UInt = 0   // free objects held in this list's spans (excluding never-carved ones)
+
+    init(sizeClass: Int, table: SizeClassTable) {
+        self.sizeClass = UInt8(sizeClass)
+        objectSize = UInt(table.size(of: sizeClass))
+        spanPages = UInt(table.pages[sizeClass])
+    }
+
+    /// Takes up to `count` objects as a NULL-terminated chain. Returns the
+    /// chain and how many it holds (0 only when the OS has no memory).
+    mutating func removeRange(_ count: UInt32) -> (head: ObjectPointer?, count: UInt32) {
+        lock.lock()
+        defer { lock.unlock() }
+        var head: ObjectPointer? = nil
+        var taken: UInt32 = 0
+        while taken < count {
+            var span = partial.head
+            if span == nil {
+                guard let fresh = newSpan() else { break }
+                span = fresh
+            }
+            let s = span!
+            while taken < count, let object = s.pointee.takeObject(size: objectSize) {
+                object.nextFree = head
+                head = object
+                taken &+= 1
+            }
+            if !s.pointee.hasFreeObjects {
+                partial.remove(s)
+                s.pointee.inPartialList = false
+            }
+        }
+        return (head, taken)
+    }
+
+    /// A new span for this class, already in the partial list.
+    private mutating func newSpan() -> UnsafeMutablePointer<Span>? {
+        // The page heap has its own lock; taking it under ours is the one
+        // lock order of the middle (central -> page heap).
+        guard let span = Heap.pageHeap.pointee.allocateSmallSpan(pages: spanPages, sizeClass: sizeClass) else { return nil }
+        span.pointee.bumpNext = span.pointee.startAddress
+        span.pointee.bumpEnd = span.pointee.startAddress &+ (span.pointee.byteCount / objectSize) &* objectSize
+        span.pointee.inPartialList = true
+        partial.pushFront(span)
+        spans &+= 1
+        return span
+    }
+
+    /// Brings back a NULL-terminated chain of objects of this class.
+    mutating func insertRange(_ chain: ObjectPointer) {
+        let pageMap = Heap.shared.pointee.pageMap
+        lock.lock()
+        var cursor: ObjectPointer? = chain
+        while let object = cursor {
+            cursor = object.nextFree
+            let page = Page.number(of: UInt(bitPattern: object))
+            guard let span = pageMap.span(ofPage: page),
+                  span.pointee.state == .small, span.pointee.sizeClass == sizeClass else {
+                lock.unlock()
+                fatal("free(): invalid pointer ", pointer: object)
+            }
+            if span.pointee.liveObjects == 0 {
+                lock.unlock()
+                fatal("free(): double free of ", pointer: object)
+            }
+            object.nextFree = span.pointee.freeObjects
+            span.pointee.freeObjects = object
+            span.pointee.liveObjects &-= 1
+            if span.pointee.liveObjects == 0 {
+                // Every object is home: the pages go back to the page heap.
+                if span.pointee.inPartialList { partial.remove(span) }
+                spans &-= 1
+                Heap.pageHeap.pointee.freeSmallSpan(span)
+            } else if !span.pointee.inPartialList {
+                span.pointee.inPartialList = true
+                partial.pushFront(span)
+            }
+        }
+        lock.unlock()
+    }
+}

@@ -1,0 +1,106 @@
+// Size classes: the sizes small requests are rounded up to.
+//
+// One table, built at start-up from a few rules (a later version reads them
+// from configuration):
+//   * 8, then multiples of 16 up to 128 (every object of 16 bytes or more is
+//     16-byte aligned);
+//   * above 128, eight classes per power of two, so the worst internal waste
+//     of a class, (class - (previous class + 1)) / class, stays under 1/9;
+//   * up to `maxSize` (32 KiB); larger requests are large allocations.
+// Each class has the pages of its spans (the smallest span that wastes at
+// most 1/8 of its bytes on the tail and holds enough objects) and its batch
+// size (objects moved at once between caches and the middle).
+//
+// Lookup is two small byte tables, no division and no search:
+//   size <= 1024:  smallIndex[(size + 7) >> 3]
+//   size <= 32K:   largeIndex[(size + 127) >> 7]
+
+struct SizeClassTable {
+    static let maxSize = 32 * 1024
+    static let maxClasses = 128
+    static let smallLimit = 1024
+    static let smallEntries = (smallLimit + 7) >> 3 + 1          // 129
+    static let largeEntries = (maxSize + 127) >> 7 + 1           // 257
+
+    /// Number of classes, including the unused class 0 (0 means "not small").
+    var count: Int = 0
+    var sizes: UnsafeMutablePointer<UInt32>
+    var pages: UnsafeMutablePointer<UInt8>
+    var batch: UnsafeMutablePointer<UInt16>
+    var smallIndex: UnsafeMutablePointer<UInt8>
+    var largeIndex: UnsafeMutablePointer<UInt8>
+
+    init(metadata: inout MetadataArena) {
+        sizes = metadata.allocateArray(of: UInt32.self, count: SizeClassTable.maxClasses)
+        pages = metadata.allocateArray(of: UInt8.self, count: SizeClassTable.maxClasses)
+        batch = metadata.allocateArray(of: UInt16.self, count: SizeClassTable.maxClasses)
+        smallIndex = metadata.allocateArray(of: UInt8.self, count: SizeClassTable.smallEntries)
+        largeIndex = metadata.allocateArray(of: UInt8.self, count: SizeClassTable.largeEntries)
+        build()
+    }
+
+    /// The class sizes, ascending, from the rules above.
+    static func forEachClassSize(_ body: (Int) -> Void) {
+        body(8)
+        var size = 16
+        while size <= 128 { body(size); size += 16 }
+        var power = 128
+        while power < maxSize {
+            let step = power / 8
+            for k in 1...8 { body(power + k * step) }
+            power *= 2
+        }
+    }
+
+    /// Pages per span for objects of `size`: at least 8 objects (or 64 KiB),
+    /// and a tail waste of at most 1/8 of the span.
+    static func spanPages(forSize size: Int) -> Int {
+        let target = min(size * 8, 64 * 1024)
+        var pages = 1
+        while true {
+            let bytes = pages * Page.size
+            if bytes >= target && (bytes % size) * 8 <= bytes { return pages }
+            pages += 1
+        }
+    }
+
+    /// Objects moved at once between a cache and the middle.
+    static func batchSize(forSize size: Int) -> Int {
+        min(max((64 * 1024) / size, 2), 32)
+    }
+
+    private mutating func build() {
+        var n = 1
+        SizeClassTable.forEachClassSize { size in
+            sizes[n] = UInt32(size)
+            pages[n] = UInt8(SizeClassTable.spanPages(forSize: size))
+            batch[n] = UInt16(SizeClassTable.batchSize(forSize: size))
+            n += 1
+        }
+        count = n
+        // For each index, the smallest class that fits every size mapping to it.
+        var c = 1
+        for i in 0..<SizeClassTable.smallEntries {
+            let maxSizeAtIndex = i << 3
+            while Int(sizes[c]) < maxSizeAtIndex { c += 1 }
+            smallIndex[i] = UInt8(c)
+        }
+        c = 1
+        for i in 0..<SizeClassTable.largeEntries {
+            let maxSizeAtIndex = i << 7
+            while Int(sizes[c]) < maxSizeAtIndex { c += 1 }
+            largeIndex[i] = UInt8(c)
+        }
+    }
+
+    /// The class for a request of `size` bytes (0 ... maxSize).
+    @inline(__always)
+    func sizeClass(for size: Int) -> Int {
+        if size <= SizeClassTable.smallLimit {
+            return Int(smallIndex[(size &+ 7) &>> 3])
+        }
+        return Int(largeIndex[(size &+ 127) &>> 7])
+    }
+
+    @inline(__always) func size(of sizeClass: Int) -> Int { Int(sizes[sizeClass]) }
+}

@@ -1,0 +1,71 @@
+// The transfer cache of one size class: whole batches parked between caches.
+//
+// A cache that overflows hands over one batch (a chain of exactly `batchSize`
+// objects); a cache that runs dry takes one. Moving a batch is a pointer
+// store under a short lock, instead of walking objects into spans. Only
+// when the transfer cache is full or empty does the central list take part.
+
+struct TransferCache {
+    var lock = Lock()
+    var batchSize: UInt32 = 0
+    var used: Int = 0
+    var capacity: Int = 0
+    /// `capacity` slots, each the head of a chain of `batchSize` objects.
+    var slots: UnsafeMutablePointer<ObjectPointer?>
+
+    static let capacityBytes = 1 << 20   // objects parked per class, at most
+
+    init(batchSize: Int, objectSize: Int, metadata: inout MetadataArena) {
+        self.batchSize = UInt32(batchSize)
+        capacity = max(2, min(64, TransferCache.capacityBytes / (batchSize * objectSize)))
+        slots = metadata.allocateArray(of: ObjectPointer?.self, count: capacity)
+    }
+
+    /// Parks a chain of exactly `batchSize` objects; false when full.
+    @inline(__always)
+    mutating func insertBatch(_ chain: ObjectPointer) -> Bool {
+        lock.lock()
+        if used < capacity {
+            slots[used] = chain
+            used &+= 1
+            lock.unlock()
+            return true
+        }
+        lock.unlock()
+        return false
+    }
+
+    /// Takes a parked chain of `batchSize` objects, or nil when empty.
+    @inline(__always)
+    mutating func removeBatch() -> ObjectPointer? {
+        lock.lock()
+        if used > 0 {
+            used &-= 1
+            let chain = slots[used]
+            lock.unlock()
+            return chain
+        }
+        lock.unlock()
+        return nil
+    }
+
+    /// Takes every parked chain (for trimming): returns them linked through
+    /// the slots' order into one chain, and how many objects it holds.
+    mutating func removeAll() -> (head: ObjectPointer?, count: UInt32) {
+        lock.lock()
+        var head: ObjectPointer? = nil
+        var total: UInt32 = 0
+        while used > 0 {
+            used -= 1
+            if let chain = slots[used] {
+                var last = chain
+                while let next = last.nextFree { last = next }
+                last.nextFree = head
+                head = chain
+                total &+= batchSize
+            }
+        }
+        lock.unlock()
+        return (head, total)
+    }
+}

@@ -1,0 +1,15 @@
+// A lock for the allocator's slow paths: the futex lock of the C shim.
+//
+// Locks live inside structures in mmapped memory and are taken through the
+// structure's address, so they are never copied.
+import SwiftMallocShims
+
+typealias Lock = sm_lock_t
+
+extension sm_lock_t {
+    @inline(__always) mutating func lock() { sm_lock(&self) }
+    @inline(__always) mutating func unlock() { sm_unlock(&self) }
+    @inline(__always) mutating func tryLock() -> Bool { sm_trylock(&self) }
+    /// In a forked child: the lock's holder (another thread) does not exist there.
+    @inline(__always) mutating func reset() { sm_lock_reset(&self) }
+}
