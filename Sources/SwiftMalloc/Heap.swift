@@ -19,6 +19,10 @@ struct Heap {
     var config: Configuration
     var frontEnd: FrontEndKind
     var statsScratch: StatsScratch
+    /// The arenas front end's caches (none for the others).
+    var shared: SharedCaches
+    /// The global front end's one lock.
+    var globalLock = Lock()
 
     /// The heap; only valid once `ensureInitialized` has returned it.
     @inline(__always)
@@ -67,11 +71,13 @@ struct Heap {
             let batch = c == 0 ? 2 : Int(table.batch[c])
             transfer.advanced(by: c).initialize(to: TransferCache(batchSize: batch, objectSize: size, metadata: &arena.pointee))
         }
+        let sharedCount = config.frontEnd == .arenas ? 4 * Int(sm_online_cpus()) : 0
+        let shared = SharedCaches(count: sharedCount, classCount: table.count, metadata: &arena.pointee)
         let threads = arena.pointee.allocateArray(of: ThreadRegistry.self, count: 1)
         threads.initialize(to: ThreadRegistry())
         heap.initialize(to: Heap(metadata: arena, pageHeap: pageHeap, pageMap: ph.pageMap, sizeClasses: table,
                                  central: central, transfer: transfer, threads: threads,
-                                 config: config, frontEnd: config.frontEnd, statsScratch: statsScratch))
+                                 config: config, frontEnd: config.frontEnd, statsScratch: statsScratch, shared: shared))
         _ = sm_thread_key_create(threadDidExit)
         sm_heap_set(UnsafeMutableRawPointer(heap))
         sm_unlock(sm_init_lock_get())
@@ -82,9 +88,13 @@ struct Heap {
         return heap
     }
 
-    /// Every lock of the heap, in the order they nest: registry, transfer
-    /// caches, central lists, page heap, metadata.
-    func forEachLock(_ body: (UnsafeMutablePointer<Lock>) -> Void) {
+    /// Every lock of the heap, in the order they nest: shared caches (or the
+    /// global lock), registry, transfer caches, central lists, page heap,
+    /// metadata.
+    mutating func forEachLock(_ body: (UnsafeMutablePointer<Lock>) -> Void) {
+        var i = 0
+        while i < shared.count { body(&shared.caches.unsafelyUnwrapped[i].lock); i += 1 }
+        body(&globalLock)
         body(&threads.pointee.lock)
         for c in 0..<sizeClasses.count { body(&transfer[c].lock) }
         for c in 0..<sizeClasses.count { body(&central[c].lock) }

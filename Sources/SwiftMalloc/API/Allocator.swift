@@ -317,7 +317,7 @@ enum Allocator {
     /// Gives free memory back to the OS; returns the bytes released.
     static func releaseFreeMemory() -> UInt {
         let heap = Heap.ensureInitialized()
-        FrontEnd.flushCurrentThread(heap)
+        FrontEnd.flushCaches(heap)
         Middle.drainTransferCaches()
         let pageHeap = heap.pointee.pageHeap
         pageHeap.pointee.lock.lock()

@@ -18,7 +18,7 @@ enum FrontEndKind: UInt8 {
     }
 
     /// The front ends this build implements.
-    var isAvailable: Bool { self == .thread }
+    var isAvailable: Bool { self != .percpu }
 }
 
 struct Configuration {

@@ -4,7 +4,9 @@
 // fast paths switch on that value (a byte in the heap), never on an
 // existential or a closure.
 //
-//   thread   each thread has an ObjectCache (ThreadState.cache).
+//   thread   each thread has an ObjectCache (ThreadState.cache);
+//   arenas   threads share 4 x CPUs locked ObjectCaches (SharedCaches);
+//   global   one lock in front of the central lists, no cache.
 //
 // Every path counts into the calling thread's ThreadState, so counters need
 // no atomics; a thread without a record gets one at its first call.
@@ -13,7 +15,7 @@ enum FrontEnd {
     /// A small object of `sizeClass` (`size` bytes), or nil (out of memory).
     @inline(__always)
     static func allocate(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int, size: Int) -> ObjectPointer? {
-        if let state = ThreadState.current {
+        if let state = ThreadState.current, heap.pointee.frontEnd == .thread {
             if let object = state.pointee.cache.pop(sizeClass, size: size) {
                 state.pointee.counters.fastHits &+= 1
                 state.pointee.counters.allocatedBytes &+= UInt64(size)
@@ -33,14 +35,28 @@ enum FrontEnd {
             }
             return object
         }
-        if let object = state.pointee.cache.pop(sizeClass, size: size) {
-            state.pointee.counters.fastHits &+= 1
-            state.pointee.counters.allocatedBytes &+= UInt64(size)
-            return object
-        }
         let batch = UInt32(heap.pointee.sizeClasses.batch[sizeClass])
-        guard let object = state.pointee.cache.refill(sizeClass, size: size, batchSize: batch) else { return nil }
-        state.pointee.counters.fastMisses &+= 1
+        var hit = false
+        var object: ObjectPointer?
+        switch heap.pointee.frontEnd {
+        case .thread, .percpu:
+            object = state.pointee.cache.pop(sizeClass, size: size)
+            hit = object != nil
+            if !hit { object = state.pointee.cache.refill(sizeClass, size: size, batchSize: batch) }
+        case .arenas:
+            let shared = heap.pointee.shared.cache(for: state)
+            shared.pointee.lock.lock()
+            object = shared.pointee.cache.pop(sizeClass, size: size)
+            hit = object != nil
+            if !hit { object = shared.pointee.cache.refill(sizeClass, size: size, batchSize: batch) }
+            shared.pointee.lock.unlock()
+        case .global:
+            heap.pointee.globalLock.lock()
+            object = Middle.fetch(sizeClass, count: 1).head
+            heap.pointee.globalLock.unlock()
+        }
+        guard let object else { return nil }
+        if hit { state.pointee.counters.fastHits &+= 1 } else { state.pointee.counters.fastMisses &+= 1 }
         state.pointee.counters.allocatedBytes &+= UInt64(size)
         return object
     }
@@ -48,7 +64,7 @@ enum FrontEnd {
     /// Takes back a small object of `sizeClass`.
     @inline(__always)
     static func deallocate(_ heap: UnsafeMutablePointer<Heap>, _ object: ObjectPointer, _ sizeClass: Int) {
-        if let state = ThreadState.current {
+        if let state = ThreadState.current, heap.pointee.frontEnd == .thread {
             let size = Int(heap.pointee.sizeClasses.sizes[sizeClass])
             state.pointee.counters.frees &+= 1
             state.pointee.counters.freedBytes &+= UInt64(size)
@@ -77,7 +93,24 @@ enum FrontEnd {
         }
         state.pointee.counters.frees &+= 1
         state.pointee.counters.freedBytes &+= UInt64(size)
-        if !state.pointee.cache.push(object, sizeClass, size: size) { overflow(heap, state, sizeClass, size: size) }
+        switch heap.pointee.frontEnd {
+        case .thread, .percpu:
+            if !state.pointee.cache.push(object, sizeClass, size: size) { overflow(heap, state, sizeClass, size: size) }
+        case .arenas:
+            let shared = heap.pointee.shared.cache(for: state)
+            shared.pointee.lock.lock()
+            if !shared.pointee.cache.push(object, sizeClass, size: size) {
+                let table = heap.pointee.sizeClasses
+                shared.pointee.cache.overflow(sizeClass, size: size, batchSize: UInt32(table.batch[sizeClass]),
+                                              sizes: table.sizes, classCount: table.count)
+            }
+            shared.pointee.lock.unlock()
+        case .global:
+            object.nextFree = nil
+            heap.pointee.globalLock.lock()
+            Middle.release(sizeClass, chain: object, count: 1)
+            heap.pointee.globalLock.unlock()
+        }
     }
 
     /// The calling thread's record, registering it at its first call; nil
@@ -109,9 +142,21 @@ enum FrontEnd {
     }
 
     /// Returns the calling thread's cached objects to the middle (trim).
-    static func flushCurrentThread(_ heap: UnsafeMutablePointer<Heap>) {
-        guard let state = ThreadState.current else { return }
+    /// Returns cached objects to the middle (trim): the calling thread's
+    /// cache, and every shared cache.
+    static func flushCaches(_ heap: UnsafeMutablePointer<Heap>) {
         let table = heap.pointee.sizeClasses
-        state.pointee.cache.flushAll(sizes: table.sizes, classCount: table.count)
+        if let state = ThreadState.current {
+            state.pointee.cache.flushAll(sizes: table.sizes, classCount: table.count)
+        }
+        let shared = heap.pointee.shared
+        var i = 0
+        while i < shared.count {
+            let cache = shared.caches.unsafelyUnwrapped + i
+            cache.pointee.lock.lock()
+            cache.pointee.cache.flushAll(sizes: table.sizes, classCount: table.count)
+            cache.pointee.lock.unlock()
+            i += 1
+        }
     }
 }

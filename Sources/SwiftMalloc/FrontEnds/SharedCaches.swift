@@ -1,0 +1,43 @@
+// Shared caches: object caches that several threads use under a lock.
+//
+//   arenas   4 x CPUs caches; a thread is hashed onto one by its thread id
+//            (rsbmalloc's design: few enough caches to stay warm, enough to
+//            keep lock contention rare).
+//   global   one lock in front of the middle and no cache at all: every
+//            allocation and free goes to the central lists. The baseline.
+import SwiftMallocShims
+
+struct LockedCache {
+    var lock = Lock()
+    var cache: ObjectCache
+    // Pad to a cache line of its own: neighbours are taken by other CPUs.
+    var padding: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+}
+
+struct SharedCaches {
+    var count: Int = 0
+    var caches: UnsafeMutablePointer<LockedCache>? = nil
+
+    static let arenaBudget = 4 << 20
+
+    /// `count` locked caches (0 for the global front end, which has only the lock).
+    init(count: Int, classCount: Int, metadata: inout MetadataArena) {
+        self.count = count
+        guard count > 0 else { return }
+        let caches = metadata.allocateArray(of: LockedCache.self, count: count)
+        var i = 0
+        while i < count {
+            let lists = metadata.allocateArray(of: CacheList.self, count: classCount)
+            caches.advanced(by: i).initialize(to: LockedCache(cache: ObjectCache(lists: lists, classCount: classCount,
+                                                                               budget: SharedCaches.arenaBudget)))
+            i += 1
+        }
+        self.caches = caches
+    }
+
+    /// The cache a thread uses (arenas front end).
+    @inline(__always)
+    func cache(for state: UnsafeMutablePointer<ThreadState>) -> UnsafeMutablePointer<LockedCache> {
+        caches.unsafelyUnwrapped + Int(UInt32(bitPattern: state.pointee.threadID) % UInt32(count))
+    }
+}
