@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -134,10 +133,5 @@ int sm_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child
     return pthread_atfork(prepare, parent, child);
 }
 
-bool sm_rseq_available(void) {
-    if (__rseq_size == 0) return false;
-    struct rseq *area = (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
-    return (int32_t)__atomic_load_n(&area->cpu_id, __ATOMIC_RELAXED) >= 0;
-}
 
 int32_t sm_getpid(void) { return (int32_t)getpid(); }

@@ -23,6 +23,8 @@ struct Heap {
     var shared: SharedCaches
     /// The global front end's one lock.
     var globalLock = Lock()
+    /// The per-CPU front end's slabs (empty for the others).
+    var percpu: PerCPUSlabs
 
     /// The heap; only valid once `ensureInitialized` has returned it.
     @inline(__always)
@@ -57,6 +59,8 @@ struct Heap {
 
         let heap = arena.pointee.allocateArray(of: Heap.self, count: 1)
         var config = Configuration.fromEnvironment()
+        let rseqMode = sm_rseq_init(config.requestedIDMode == .mmcid ? 1 : 0)
+        config.settleFrontEnd(rseqAvailable: rseqMode != Int32(SM_RSEQ_NONE))
         config.captureStatsPath(metadata: &arena.pointee)
         let statsScratch = StatsScratch(metadata: &arena.pointee)
         let table = SizeClassTable(metadata: &arena.pointee)
@@ -73,11 +77,19 @@ struct Heap {
         }
         let sharedCount = config.frontEnd == .arenas ? 4 * Int(sm_online_cpus()) : 0
         let shared = SharedCaches(count: sharedCount, classCount: table.count, metadata: &arena.pointee)
+        var percpu = PerCPUSlabs()
+        if config.frontEnd == .percpu {
+            guard let slabs = PerCPUSlabs(slabCount: Int(sm_online_cpus()), table: table,
+                                          budgetBytes: config.perCPUCacheBytes, metadata: &arena.pointee) else {
+                fatal("cannot map per-CPU slabs")
+            }
+            percpu = slabs
+        }
         let threads = arena.pointee.allocateArray(of: ThreadRegistry.self, count: 1)
         threads.initialize(to: ThreadRegistry())
         heap.initialize(to: Heap(metadata: arena, pageHeap: pageHeap, pageMap: ph.pageMap, sizeClasses: table,
                                  central: central, transfer: transfer, threads: threads,
-                                 config: config, frontEnd: config.frontEnd, statsScratch: statsScratch, shared: shared))
+                                 config: config, frontEnd: config.frontEnd, statsScratch: statsScratch, shared: shared, percpu: percpu))
         _ = sm_thread_key_create(threadDidExit)
         sm_heap_set(UnsafeMutableRawPointer(heap))
         sm_unlock(sm_init_lock_get())

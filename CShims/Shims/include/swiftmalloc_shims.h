@@ -98,6 +98,8 @@ static inline void *sm_atomic_load_ptr(void *const *p) { return __atomic_load_n(
 static inline void sm_atomic_store_ptr(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline uint8_t sm_atomic_load_u8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void sm_atomic_store_u8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline uint16_t sm_atomic_load_u16(const uint16_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void sm_atomic_store_u16(uint16_t *p, uint16_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline bool sm_atomic_cas_u32(uint32_t *p, uint32_t expected, uint32_t desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
@@ -132,8 +134,6 @@ const char *sm_getenv(const char *name);
 // Writes a whole buffer to a newly created file (O_TRUNC). Returns 0 on success.
 int sm_write_file(const char *path, const char *bytes, size_t count);
 
-// Whether the calling thread has a working rseq registration (glibc's).
-bool sm_rseq_available(void);
 int32_t sm_getpid(void);
 
 // fork handlers (pthread_atfork). Returns 0 on success.

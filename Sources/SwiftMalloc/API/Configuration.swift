@@ -17,14 +17,27 @@ enum FrontEndKind: UInt8 {
         }
     }
 
-    /// The front ends this build implements.
-    var isAvailable: Bool { self != .percpu }
+}
+
+/// How the per-CPU front end numbers its slabs.
+enum PerCPUIDMode: UInt8 {
+    case cpu = 0     // rseq cpu_id: one slab per CPU
+    case mmcid = 1   // rseq mm_cid: dense ids, as many slabs as CPUs in use
+
+    var name: StaticString { self == .cpu ? "cpu" : "mmcid" }
 }
 
 struct Configuration {
     /// What the environment asked for, and what is used.
     var requestedFrontEnd: FrontEndKind? = nil
-    var frontEnd: FrontEndKind = .thread
+    var frontEnd: FrontEndKind = .percpu
+    /// SWIFTMALLOC_PERCPU_ID (default mmcid where the kernel has it).
+    var requestedIDMode: PerCPUIDMode = .mmcid
+    var badIDModeValue: UnsafePointer<CChar>? = nil
+    /// Per-CPU cache budget (SWIFTMALLOC_PERCPU_CACHE_BYTES).
+    var perCPUCacheBytes: Int = 1536 << 10
+    /// Filled in when rseq has been probed.
+    var rseqAvailable = false
     /// SWIFTMALLOC_FRONTEND was set to something that is no front end.
     var badFrontEndValue: UnsafePointer<CChar>? = nil
     /// Byte budget of each thread's cache (SWIFTMALLOC_THREAD_CACHE_BYTES).
@@ -33,23 +46,37 @@ struct Configuration {
     /// `init` into metadata memory, since a program may change its environment.
     var statsPath: UnsafeMutablePointer<CChar>? = nil
 
-    static let defaultFrontEnd: FrontEndKind = .thread
-
+    /// Reads the environment. The front end is settled by `settleFrontEnd`
+    /// once rseq has been probed.
     static func fromEnvironment() -> Configuration {
         var config = Configuration()
-        config.frontEnd = defaultFrontEnd
         if let value = sm_getenv("SWIFTMALLOC_FRONTEND"), value.pointee != 0 {
             if let kind = parseFrontEnd(value) {
                 config.requestedFrontEnd = kind
-                if kind.isAvailable { config.frontEnd = kind }
             } else {
                 config.badFrontEndValue = value
             }
+        }
+        if let value = sm_getenv("SWIFTMALLOC_PERCPU_ID"), value.pointee != 0 {
+            if equals(value, "cpu") { config.requestedIDMode = .cpu }
+            else if equals(value, "mmcid") { config.requestedIDMode = .mmcid }
+            else { config.badIDModeValue = value }
+        }
+        if let value = sm_getenv("SWIFTMALLOC_PERCPU_CACHE_BYTES"), let bytes = parseSize(value) {
+            config.perCPUCacheBytes = max(64 << 10, min(bytes, 64 << 20))
         }
         if let value = sm_getenv("SWIFTMALLOC_THREAD_CACHE_BYTES"), let bytes = parseSize(value) {
             config.threadCacheBytes = max(64 << 10, min(bytes, 1 << 30))
         }
         return config
+    }
+
+    /// Chooses the front end: the one asked for, percpu falling back to
+    /// thread without rseq; by default percpu where rseq works, else thread.
+    mutating func settleFrontEnd(rseqAvailable: Bool) {
+        self.rseqAvailable = rseqAvailable
+        let wanted = requestedFrontEnd ?? .percpu
+        frontEnd = (wanted == .percpu && !rseqAvailable) ? .thread : wanted
     }
 
     /// Copies the stats path out of the environment (heap built, metadata available).
@@ -73,12 +100,17 @@ struct Configuration {
             writeStderr(" is not a front end (valid: percpu, thread, arenas, global); using ")
             writeStderr(frontEnd.name)
             writeStderr("\n")
-        } else if let requested = requestedFrontEnd, requested != frontEnd {
-            writeStderr("swiftmalloc: front end ")
-            writeStderr(requested.name)
-            writeStderr(" is not available in this build; using ")
+        } else if requestedFrontEnd == .percpu && frontEnd != .percpu {
+            writeStderr("swiftmalloc: SWIFTMALLOC_FRONTEND=percpu needs rseq, which is not available; using ")
             writeStderr(frontEnd.name)
             writeStderr("\n")
+        }
+        if let bad = badIDModeValue {
+            writeStderr("swiftmalloc: SWIFTMALLOC_PERCPU_ID=")
+            var length = 0
+            while bad[length] != 0 && length < 64 { length += 1 }
+            sm_write_stderr(bad, length)
+            writeStderr(" is not an id mode (valid: cpu, mmcid); using mmcid where available\n")
         }
     }
 

@@ -7,6 +7,7 @@ import SwiftMallocShims
 struct StatsSnapshot {
     var frontEnd: FrontEndKind = .thread
     var rseqAvailable = false
+    var idMode: PerCPUIDMode = .cpu
     var allocations: UInt64 = 0
     var frees: UInt64 = 0
     var fastPathHits: UInt64 = 0
@@ -25,8 +26,10 @@ struct StatsSnapshot {
         let heap = Heap.ensureInitialized()
         var s = StatsSnapshot()
         s.frontEnd = heap.pointee.frontEnd
-        s.rseqAvailable = sm_rseq_available()
+        s.rseqAvailable = heap.pointee.config.rseqAvailable
+        s.idMode = sm_rseq_uses_mm_cid() ? .mmcid : .cpu
         let totals = ThreadRegistry.totals()
+        s.rseqAborts = totals.rseqAborts
         s.allocations = totals.allocations
         s.frees = totals.frees
         s.fastPathHits = totals.fastHits
@@ -65,6 +68,14 @@ struct StatsSnapshot {
         buffer.append(frontEnd.name)
         buffer.append("\",\"rseq_available\":")
         buffer.append(rseqAvailable ? "true" : "false")
+        buffer.append(",\"percpu_id\":")
+        if frontEnd == .percpu {
+            buffer.append("\"")
+            buffer.append(idMode.name)
+            buffer.append("\"")
+        } else {
+            buffer.append("null")
+        }
         buffer.field("allocations", allocations)
         buffer.field("frees", frees)
         buffer.field("fast_path_hits", fastPathHits)

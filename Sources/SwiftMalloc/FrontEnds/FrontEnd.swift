@@ -4,6 +4,7 @@
 // fast paths switch on that value (a byte in the heap), never on an
 // existential or a closure.
 //
+//   percpu   a slab per CPU, through restartable sequences (PerCPUSlabs);
 //   thread   each thread has an ObjectCache (ThreadState.cache);
 //   arenas   threads share 4 x CPUs locked ObjectCaches (SharedCaches);
 //   global   one lock in front of the central lists, no cache.
@@ -15,8 +16,15 @@ enum FrontEnd {
     /// A small object of `sizeClass` (`size` bytes), or nil (out of memory).
     @inline(__always)
     static func allocate(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int, size: Int) -> ObjectPointer? {
-        if let state = ThreadState.current, heap.pointee.frontEnd == .thread {
-            if let object = state.pointee.cache.pop(sizeClass, size: size) {
+        if let state = ThreadState.current {
+            let kind = heap.pointee.frontEnd
+            var object: ObjectPointer? = nil
+            if kind == .percpu {
+                object = heap.pointee.percpu.pop(sizeClass, aborts: &state.pointee.counters.rseqAborts)
+            } else if kind == .thread {
+                object = state.pointee.cache.pop(sizeClass, size: size)
+            }
+            if let object {
                 state.pointee.counters.fastHits &+= 1
                 state.pointee.counters.allocatedBytes &+= UInt64(size)
                 return object
@@ -39,7 +47,15 @@ enum FrontEnd {
         var hit = false
         var object: ObjectPointer?
         switch heap.pointee.frontEnd {
-        case .thread, .percpu:
+        case .percpu:
+            // A thread just registered has not tried its slab yet.
+            object = heap.pointee.percpu.pop(sizeClass, aborts: &state.pointee.counters.rseqAborts)
+            hit = object != nil
+            if !hit {
+                object = heap.pointee.percpu.refill(sizeClass, batchSize: batch, scratch: state.pointee.scratch,
+                                                    aborts: &state.pointee.counters.rseqAborts)
+            }
+        case .thread:
             object = state.pointee.cache.pop(sizeClass, size: size)
             hit = object != nil
             if !hit { object = state.pointee.cache.refill(sizeClass, size: size, batchSize: batch) }
@@ -64,13 +80,23 @@ enum FrontEnd {
     /// Takes back a small object of `sizeClass`.
     @inline(__always)
     static func deallocate(_ heap: UnsafeMutablePointer<Heap>, _ object: ObjectPointer, _ sizeClass: Int) {
-        if let state = ThreadState.current, heap.pointee.frontEnd == .thread {
-            let size = Int(heap.pointee.sizeClasses.sizes[sizeClass])
-            state.pointee.counters.frees &+= 1
-            state.pointee.counters.freedBytes &+= UInt64(size)
-            if state.pointee.cache.push(object, sizeClass, size: size) { return }
-            overflow(heap, state, sizeClass, size: size)
-            return
+        if let state = ThreadState.current {
+            let kind = heap.pointee.frontEnd
+            if kind == .percpu {
+                state.pointee.counters.frees &+= 1
+                state.pointee.counters.freedBytes &+= UInt64(heap.pointee.sizeClasses.sizes[sizeClass])
+                if heap.pointee.percpu.push(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) { return }
+                percpuOverflow(heap, state, object, sizeClass)
+                return
+            }
+            if kind == .thread {
+                let size = Int(heap.pointee.sizeClasses.sizes[sizeClass])
+                state.pointee.counters.frees &+= 1
+                state.pointee.counters.freedBytes &+= UInt64(size)
+                if state.pointee.cache.push(object, sizeClass, size: size) { return }
+                overflow(heap, state, sizeClass, size: size)
+                return
+            }
         }
         deallocateSlow(heap, object, sizeClass)
     }
@@ -80,6 +106,13 @@ enum FrontEnd {
         let table = heap.pointee.sizeClasses
         state.pointee.cache.overflow(sizeClass, size: size, batchSize: UInt32(table.batch[sizeClass]),
                                      sizes: table.sizes, classCount: table.count)
+    }
+
+    @inline(never)
+    static func percpuOverflow(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
+                               _ object: ObjectPointer, _ sizeClass: Int) {
+        heap.pointee.percpu.overflow(object, sizeClass, batchSize: UInt32(heap.pointee.sizeClasses.batch[sizeClass]),
+                                     scratch: state.pointee.scratch, aborts: &state.pointee.counters.rseqAborts)
     }
 
     @inline(never)
@@ -94,7 +127,11 @@ enum FrontEnd {
         state.pointee.counters.frees &+= 1
         state.pointee.counters.freedBytes &+= UInt64(size)
         switch heap.pointee.frontEnd {
-        case .thread, .percpu:
+        case .percpu:
+            if !heap.pointee.percpu.push(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) {
+                percpuOverflow(heap, state, object, sizeClass)
+            }
+        case .thread:
             if !state.pointee.cache.push(object, sizeClass, size: size) { overflow(heap, state, sizeClass, size: size) }
         case .arenas:
             let shared = heap.pointee.shared.cache(for: state)
@@ -143,9 +180,10 @@ enum FrontEnd {
 
     /// Returns the calling thread's cached objects to the middle (trim).
     /// Returns cached objects to the middle (trim): the calling thread's
-    /// cache, and every shared cache.
+    /// cache, every shared cache and every per-CPU slab.
     static func flushCaches(_ heap: UnsafeMutablePointer<Heap>) {
         let table = heap.pointee.sizeClasses
+        if heap.pointee.frontEnd == .percpu { heap.pointee.percpu.drainAll() }
         if let state = ThreadState.current {
             state.pointee.cache.flushAll(sizes: table.sizes, classCount: table.count)
         }

@@ -27,14 +27,20 @@ struct ThreadRegistry {
         registry.pointee.lock.unlock()
         if record == nil {
             let bytes = MemoryLayout<ThreadState>.stride + classCount * MemoryLayout<CacheList>.stride
+                + PerCPUSlabs.scratchSlots * MemoryLayout<UnsafeMutableRawPointer?>.stride
             let raw = heap.pointee.metadata.pointee.allocate(bytes)
             record = raw.bindMemory(to: ThreadState.self, capacity: 1)
         }
         let state = record!
-        let lists = (UnsafeMutableRawPointer(state) + MemoryLayout<ThreadState>.stride)
-            .bindMemory(to: CacheList.self, capacity: classCount)
+        let listsRaw = UnsafeMutableRawPointer(state) + MemoryLayout<ThreadState>.stride
+        let lists = listsRaw.bindMemory(to: CacheList.self, capacity: classCount)
+        let scratch = (listsRaw + classCount * MemoryLayout<CacheList>.stride)
+            .bindMemory(to: UnsafeMutableRawPointer?.self, capacity: PerCPUSlabs.scratchSlots)
         state.initialize(to: ThreadState(cache: ObjectCache(lists: lists, classCount: classCount,
-                                                              budget: heap.pointee.config.threadCacheBytes)))
+                                                              budget: heap.pointee.config.threadCacheBytes),
+                                         scratch: scratch))
+        // Own rseq registration (when glibc has none) before the first per-CPU operation.
+        _ = sm_rseq_thread_register()
         state.pointee.threadID = sm_gettid()
         // Visible to this thread before anything below can call malloc again.
         sm_tls_thread_set(UnsafeMutableRawPointer(state))
@@ -99,4 +105,5 @@ func threadDidExit(_ value: UnsafeMutableRawPointer?) {
     // From here on this thread's calls bypass caches (see ThreadState).
     sm_tls_thread_set(UnsafeMutableRawPointer(bitPattern: ThreadState.exitedMarker))
     ThreadRegistry.retire(state)
+    _ = sm_rseq_thread_unregister()
 }

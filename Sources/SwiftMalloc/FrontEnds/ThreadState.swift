@@ -16,6 +16,7 @@ struct ThreadCounters {
     var frees: UInt64 = 0
     var allocatedBytes: UInt64 = 0
     var freedBytes: UInt64 = 0
+    var rseqAborts: UInt64 = 0
 
     @inline(__always) var allocations: UInt64 { fastHits &+ fastMisses &+ largeAllocations }
 
@@ -26,12 +27,15 @@ struct ThreadCounters {
         frees &+= other.frees
         allocatedBytes &+= other.allocatedBytes
         freedBytes &+= other.freedBytes
+        rseqAborts &+= other.rseqAborts
     }
 }
 
 struct ThreadState {
     var counters = ThreadCounters()
     var cache: ObjectCache
+    /// Room for moving objects in and out of per-CPU slabs in batches.
+    var scratch: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     var next: UnsafeMutablePointer<ThreadState>? = nil
     var prev: UnsafeMutablePointer<ThreadState>? = nil
     var threadID: Int32 = 0

@@ -1,0 +1,296 @@
+// Restartable sequences: per-CPU operations without atomics or locks.
+//
+// A restartable sequence is a short instruction range that the kernel aborts
+// (jumping to its abort handler) if the thread is preempted, migrated or
+// signalled while inside it. Reading the current CPU id and committing with a
+// single store at the end therefore makes "read CPU, touch that CPU's data,
+// commit" atomic with respect to everything else on that CPU.
+//
+// The per-CPU slab: one region per CPU (or per mm_cid) of 2^SM_SLAB_SHIFT
+// bytes. The region starts with one 8-byte header per size class
+//     { uint16 current, uint16 end, uint16 begin, uint16 unused }
+// followed by the slots: class c owns slots [begin, end) (indices in
+// pointer-sized units from the region start); [begin, current) hold cached
+// objects. pop takes slot current-1, push writes slot current; each commits
+// by storing the new `current` (one 16-bit store).
+//
+// A header is *stopped* by setting begin = 0xffff and end = 0: pops see
+// current <= begin, pushes see current >= end, so both fail and the caller
+// takes its slow path. Stopping, then fencing the CPU (membarrier restarts
+// any critical section running there) makes the slots safe to drain or
+// resize from another thread.
+//
+// Each operation below is one critical section with its __rseq_cs
+// descriptor, the abort signature and an abort path that counts the abort
+// and retries.
+#ifndef SWIFTMALLOC_RSEQ_H
+#define SWIFTMALLOC_RSEQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#pragma GCC visibility push(hidden)
+
+#define SM_RSEQ_SIG 0x53053053
+#define SM_SLAB_SHIFT 18
+#define SM_SLAB_STOPPED_BEGIN 0xffff
+
+typedef struct sm_slab_header {
+    uint16_t current;
+    uint16_t end;
+    uint16_t begin;
+    uint16_t unused;
+} sm_slab_header_t;
+
+// Where the calling thread's rseq fields are, relative to %fs (the same for
+// every thread: glibc's area and the shim's own are at fixed TLS offsets).
+typedef struct sm_rseq_config {
+    intptr_t cpu_offset;      // the id field used (cpu_id, or mm_cid)
+    intptr_t cs_offset;       // rseq_cs
+    int32_t mode;             // SM_RSEQ_NONE / _GLIBC / _OWN
+    int32_t mm_cid_available;
+    int32_t membarrier_ready; // MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ registered
+    int32_t use_mm_cid;
+} sm_rseq_config_t;
+
+enum { SM_RSEQ_NONE = 0, SM_RSEQ_GLIBC = 1, SM_RSEQ_OWN = 2 };
+
+extern sm_rseq_config_t sm_rseq_config;
+
+static inline bool sm_rseq_uses_mm_cid(void) { return sm_rseq_config.use_mm_cid != 0; }
+static inline bool sm_rseq_can_fence(void) { return sm_rseq_config.membarrier_ready != 0; }
+static inline bool sm_rseq_mm_cid_available(void) { return sm_rseq_config.mm_cid_available != 0; }
+
+// Process-wide set-up: finds glibc's registration or registers the calling
+// thread's own area; registers for membarrier rseq fences. `use_mm_cid`:
+// 1 to index slabs by mm_cid where the kernel provides it, 0 for cpu_id.
+// Returns the mode. Safe to call once, from the first allocation.
+int32_t sm_rseq_init(int32_t use_mm_cid);
+// Per thread (own mode only): register / unregister the thread's area.
+// Return 0 on success or when nothing is to be done.
+int32_t sm_rseq_thread_register(void);
+int32_t sm_rseq_thread_unregister(void);
+// The calling thread's current slab index (cpu id or mm_cid), or -1.
+int32_t sm_rseq_current_id(void);
+// Restart any critical section running on `cpu` (cpu mode), or on every CPU
+// this process runs on (cpu < 0, or mm_cid mode). Returns 0 on success.
+int32_t sm_rseq_fence(int32_t cpu);
+
+// --- the critical sections --------------------------------------------------
+
+#define SM_RSEQ_CS_BEGIN                                                        \
+    ".pushsection __rseq_cs, \"aw\"\n\t"                                        \
+    ".balign 32\n\t"                                                            \
+    "3:\n\t"                                                                    \
+    ".long 0x0, 0x0\n\t"                                                        \
+    ".quad 1f, (2f - 1f), 4f\n\t"                                               \
+    ".popsection\n\t"                                                           \
+    ".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"                              \
+    ".quad 3b\n\t"                                                              \
+    ".popsection\n\t"                                                           \
+    "leaq 3b(%%rip), %%rax\n\t"                                                 \
+    "movq %%rax, %%fs:(%[cs])\n\t"                                              \
+    "1:\n\t"                                                                    \
+    /* rax = this CPU's region, or leave for the slow path */                   \
+    "movl %%fs:(%[cpu]), %%eax\n\t"                                             \
+    "cmpl %[nslabs], %%eax\n\t"                                                 \
+    "jae %l[unavailable]\n\t"                                                   \
+    "shlq $18, %%rax\n\t"                                                       \
+    "addq %[base], %%rax\n\t"
+
+#define SM_RSEQ_CS_END                                                          \
+    "2:\n\t"                                                                    \
+    ".pushsection __rseq_failure, \"ax\"\n\t"                                   \
+    /* the signature: ud1 <sig>(%rip),%edi, so disassemblers stay in step */     \
+    ".byte 0x0f, 0xb9, 0x3d\n\t"                                                \
+    ".long 0x53053053\n\t"                                                      \
+    "4:\n\t"                                                                    \
+    "jmp %l[aborted]\n\t"                                                       \
+    ".popsection\n\t"
+
+// Pops one object of class `cl` from the current CPU's slab. Returns NULL
+// when the slab's list is empty, stopped, or the CPU has no slab.
+static inline __attribute__((always_inline))
+void *sm_percpu_pop(char *base, uint32_t nslabs, size_t cl, uint64_t *aborts) {
+    void *object;
+retry:
+    __asm__ __volatile__ goto(
+        SM_RSEQ_CS_BEGIN
+        "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
+        "movzwl 4(%%rax,%[cl],8), %%ecx\n\t"     /* begin */
+        "cmpl %%ecx, %%edx\n\t"
+        "jbe %l[empty]\n\t"
+        "movq -8(%%rax,%%rdx,8), %%rcx\n\t"
+        "movq %%rcx, %[object]\n\t"
+        "decl %%edx\n\t"
+        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+        SM_RSEQ_CS_END
+        :
+        : [cs] "r"(sm_rseq_config.cs_offset), [cpu] "r"(sm_rseq_config.cpu_offset),
+          [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [object] "m"(object)
+        : "memory", "cc", "rax", "rcx", "rdx"
+        : aborted, empty, unavailable);
+    return object;
+aborted:
+    (*aborts)++;
+    goto retry;
+empty:
+unavailable:
+    return NULL;
+}
+
+// Pushes one object of class `cl` onto the current CPU's slab. Returns false
+// when the list is full, stopped, or the CPU has no slab.
+static inline __attribute__((always_inline))
+bool sm_percpu_push(char *base, uint32_t nslabs, size_t cl, void *object, uint64_t *aborts) {
+retry:
+    __asm__ __volatile__ goto(
+        SM_RSEQ_CS_BEGIN
+        "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
+        "movzwl 2(%%rax,%[cl],8), %%ecx\n\t"     /* end */
+        "cmpl %%ecx, %%edx\n\t"
+        "jae %l[full]\n\t"
+        "movq %[object], (%%rax,%%rdx,8)\n\t"
+        "incl %%edx\n\t"
+        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+        SM_RSEQ_CS_END
+        :
+        : [cs] "r"(sm_rseq_config.cs_offset), [cpu] "r"(sm_rseq_config.cpu_offset),
+          [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [object] "r"(object)
+        : "memory", "cc", "rax", "rcx", "rdx"
+        : aborted, full, unavailable);
+    return true;
+aborted:
+    (*aborts)++;
+    goto retry;
+full:
+unavailable:
+    return false;
+}
+
+// Pops up to `n` (>= 1) objects into out[0..<k]; returns k (0 when empty).
+static inline __attribute__((always_inline))
+uint32_t sm_percpu_pop_batch(char *base, uint32_t nslabs, size_t cl, void **out, uint32_t n, uint64_t *aborts) {
+    uint32_t count;
+retry:
+    __asm__ __volatile__ goto(
+        SM_RSEQ_CS_BEGIN
+        "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
+        "movzwl 4(%%rax,%[cl],8), %%ecx\n\t"     /* begin */
+        "cmpl %%ecx, %%edx\n\t"
+        "jbe %l[empty]\n\t"
+        "movl %%edx, %%r8d\n\t"
+        "subl %%ecx, %%r8d\n\t"                  /* available */
+        "cmpl %[n], %%r8d\n\t"
+        "cmoval %[n], %%r8d\n\t"                 /* k = min(available, n) */
+        "xorl %%r9d, %%r9d\n\t"
+        "5:\n\t"
+        "movq -8(%%rax,%%rdx,8), %%rcx\n\t"
+        "movq %%rcx, (%[out],%%r9,8)\n\t"
+        "decl %%edx\n\t"
+        "incl %%r9d\n\t"
+        "cmpl %%r8d, %%r9d\n\t"
+        "jb 5b\n\t"
+        "movl %%r9d, %[count]\n\t"
+        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+        SM_RSEQ_CS_END
+        :
+        : [cs] "r"(sm_rseq_config.cs_offset), [cpu] "r"(sm_rseq_config.cpu_offset),
+          [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [out] "r"(out), [n] "r"(n),
+          [count] "m"(count)
+        : "memory", "cc", "rax", "rcx", "rdx", "r8", "r9"
+        : aborted, empty, unavailable);
+    return count;
+aborted:
+    (*aborts)++;
+    goto retry;
+empty:
+unavailable:
+    return 0;
+}
+
+// Pushes up to `n` (>= 1) objects from in[0..<n]; returns how many were
+// pushed (0 when full): the caller keeps in[k..<n].
+static inline __attribute__((always_inline))
+uint32_t sm_percpu_push_batch(char *base, uint32_t nslabs, size_t cl, void *const *in, uint32_t n, uint64_t *aborts) {
+    uint32_t count;
+retry:
+    __asm__ __volatile__ goto(
+        SM_RSEQ_CS_BEGIN
+        "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
+        "movzwl 2(%%rax,%[cl],8), %%ecx\n\t"     /* end */
+        "cmpl %%ecx, %%edx\n\t"
+        "jae %l[full]\n\t"
+        "movl %%ecx, %%r8d\n\t"
+        "subl %%edx, %%r8d\n\t"                  /* room */
+        "cmpl %[n], %%r8d\n\t"
+        "cmoval %[n], %%r8d\n\t"                 /* k = min(room, n) */
+        "xorl %%r9d, %%r9d\n\t"
+        "5:\n\t"
+        "movq (%[in],%%r9,8), %%rcx\n\t"
+        "movq %%rcx, (%%rax,%%rdx,8)\n\t"
+        "incl %%edx\n\t"
+        "incl %%r9d\n\t"
+        "cmpl %%r8d, %%r9d\n\t"
+        "jb 5b\n\t"
+        "movl %%r9d, %[count]\n\t"
+        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+        SM_RSEQ_CS_END
+        :
+        : [cs] "r"(sm_rseq_config.cs_offset), [cpu] "r"(sm_rseq_config.cpu_offset),
+          [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [in] "r"(in), [n] "r"(n),
+          [count] "m"(count)
+        : "memory", "cc", "rax", "rcx", "rdx", "r8", "r9"
+        : aborted, full, unavailable);
+    return count;
+aborted:
+    (*aborts)++;
+    goto retry;
+full:
+unavailable:
+    return 0;
+}
+
+// Adds `value` to counters[id << stride_shift] for the current CPU id:
+// a per-CPU counter without atomics. Returns false if the id is >= n.
+static inline __attribute__((always_inline))
+bool sm_percpu_add(uint64_t *counters, uint32_t n, uint32_t stride_shift, uint64_t value, uint64_t *aborts) {
+retry:
+    __asm__ __volatile__ goto(
+        ".pushsection __rseq_cs, \"aw\"\n\t"
+        ".balign 32\n\t"
+        "3:\n\t"
+        ".long 0x0, 0x0\n\t"
+        ".quad 1f, (2f - 1f), 4f\n\t"
+        ".popsection\n\t"
+        ".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"
+        ".quad 3b\n\t"
+        ".popsection\n\t"
+        "leaq 3b(%%rip), %%rax\n\t"
+        "movq %%rax, %%fs:(%[cs])\n\t"
+        "1:\n\t"
+        "movl %%fs:(%[cpu]), %%eax\n\t"
+        "cmpl %[n], %%eax\n\t"
+        "jae %l[unavailable]\n\t"
+        "movl %[shift], %%ecx\n\t"
+        "shlq %%cl, %%rax\n\t"
+        "movq (%[counters],%%rax,8), %%rdx\n\t"
+        "addq %[value], %%rdx\n\t"
+        "movq %%rdx, (%[counters],%%rax,8)\n\t"  /* commit */
+        SM_RSEQ_CS_END
+        :
+        : [cs] "r"(sm_rseq_config.cs_offset), [cpu] "r"(sm_rseq_config.cpu_offset),
+          [n] "r"(n), [shift] "r"(stride_shift), [counters] "r"(counters), [value] "r"(value)
+        : "memory", "cc", "rax", "rcx", "rdx"
+        : aborted, unavailable);
+    return true;
+aborted:
+    (*aborts)++;
+    goto retry;
+unavailable:
+    return false;
+}
+
+#pragma GCC visibility pop
+#endif
