@@ -42,7 +42,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SwiftMallocTests",
-            dependencies: ["SwiftMalloc"],
+            dependencies: ["SwiftMalloc", "SwiftMallocShims"],
             path: "Tests/SwiftMallocTests"
         ),
     ]

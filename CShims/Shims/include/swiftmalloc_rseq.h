@@ -58,6 +58,7 @@ enum { SM_RSEQ_NONE = 0, SM_RSEQ_GLIBC = 1, SM_RSEQ_OWN = 2 };
 
 extern sm_rseq_config_t sm_rseq_config;
 
+static inline int32_t sm_rseq_mode(void) { return sm_rseq_config.mode; }
 static inline bool sm_rseq_uses_mm_cid(void) { return sm_rseq_config.use_mm_cid != 0; }
 static inline bool sm_rseq_can_fence(void) { return sm_rseq_config.membarrier_ready != 0; }
 static inline bool sm_rseq_mm_cid_available(void) { return sm_rseq_config.mm_cid_available != 0; }
