@@ -1,13 +1,12 @@
-// The standard malloc names, each a tail call into the Swift entry point of
-// the same meaning (swiftmalloc_*). Declaring those protected makes the
-// calls direct jumps inside the library, with no PLT indirection, while the
+// The standard malloc names, each a jump into the Swift entry point of the
+// same meaning (swiftmalloc_*). Declaring those protected makes the jumps
+// direct inside the library, with no PLT indirection, while the
 // swiftmalloc_* names stay exported for programs that link against them.
 #include "swiftmalloc.h"
 
 #include <errno.h>
 #include <stddef.h>
 
-#define SM_EXPORT __attribute__((visibility("default")))
 #define SM_PROTECTED __attribute__((visibility("protected")))
 
 void *swiftmalloc_malloc(size_t) SM_PROTECTED;
@@ -25,19 +24,40 @@ int swiftmalloc_trim(size_t) SM_PROTECTED;
 void swiftmalloc_internal_on_load(void);
 void swiftmalloc_internal_on_exit(void);
 
-SM_EXPORT void *malloc(size_t size) { return swiftmalloc_malloc(size); }
-SM_EXPORT void free(void *ptr) { swiftmalloc_free(ptr); }
-SM_EXPORT void cfree(void *ptr) { swiftmalloc_free(ptr); }
-SM_EXPORT void *calloc(size_t count, size_t size) { return swiftmalloc_calloc(count, size); }
-SM_EXPORT void *realloc(void *ptr, size_t size) { return swiftmalloc_realloc(ptr, size); }
-SM_EXPORT void *reallocarray(void *ptr, size_t count, size_t size) { return swiftmalloc_reallocarray(ptr, count, size); }
-SM_EXPORT int posix_memalign(void **memptr, size_t alignment, size_t size) { return swiftmalloc_posix_memalign(memptr, alignment, size); }
-SM_EXPORT void *aligned_alloc(size_t alignment, size_t size) { return swiftmalloc_aligned_alloc(alignment, size); }
-SM_EXPORT void *memalign(size_t alignment, size_t size) { return swiftmalloc_memalign(alignment, size); }
-SM_EXPORT void *valloc(size_t size) { return swiftmalloc_valloc(size); }
-SM_EXPORT void *pvalloc(size_t size) { return swiftmalloc_pvalloc(size); }
-SM_EXPORT size_t malloc_usable_size(void *ptr) { return swiftmalloc_usable_size(ptr); }
-SM_EXPORT int malloc_trim(size_t pad) { return swiftmalloc_trim(pad); }
+// Each standard name is a single direct jump to its swiftmalloc_* twin
+// (protected above, so the jump binds inside the library, no PLT). Written
+// as assembly because a C wrapper would set up a frame for nothing.
+#define SM_ALIAS(name, target)                                   \
+    __asm__(".text\n"                                            \
+            ".globl " #name "\n"                                 \
+            ".type " #name ", @function\n"                       \
+            ".p2align 4\n"                                       \
+            #name ":\n"                                          \
+            "\tjmp \"" #target "\"\n"                            \
+            ".size " #name ", . - " #name "\n"                   \
+            ".protected \"" #target "\"\n");
+
+// malloc and free, the two hottest names, jump past the @_cdecl thunks
+// (which only set up a frame and jump) straight to the Swift functions. For
+// these signatures (one integer or pointer argument, a pointer or nothing
+// returned, no context or error register) the Swift calling convention
+// passes and returns in the same registers as C, and keeps the same
+// registers. The mangled names are those of the public functions in
+// Sources/SwiftMalloc/API/Exports.swift; if their signatures change, the
+// link fails instead of anything silently going wrong.
+SM_ALIAS(malloc, $s11SwiftMalloc18swiftmalloc_mallocySvSgSuF)
+SM_ALIAS(free, $s11SwiftMalloc16swiftmalloc_freeyySvSgF)
+SM_ALIAS(cfree, $s11SwiftMalloc16swiftmalloc_freeyySvSgF)
+SM_ALIAS(calloc, swiftmalloc_calloc)
+SM_ALIAS(realloc, swiftmalloc_realloc)
+SM_ALIAS(reallocarray, swiftmalloc_reallocarray)
+SM_ALIAS(posix_memalign, swiftmalloc_posix_memalign)
+SM_ALIAS(aligned_alloc, swiftmalloc_aligned_alloc)
+SM_ALIAS(memalign, swiftmalloc_memalign)
+SM_ALIAS(valloc, swiftmalloc_valloc)
+SM_ALIAS(pvalloc, swiftmalloc_pvalloc)
+SM_ALIAS(malloc_usable_size, swiftmalloc_usable_size)
+SM_ALIAS(malloc_trim, swiftmalloc_trim)
 
 __attribute__((constructor(101))) static void swiftmalloc_load(void) { swiftmalloc_internal_on_load(); }
 __attribute__((destructor(101))) static void swiftmalloc_unload(void) { swiftmalloc_internal_on_exit(); }

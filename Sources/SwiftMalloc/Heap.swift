@@ -86,7 +86,8 @@ struct Heap {
             percpu = slabs
         }
         let threads = arena.pointee.allocateArray(of: ThreadRegistry.self, count: 1)
-        threads.initialize(to: ThreadRegistry())
+        let exitedClasses = ClassCounts(base: arena.pointee.allocateArray(of: UInt64.self, count: 2 * SizeClassTable.maxClasses))
+        threads.initialize(to: ThreadRegistry(exitedClasses: exitedClasses))
         heap.initialize(to: Heap(metadata: arena, pageHeap: pageHeap, pageMap: ph.pageMap, sizeClasses: table,
                                  central: central, transfer: transfer, threads: threads,
                                  config: config, frontEnd: config.frontEnd, statsScratch: statsScratch, shared: shared, percpu: percpu))

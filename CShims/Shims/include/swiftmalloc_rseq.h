@@ -45,6 +45,8 @@ typedef struct sm_slab_header {
 
 // Where the calling thread's rseq fields are, relative to %fs (the same for
 // every thread: glibc's area and the shim's own are at fixed TLS offsets).
+// The critical sections read cpu_offset at offset 0 and cs_offset at offset 8
+// straight from this structure, by name.
 typedef struct sm_rseq_config {
     intptr_t cpu_offset;      // the id field used (cpu_id, or mm_cid)
     intptr_t cs_offset;       // rseq_cs
@@ -91,10 +93,12 @@ int32_t sm_rseq_fence(int32_t cpu);
     ".quad 3b\n\t"                                                              \
     ".popsection\n\t"                                                           \
     "leaq 3b(%%rip), %%rax\n\t"                                                 \
-    "movq %%rax, %%fs:(%[cs])\n\t"                                              \
+    "movq sm_rseq_config+8(%%rip), %%rcx\n\t"  /* cs_offset */                   \
+    "movq %%rax, %%fs:(%%rcx)\n\t"                                              \
     "1:\n\t"                                                                    \
     /* rax = this CPU's region, or leave for the slow path */                   \
-    "movl %%fs:(%[cpu]), %%eax\n\t"                                             \
+    "movq sm_rseq_config(%%rip), %%rcx\n\t"    /* cpu_offset */                  \
+    "movl %%fs:(%%rcx), %%eax\n\t"                                              \
     "cmpl %[nslabs], %%eax\n\t"                                                 \
     "jae %l[unavailable]\n\t"                                                   \
     "shlq $18, %%rax\n\t"                                                       \
@@ -122,14 +126,12 @@ retry:
         "movzwl 4(%%rax,%[cl],8), %%ecx\n\t"     /* begin */
         "cmpl %%ecx, %%edx\n\t"
         "jbe %l[empty]\n\t"
-        "movq -8(%%rax,%%rdx,8), %%rcx\n\t"
-        "movq %%rcx, %[object]\n\t"
+        "movq -8(%%rax,%%rdx,8), %[object]\n\t"
         "decl %%edx\n\t"
         "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
         SM_RSEQ_CS_END
-        :
-        : [cs] "r"(sm_rseq_config.cs_offset), [cpu] "r"(sm_rseq_config.cpu_offset),
-          [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [object] "m"(object)
+        : [object] "=&r"(object)
+        : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl)
         : "memory", "cc", "rax", "rcx", "rdx"
         : aborted, empty, unavailable);
     return object;
@@ -157,8 +159,7 @@ retry:
         "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
         SM_RSEQ_CS_END
         :
-        : [cs] "r"(sm_rseq_config.cs_offset), [cpu] "r"(sm_rseq_config.cpu_offset),
-          [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [object] "r"(object)
+        : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [object] "r"(object)
         : "memory", "cc", "rax", "rcx", "rdx"
         : aborted, full, unavailable);
     return true;
@@ -197,8 +198,7 @@ retry:
         "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
         SM_RSEQ_CS_END
         :
-        : [cs] "r"(sm_rseq_config.cs_offset), [cpu] "r"(sm_rseq_config.cpu_offset),
-          [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [out] "r"(out), [n] "r"(n),
+        : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [out] "r"(out), [n] "r"(n),
           [count] "m"(count)
         : "memory", "cc", "rax", "rcx", "rdx", "r8", "r9"
         : aborted, empty, unavailable);
@@ -239,8 +239,7 @@ retry:
         "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
         SM_RSEQ_CS_END
         :
-        : [cs] "r"(sm_rseq_config.cs_offset), [cpu] "r"(sm_rseq_config.cpu_offset),
-          [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [in] "r"(in), [n] "r"(n),
+        : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [in] "r"(in), [n] "r"(n),
           [count] "m"(count)
         : "memory", "cc", "rax", "rcx", "rdx", "r8", "r9"
         : aborted, full, unavailable);
@@ -269,9 +268,11 @@ retry:
         ".quad 3b\n\t"
         ".popsection\n\t"
         "leaq 3b(%%rip), %%rax\n\t"
-        "movq %%rax, %%fs:(%[cs])\n\t"
+        "movq sm_rseq_config+8(%%rip), %%rcx\n\t"
+        "movq %%rax, %%fs:(%%rcx)\n\t"
         "1:\n\t"
-        "movl %%fs:(%[cpu]), %%eax\n\t"
+        "movq sm_rseq_config(%%rip), %%rcx\n\t"
+        "movl %%fs:(%%rcx), %%eax\n\t"
         "cmpl %[n], %%eax\n\t"
         "jae %l[unavailable]\n\t"
         "movl %[shift], %%ecx\n\t"
@@ -281,8 +282,7 @@ retry:
         "movq %%rdx, (%[counters],%%rax,8)\n\t"  /* commit */
         SM_RSEQ_CS_END
         :
-        : [cs] "r"(sm_rseq_config.cs_offset), [cpu] "r"(sm_rseq_config.cpu_offset),
-          [n] "r"(n), [shift] "r"(stride_shift), [counters] "r"(counters), [value] "r"(value)
+        : [n] "r"(n), [shift] "r"(stride_shift), [counters] "r"(counters), [value] "r"(value)
         : "memory", "cc", "rax", "rcx", "rdx"
         : aborted, unavailable);
     return true;

@@ -16,18 +16,35 @@ enum Allocator {
 
     // MARK: malloc / free
 
+    // The fast path keeps nothing alive across a call: every way out of it
+    // is a return or a tail call, so it needs no saved registers.
     @inline(__always)
     static func allocate(_ size: UInt) -> UnsafeMutableRawPointer? {
-        let heap = Heap.ensureInitialized()
-        if size <= UInt(SizeClassTable.maxSize) {
+        guard let root = sm_heap_get() else { return allocateFirst(size) }
+        let heap = root.assumingMemoryBound(to: Heap.self)
+        if _fastPath(size <= UInt(SizeClassTable.maxSize)) {
             let sizeClass = heap.pointee.sizeClasses.sizeClass(for: Int(size))
-            if let object = FrontEnd.allocate(heap, sizeClass, size: heap.pointee.sizeClasses.size(of: sizeClass)) {
-                return object
-            }
-            sm_set_errno(ENOMEM)
-            return nil
+            if let object = FrontEnd.allocateFast(heap, sizeClass) { return object }
+            return allocateSmallSlow(heap, sizeClass)
         }
         return allocateLarge(heap, size, alignment: 0)
+    }
+
+    /// The very first allocation of the process: build the heap, then serve.
+    @inline(never)
+    static func allocateFirst(_ size: UInt) -> UnsafeMutableRawPointer? {
+        _ = Heap.ensureInitialized()
+        return allocate(size)
+    }
+
+    /// A small allocation the front end's cache could not serve.
+    @inline(never)
+    static func allocateSmallSlow(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int) -> UnsafeMutableRawPointer? {
+        if let object = FrontEnd.allocateSlow(heap, sizeClass, size: heap.pointee.sizeClasses.size(of: sizeClass)) {
+            return object
+        }
+        sm_set_errno(ENOMEM)
+        return nil
     }
 
     /// Whole pages for `size` bytes, aligned to `alignment` (0: page aligned).
@@ -209,9 +226,8 @@ enum Allocator {
             var sizeClass = table.sizeClass(for: Int(max(size, alignment)))
             while sizeClass < table.count && UInt(table.sizes[sizeClass]) % alignment != 0 { sizeClass += 1 }
             if sizeClass < table.count {
-                if let object = FrontEnd.allocate(heap, sizeClass, size: table.size(of: sizeClass)) { return object }
-                sm_set_errno(ENOMEM)
-                return nil
+                if let object = FrontEnd.allocateFast(heap, sizeClass) { return object }
+                return allocateSmallSlow(heap, sizeClass)
             }
         }
         return allocateLarge(heap, size, alignment: alignment)

@@ -29,13 +29,13 @@ struct StatsSnapshot {
         s.rseqAvailable = heap.pointee.config.rseqAvailable
         s.idMode = sm_rseq_uses_mm_cid() ? .mmcid : .cpu
         let totals = ThreadRegistry.totals()
-        s.rseqAborts = totals.rseqAborts
+        s.rseqAborts = totals.scalars.rseqAborts
         s.allocations = totals.allocations
         s.frees = totals.frees
         s.fastPathHits = totals.fastHits
-        s.fastPathMisses = totals.fastMisses
-        s.largeAllocations = totals.largeAllocations
-        s.inUseBytes = totals.allocatedBytes &- totals.freedBytes
+        s.fastPathMisses = totals.scalars.fastMisses
+        s.largeAllocations = totals.scalars.largeAllocations
+        s.inUseBytes = totals.inUseBytes
         let registry = heap.pointee.threads
         registry.pointee.lock.lock()
         s.threadsSeen = registry.pointee.threadsSeen

@@ -13,24 +13,20 @@
 // no atomics; a thread without a record gets one at its first call.
 
 enum FrontEnd {
-    /// A small object of `sizeClass` (`size` bytes), or nil (out of memory).
+    /// A small object of `sizeClass` from the cache of the thread or CPU,
+    /// or nil: then `allocateSlow` refills (or serves the shared front ends).
     @inline(__always)
-    static func allocate(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int, size: Int) -> ObjectPointer? {
-        if let state = ThreadState.current {
-            let kind = heap.pointee.frontEnd
-            var object: ObjectPointer? = nil
-            if kind == .percpu {
-                object = heap.pointee.percpu.pop(sizeClass, aborts: &state.pointee.counters.rseqAborts)
-            } else if kind == .thread {
-                object = state.pointee.cache.pop(sizeClass, size: size)
-            }
-            if let object {
-                state.pointee.counters.fastHits &+= 1
-                state.pointee.counters.allocatedBytes &+= UInt64(size)
-                return object
-            }
+    static func allocateFast(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int) -> ObjectPointer? {
+        guard let state = ThreadState.current else { return nil }
+        let kind = heap.pointee.frontEnd
+        var object: ObjectPointer? = nil
+        if kind == .percpu {
+            object = heap.pointee.percpu.pop(sizeClass, aborts: &state.pointee.counters.rseqAborts)
+        } else if kind == .thread {
+            object = state.pointee.cache.pop(sizeClass, size: Int(heap.pointee.sizeClasses.sizes[sizeClass]))
         }
-        return allocateSlow(heap, sizeClass, size: size)
+        if object != nil { ThreadState.classCounts(state).countAllocation(sizeClass) }
+        return object
     }
 
     @inline(never)
@@ -38,9 +34,7 @@ enum FrontEnd {
         guard let state = currentOrRegister() else {
             // The thread is exiting: serve from the middle directly.
             let (object, _) = Middle.fetch(sizeClass, count: 1)
-            if object != nil {
-                ThreadRegistry.countExited { $0.fastMisses &+= 1; $0.allocatedBytes &+= UInt64(size) }
-            }
+            if object != nil { ThreadRegistry.countExited(allocationOf: sizeClass, miss: true) }
             return object
         }
         let batch = UInt32(heap.pointee.sizeClasses.batch[sizeClass])
@@ -72,8 +66,8 @@ enum FrontEnd {
             heap.pointee.globalLock.unlock()
         }
         guard let object else { return nil }
-        if hit { state.pointee.counters.fastHits &+= 1 } else { state.pointee.counters.fastMisses &+= 1 }
-        state.pointee.counters.allocatedBytes &+= UInt64(size)
+        if !hit { state.pointee.counters.fastMisses &+= 1 }
+        ThreadState.classCounts(state).countAllocation(sizeClass)
         return object
     }
 
@@ -83,16 +77,14 @@ enum FrontEnd {
         if let state = ThreadState.current {
             let kind = heap.pointee.frontEnd
             if kind == .percpu {
-                state.pointee.counters.frees &+= 1
-                state.pointee.counters.freedBytes &+= UInt64(heap.pointee.sizeClasses.sizes[sizeClass])
+                ThreadState.classCounts(state).countFree(sizeClass)
                 if heap.pointee.percpu.push(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) { return }
                 percpuOverflow(heap, state, object, sizeClass)
                 return
             }
             if kind == .thread {
                 let size = Int(heap.pointee.sizeClasses.sizes[sizeClass])
-                state.pointee.counters.frees &+= 1
-                state.pointee.counters.freedBytes &+= UInt64(size)
+                ThreadState.classCounts(state).countFree(sizeClass)
                 if state.pointee.cache.push(object, sizeClass, size: size) { return }
                 overflow(heap, state, sizeClass, size: size)
                 return
@@ -121,11 +113,10 @@ enum FrontEnd {
         guard let state = currentOrRegister() else {
             object.nextFree = nil
             Middle.release(sizeClass, chain: object, count: 1)
-            ThreadRegistry.countExited { $0.frees &+= 1; $0.freedBytes &+= UInt64(size) }
+            ThreadRegistry.countExited(freeOf: sizeClass)
             return
         }
-        state.pointee.counters.frees &+= 1
-        state.pointee.counters.freedBytes &+= UInt64(size)
+        ThreadState.classCounts(state).countFree(sizeClass)
         switch heap.pointee.frontEnd {
         case .percpu:
             if !heap.pointee.percpu.push(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) {
@@ -163,18 +154,18 @@ enum FrontEnd {
     static func countLarge(allocatedBytes: Int) {
         if let state = currentOrRegister() {
             state.pointee.counters.largeAllocations &+= 1
-            state.pointee.counters.allocatedBytes &+= UInt64(allocatedBytes)
+            state.pointee.counters.largeAllocatedBytes &+= UInt64(allocatedBytes)
         } else {
-            ThreadRegistry.countExited { $0.largeAllocations &+= 1; $0.allocatedBytes &+= UInt64(allocatedBytes) }
+            ThreadRegistry.countExited(largeAllocated: UInt64(allocatedBytes))
         }
     }
 
     static func countLargeFree(freedBytes: Int) {
         if let state = currentOrRegister() {
-            state.pointee.counters.frees &+= 1
-            state.pointee.counters.freedBytes &+= UInt64(freedBytes)
+            state.pointee.counters.largeFrees &+= 1
+            state.pointee.counters.largeFreedBytes &+= UInt64(freedBytes)
         } else {
-            ThreadRegistry.countExited { $0.frees &+= 1; $0.freedBytes &+= UInt64(freedBytes) }
+            ThreadRegistry.countExited(largeFreed: UInt64(freedBytes))
         }
     }
 

@@ -11,6 +11,7 @@ struct ThreadRegistry {
     var unused: UnsafeMutablePointer<ThreadState>? = nil
     /// Counters of exited threads and of calls made after a thread's exit.
     var exited = ThreadCounters()
+    var exitedClasses: ClassCounts
     var threadsSeen: UInt64 = 0
     var threadsLive: UInt64 = 0
 
@@ -26,19 +27,22 @@ struct ThreadRegistry {
         }
         registry.pointee.lock.unlock()
         if record == nil {
-            let bytes = MemoryLayout<ThreadState>.stride + classCount * MemoryLayout<CacheList>.stride
+            let bytes = MemoryLayout<ThreadState>.stride + ClassCounts.byteCount
+                + classCount * MemoryLayout<CacheList>.stride
                 + PerCPUSlabs.scratchSlots * MemoryLayout<UnsafeMutableRawPointer?>.stride
             let raw = heap.pointee.metadata.pointee.allocate(bytes)
             record = raw.bindMemory(to: ThreadState.self, capacity: 1)
         }
         let state = record!
-        let listsRaw = UnsafeMutableRawPointer(state) + MemoryLayout<ThreadState>.stride
+        // Layout: the record, its per-class counts, its cache lists, its scratch.
+        let listsRaw = UnsafeMutableRawPointer(state) + MemoryLayout<ThreadState>.stride + ClassCounts.byteCount
         let lists = listsRaw.bindMemory(to: CacheList.self, capacity: classCount)
         let scratch = (listsRaw + classCount * MemoryLayout<CacheList>.stride)
             .bindMemory(to: UnsafeMutableRawPointer?.self, capacity: PerCPUSlabs.scratchSlots)
         state.initialize(to: ThreadState(cache: ObjectCache(lists: lists, classCount: classCount,
                                                               budget: heap.pointee.config.threadCacheBytes),
                                          scratch: scratch))
+        ThreadState.classCounts(state).clear()
         // Own rseq registration (when glibc has none) before the first per-CPU operation.
         _ = sm_rseq_thread_register()
         state.pointee.threadID = sm_gettid()
@@ -68,6 +72,7 @@ struct ThreadRegistry {
         if let p = state.pointee.prev { p.pointee.next = state.pointee.next } else { registry.pointee.live = state.pointee.next }
         if let n = state.pointee.next { n.pointee.prev = state.pointee.prev }
         registry.pointee.exited.add(state.pointee.counters)
+        registry.pointee.exitedClasses.add(ThreadState.classCounts(state))
         registry.pointee.threadsLive &-= 1
         state.pointee.prev = nil
         state.pointee.next = registry.pointee.unused
@@ -75,22 +80,37 @@ struct ThreadRegistry {
         registry.pointee.lock.unlock()
     }
 
-    /// Counters of calls made by a thread after its exit handler ran.
-    static func countExited(_ update: (inout ThreadCounters) -> Void) {
+    /// Counts a call made by a thread after its exit handler ran.
+    static func countExited(allocationOf sizeClass: Int = 0, freeOf freedClass: Int = 0, miss: Bool = false,
+                            largeAllocated: UInt64 = 0, largeFreed: UInt64 = 0) {
         let registry = Heap.shared.pointee.threads
         registry.pointee.lock.lock()
-        update(&registry.pointee.exited)
+        if sizeClass != 0 { registry.pointee.exitedClasses.countAllocation(sizeClass) }
+        if freedClass != 0 { registry.pointee.exitedClasses.countFree(freedClass) }
+        if miss { registry.pointee.exited.fastMisses &+= 1 }
+        if largeAllocated != 0 {
+            registry.pointee.exited.largeAllocations &+= 1
+            registry.pointee.exited.largeAllocatedBytes &+= largeAllocated
+        }
+        if largeFreed != 0 {
+            registry.pointee.exited.largeFrees &+= 1
+            registry.pointee.exited.largeFreedBytes &+= largeFreed
+        }
         registry.pointee.lock.unlock()
     }
 
     /// Sum of every thread's counters, live and exited.
-    static func totals() -> ThreadCounters {
-        let registry = Heap.shared.pointee.threads
+    static func totals() -> CounterTotals {
+        let heap = Heap.shared
+        let sizes = heap.pointee.sizeClasses.sizes
+        let classCount = heap.pointee.sizeClasses.count
+        let registry = heap.pointee.threads
         registry.pointee.lock.lock()
-        var sum = registry.pointee.exited
+        var sum = CounterTotals()
+        sum.add(registry.pointee.exited, registry.pointee.exitedClasses, sizes: sizes, classCount: classCount)
         var cursor = registry.pointee.live
         while let state = cursor {
-            sum.add(state.pointee.counters)
+            sum.add(state.pointee.counters, ThreadState.classCounts(state), sizes: sizes, classCount: classCount)
             cursor = state.pointee.next
         }
         registry.pointee.lock.unlock()

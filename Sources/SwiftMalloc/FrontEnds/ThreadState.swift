@@ -9,26 +9,71 @@
 //   a record       registered in the ThreadRegistry.
 import SwiftMallocShims
 
+/// Counters that are not per size class.
 struct ThreadCounters {
-    var fastHits: UInt64 = 0
     var fastMisses: UInt64 = 0
     var largeAllocations: UInt64 = 0
-    var frees: UInt64 = 0
-    var allocatedBytes: UInt64 = 0
-    var freedBytes: UInt64 = 0
+    var largeFrees: UInt64 = 0
+    var largeAllocatedBytes: UInt64 = 0
+    var largeFreedBytes: UInt64 = 0
     var rseqAborts: UInt64 = 0
 
-    @inline(__always) var allocations: UInt64 { fastHits &+ fastMisses &+ largeAllocations }
-
     mutating func add(_ other: ThreadCounters) {
-        fastHits &+= other.fastHits
         fastMisses &+= other.fastMisses
         largeAllocations &+= other.largeAllocations
-        frees &+= other.frees
-        allocatedBytes &+= other.allocatedBytes
-        freedBytes &+= other.freedBytes
+        largeFrees &+= other.largeFrees
+        largeAllocatedBytes &+= other.largeAllocatedBytes
+        largeFreedBytes &+= other.largeFreedBytes
         rseqAborts &+= other.rseqAborts
     }
+}
+
+/// Small allocations and frees counted per size class: two arrays of
+/// `SizeClassTable.maxClasses` counters. Bytes in use follow from the class
+/// sizes when the counts are summed, so the fast paths count with one
+/// increment and no size lookup.
+struct ClassCounts {
+    let base: UnsafeMutablePointer<UInt64>
+
+    static let byteCount = 2 * SizeClassTable.maxClasses * MemoryLayout<UInt64>.stride
+
+    @inline(__always) func countAllocation(_ sizeClass: Int) { base[sizeClass] &+= 1 }
+    @inline(__always) func countFree(_ sizeClass: Int) { base[SizeClassTable.maxClasses &+ sizeClass] &+= 1 }
+    @inline(__always) func allocations(_ sizeClass: Int) -> UInt64 { base[sizeClass] }
+    @inline(__always) func frees(_ sizeClass: Int) -> UInt64 { base[SizeClassTable.maxClasses &+ sizeClass] }
+
+    func clear() { base.update(repeating: 0, count: 2 * SizeClassTable.maxClasses) }
+
+    func add(_ other: ClassCounts) {
+        var i = 0
+        while i < 2 * SizeClassTable.maxClasses { base[i] &+= other.base[i]; i += 1 }
+    }
+}
+
+/// Everything counted, summed over threads.
+struct CounterTotals {
+    var smallAllocations: UInt64 = 0
+    var smallFrees: UInt64 = 0
+    var smallInUseBytes: UInt64 = 0
+    var scalars = ThreadCounters()
+
+    mutating func add(_ counters: ThreadCounters, _ classes: ClassCounts, sizes: UnsafeMutablePointer<UInt32>, classCount: Int) {
+        scalars.add(counters)
+        var c = 1
+        while c < classCount {
+            let a = classes.allocations(c)
+            let f = classes.frees(c)
+            smallAllocations &+= a
+            smallFrees &+= f
+            smallInUseBytes &+= (a &- f) &* UInt64(sizes[c])
+            c += 1
+        }
+    }
+
+    var allocations: UInt64 { smallAllocations &+ scalars.largeAllocations }
+    var frees: UInt64 { smallFrees &+ scalars.largeFrees }
+    var fastHits: UInt64 { smallAllocations &- scalars.fastMisses }
+    var inUseBytes: UInt64 { smallInUseBytes &+ scalars.largeAllocatedBytes &- scalars.largeFreedBytes }
 }
 
 struct ThreadState {
@@ -41,6 +86,13 @@ struct ThreadState {
     var threadID: Int32 = 0
 
     static let exitedMarker = UInt(1)
+
+    /// The per-class counts, right after the record (see ThreadRegistry).
+    @inline(__always)
+    static func classCounts(_ state: UnsafeMutablePointer<ThreadState>) -> ClassCounts {
+        ClassCounts(base: (UnsafeMutableRawPointer(state) + MemoryLayout<ThreadState>.stride)
+            .assumingMemoryBound(to: UInt64.self))
+    }
 
     /// The calling thread's record, or nil (not yet registered, or exited).
     @inline(__always)

@@ -11,31 +11,29 @@
 // most 1/8 of its bytes on the tail and holds enough objects) and its batch
 // size (objects moved at once between caches and the middle).
 //
-// Lookup is two small byte tables, no division and no search:
-//   size <= 1024:  smallIndex[(size + 7) >> 3]
-//   size <= 32K:   largeIndex[(size + 127) >> 7]
+// Lookup is one small byte table, no division and no search (tcmalloc's
+// layout): index (size + 7) >> 3 up to 1 KiB, then (size + 127) >> 7 + 120,
+// so both ranges share the table without overlapping.
 
 struct SizeClassTable {
     static let maxSize = 32 * 1024
     static let maxClasses = 128
     static let smallLimit = 1024
-    static let smallEntries = (smallLimit + 7) >> 3 + 1          // 129
-    static let largeEntries = (maxSize + 127) >> 7 + 1           // 257
+    static let largeIndexBias = 120
+    static let indexEntries = (maxSize + 127) >> 7 + largeIndexBias + 1   // 377
 
     /// Number of classes, including the unused class 0 (0 means "not small").
     var count: Int = 0
     var sizes: UnsafeMutablePointer<UInt32>
     var pages: UnsafeMutablePointer<UInt8>
     var batch: UnsafeMutablePointer<UInt16>
-    var smallIndex: UnsafeMutablePointer<UInt8>
-    var largeIndex: UnsafeMutablePointer<UInt8>
+    var classIndex: UnsafeMutablePointer<UInt8>
 
     init(metadata: inout MetadataArena) {
         sizes = metadata.allocateArray(of: UInt32.self, count: SizeClassTable.maxClasses)
         pages = metadata.allocateArray(of: UInt8.self, count: SizeClassTable.maxClasses)
         batch = metadata.allocateArray(of: UInt16.self, count: SizeClassTable.maxClasses)
-        smallIndex = metadata.allocateArray(of: UInt8.self, count: SizeClassTable.smallEntries)
-        largeIndex = metadata.allocateArray(of: UInt8.self, count: SizeClassTable.largeEntries)
+        classIndex = metadata.allocateArray(of: UInt8.self, count: SizeClassTable.indexEntries)
         build()
     }
 
@@ -78,28 +76,24 @@ struct SizeClassTable {
             n += 1
         }
         count = n
-        // For each index, the smallest class that fits every size mapping to it.
+        // For each size, the smallest class that fits; every size that maps
+        // to an index gets that index's class (checked by the unit tests).
         var c = 1
-        for i in 0..<SizeClassTable.smallEntries {
-            let maxSizeAtIndex = i << 3
-            while Int(sizes[c]) < maxSizeAtIndex { c += 1 }
-            smallIndex[i] = UInt8(c)
-        }
-        c = 1
-        for i in 0..<SizeClassTable.largeEntries {
-            let maxSizeAtIndex = i << 7
-            while Int(sizes[c]) < maxSizeAtIndex { c += 1 }
-            largeIndex[i] = UInt8(c)
+        for size in 0...SizeClassTable.maxSize {
+            while Int(sizes[c]) < size { c += 1 }
+            classIndex[SizeClassTable.index(for: size)] = UInt8(c)
         }
     }
 
     /// The class for a request of `size` bytes (0 ... maxSize).
     @inline(__always)
+    static func index(for size: Int) -> Int {
+        size <= smallLimit ? (size &+ 7) &>> 3 : (size &+ 127 &+ (largeIndexBias << 7)) &>> 7
+    }
+
+    @inline(__always)
     func sizeClass(for size: Int) -> Int {
-        if size <= SizeClassTable.smallLimit {
-            return Int(smallIndex[(size &+ 7) &>> 3])
-        }
-        return Int(largeIndex[(size &+ 127) &>> 7])
+        Int(classIndex[SizeClassTable.index(for: size)])
     }
 
     @inline(__always) func size(of sizeClass: Int) -> Int { Int(sizes[sizeClass]) }
