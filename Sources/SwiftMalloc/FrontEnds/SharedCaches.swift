@@ -18,7 +18,7 @@ struct SharedCaches {
     var count: Int = 0
     var caches: UnsafeMutablePointer<LockedCache>? = nil
 
-    static let arenaBudget = 4 << 20
+    static let arenaBudget = 1 << 20
 
     /// `count` locked caches (0 for the global front end, which has only the lock).
     init(count: Int, classCount: Int, metadata: inout MetadataArena) {
