@@ -22,7 +22,9 @@ let package = Package(
         .target(
             name: "SwiftMallocShims",
             path: "CShims/Shims",
-            cSettings: [.define("_GNU_SOURCE")]
+            cSettings: [.define("_GNU_SOURCE")],
+            // liburcu (Debian liburcu-dev): the memb flavour and call_rcu.
+            linkerSettings: [.linkedLibrary("urcu-memb"), .linkedLibrary("urcu-common")]
         ),
         .target(
             name: "SwiftMalloc",

@@ -25,6 +25,9 @@ struct Heap {
     var globalLock = Lock()
     /// The per-CPU front end's slabs (empty for the others).
     var percpu: PerCPUSlabs
+    /// liburcu's call_rcu worker runs (set once, after start-up).
+    var rcuReady = false
+    var rcuFailed = false
 
     /// The heap; only valid once `ensureInitialized` has returned it.
     @inline(__always)
@@ -95,10 +98,23 @@ struct Heap {
         sm_heap_set(UnsafeMutableRawPointer(heap))
         sm_unlock(sm_init_lock_get())
 
-        // From here on malloc works; what follows may allocate (glibc).
+        // From here on malloc works; what follows may allocate (glibc,
+        // liburcu), and holds no allocator lock.
         config.reportProblems()
         _ = sm_register_atfork(forkPrepare, forkParent, forkChild)
+        if sm_rcu_init() == 0 {
+            heap.pointee.rcuReady = true
+        } else {
+            writeStderr("swiftmalloc: liburcu's call_rcu worker did not start; metadata is reclaimed under locks\n")
+            heap.pointee.rcuFailed = true
+        }
         return heap
+    }
+
+    /// Retired records still queued, and the thread is outside any lock.
+    @inline(__always)
+    static func reclaim(_ heap: UnsafeMutablePointer<Heap>) {
+        if heap.pointee.rcuFailed { Reclamation.recycleWithoutRCU(heap) } else { Reclamation.flush(heap) }
     }
 
     /// Every lock of the heap, in the order they nest: shared caches (or the
@@ -124,14 +140,21 @@ struct Heap {
 // threads that did not come along are retired: their caches go back to the
 // middle instead of being lost.
 
+// liburcu's call_rcu worker is paused first (its callbacks take allocator
+// locks) and resumed last.
+
 private func forkPrepare() {
     guard let root = sm_heap_get() else { return }
-    root.assumingMemoryBound(to: Heap.self).pointee.forEachLock { $0.pointee.lock() }
+    let heap = root.assumingMemoryBound(to: Heap.self)
+    if heap.pointee.rcuReady { sm_rcu_before_fork() }
+    heap.pointee.forEachLock { $0.pointee.lock() }
 }
 
 private func forkParent() {
     guard let root = sm_heap_get() else { return }
-    root.assumingMemoryBound(to: Heap.self).pointee.forEachLock { $0.pointee.unlock() }
+    let heap = root.assumingMemoryBound(to: Heap.self)
+    heap.pointee.forEachLock { $0.pointee.unlock() }
+    if heap.pointee.rcuReady { sm_rcu_after_fork_parent() }
 }
 
 private func forkChild() {
@@ -143,6 +166,8 @@ private func forkChild() {
     var cursor = registry.pointee.live
     while let state = cursor {
         cursor = state.pointee.next
-        if state != me { ThreadRegistry.retire(state) }
+        // One thread, no readers: records are reused at once.
+        if state != me { ThreadRegistry.retire(state, afterGracePeriod: false) }
     }
+    if heap.pointee.rcuReady { sm_rcu_after_fork_child() }
 }

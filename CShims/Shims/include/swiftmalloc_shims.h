@@ -136,6 +136,31 @@ int sm_write_file(const char *path, const char *bytes, size_t count);
 
 int32_t sm_getpid(void);
 
+// ---------------------------------------------------------------------------
+// Read-copy-update (liburcu, memb flavour; rcu.c). Never call these while
+// holding an allocator lock: liburcu takes its own locks and may allocate.
+// ---------------------------------------------------------------------------
+// Starts the call_rcu worker. Returns 0 on success.
+int sm_rcu_init(void);
+// Registers the calling thread as a reader (once; a thread liburcu already
+// registered is left as it is). Unregister only undoes our own registration.
+void sm_rcu_register_thread(void);
+void sm_rcu_unregister_thread(void);
+bool sm_rcu_thread_is_registered(void);
+// True while the calling thread is inside one of the calls below.
+bool sm_rcu_busy(void);
+void sm_rcu_read_lock(void);
+void sm_rcu_read_unlock(void);
+// Calls callback(head) after a grace period; head points at 16 bytes that
+// stay untouched until then (struct rcu_head).
+void sm_rcu_call(void *head, void (*callback)(void *));
+void sm_rcu_synchronize(void);
+// Waits until every callback queued so far has run.
+void sm_rcu_barrier(void);
+void sm_rcu_before_fork(void);
+void sm_rcu_after_fork_parent(void);
+void sm_rcu_after_fork_child(void);
+
 // fork handlers (pthread_atfork). Returns 0 on success.
 int sm_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 

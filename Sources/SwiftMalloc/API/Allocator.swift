@@ -40,11 +40,10 @@ enum Allocator {
     /// A small allocation the front end's cache could not serve.
     @inline(never)
     static func allocateSmallSlow(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int) -> UnsafeMutableRawPointer? {
-        if let object = FrontEnd.allocateSlow(heap, sizeClass, size: heap.pointee.sizeClasses.size(of: sizeClass)) {
-            return object
-        }
-        sm_set_errno(ENOMEM)
-        return nil
+        let object = FrontEnd.allocateSlow(heap, sizeClass, size: heap.pointee.sizeClasses.size(of: sizeClass))
+        Heap.reclaim(heap)
+        if object == nil { sm_set_errno(ENOMEM) }
+        return object
     }
 
     /// Whole pages for `size` bytes, aligned to `alignment` (0: page aligned).
@@ -79,6 +78,7 @@ enum Allocator {
             usable = Int(span.pointee.byteCount)
         }
         FrontEnd.countLarge(allocatedBytes: usable)
+        Heap.reclaim(heap)
         return UnsafeMutableRawPointer(bitPattern: start)
     }
 
@@ -99,7 +99,7 @@ enum Allocator {
     static func deallocateLarge(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) {
         let pageHeap = heap.pointee.pageHeap
         pageHeap.pointee.lock.lock()
-        guard let span = pageHeap.pointee.largeSpanLocked(startingAt: UInt(bitPattern: pointer)) else {
+        guard let span = pageHeap.pointee.largeSpan(startingAt: UInt(bitPattern: pointer)) else {
             pageHeap.pointee.lock.unlock()
             fatal("free(): invalid pointer ", pointer: pointer)
         }
@@ -117,6 +117,7 @@ enum Allocator {
             pageHeap.pointee.lock.unlock()
         }
         FrontEnd.countLargeFree(freedBytes: Int(bytes))
+        Heap.reclaim(heap)
     }
 
     // MARK: sizes
@@ -131,15 +132,29 @@ enum Allocator {
         return largeUsableSize(heap, pointer)
     }
 
+    /// The usable size of a large block, read without the page heap lock: the
+    /// span record is found and read inside an RCU read-side section.
     static func largeUsableSize(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) -> UInt {
-        let pageHeap = heap.pointee.pageHeap
-        pageHeap.pointee.lock.lock()
-        guard let span = pageHeap.pointee.largeSpanLocked(startingAt: UInt(bitPattern: pointer)) else {
-            pageHeap.pointee.lock.unlock()
+        guard let usable = largeBlockSize(heap, pointer) else {
             fatal("malloc_usable_size(): invalid pointer ", pointer: pointer)
         }
-        let usable = span.pointee.state == .mapped ? span.pointee.mappedBytes : span.pointee.byteCount
-        pageHeap.pointee.lock.unlock()
+        return usable
+    }
+
+    /// The bytes of the large or mapped block starting at `pointer`, or nil
+    /// if no live one starts there.
+    static func largeBlockSize(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) -> UInt? {
+        let pageHeap = heap.pointee.pageHeap
+        let underRCU = RCUReader.enter(heap)
+        if !underRCU { pageHeap.pointee.lock.lock() }
+        var usable: UInt? = nil
+        if let span = pageHeap.pointee.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: pointer))) {
+            if span.pointee.state == .poisoned { Poison.caught("read a span record after its grace period") }
+            if let live = pageHeap.pointee.largeSpan(startingAt: UInt(bitPattern: pointer)) {
+                usable = live.pointee.state == .mapped ? live.pointee.mappedBytes : live.pointee.byteCount
+            }
+        }
+        if underRCU { RCUReader.exit() } else { pageHeap.pointee.lock.unlock() }
         return usable
     }
 
@@ -175,19 +190,14 @@ enum Allocator {
                 if size >= oldSize / 2 { return pointer }
             }
         } else {
-            let pageHeap = heap.pointee.pageHeap
-            pageHeap.pointee.lock.lock()
-            guard let span = pageHeap.pointee.largeSpanLocked(startingAt: UInt(bitPattern: pointer)) else {
-                pageHeap.pointee.lock.unlock()
-                fatal("realloc(): invalid pointer ", pointer: pointer)
-            }
-            let mapped = span.pointee.state == .mapped
-            oldSize = mapped ? span.pointee.mappedBytes : span.pointee.byteCount
-            pageHeap.pointee.lock.unlock()
+            guard let size0 = largeBlockSize(heap, pointer) else { fatal("realloc(): invalid pointer ", pointer: pointer) }
+            oldSize = size0
             if size <= oldSize && size >= oldSize / 2 { return pointer }
-            if mapped && size >= UInt(mapThreshold) && size <= maxRequest {
+            // The block is the caller's: its span cannot change under us.
+            let span = heap.pointee.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: pointer)))!
+            if span.pointee.state == .mapped && size >= UInt(mapThreshold) && size <= maxRequest {
                 // Let the kernel move the pages instead of copying them.
-                guard let moved = pageHeap.pointee.remapLarge(span, bytes: Int(size)) else {
+                guard let moved = heap.pointee.pageHeap.pointee.remapLarge(span, bytes: Int(size)) else {
                     sm_set_errno(ENOMEM)
                     return nil
                 }
@@ -313,7 +323,7 @@ enum Allocator {
         guard let root = sm_heap_get() else { fatal("page_free(): invalid pointer ", pointer: pointer) }
         let pageHeap = root.assumingMemoryBound(to: Heap.self).pointee.pageHeap
         pageHeap.pointee.lock.lock()
-        guard let span = pageHeap.pointee.largeSpanLocked(startingAt: UInt(bitPattern: pointer)),
+        guard let span = pageHeap.pointee.largeSpan(startingAt: UInt(bitPattern: pointer)),
               span.pointee.state == .large else {
             pageHeap.pointee.lock.unlock()
             fatal("page_free(): invalid pointer ", pointer: pointer)
@@ -326,6 +336,7 @@ enum Allocator {
         pageHeap.pointee.freeSpan(span)
         pageHeap.pointee.lock.unlock()
         FrontEnd.countLargeFree(freedBytes: Int(bytes))
+        Heap.reclaim(root.assumingMemoryBound(to: Heap.self))
     }
 
     // MARK: trim
@@ -339,6 +350,7 @@ enum Allocator {
         pageHeap.pointee.lock.lock()
         let released = pageHeap.pointee.releaseAllLocked()
         pageHeap.pointee.lock.unlock()
+        Heap.reclaim(heap)
         return released
     }
 }

@@ -38,6 +38,8 @@ struct Configuration {
     var perCPUCacheBytes: Int = 1536 << 10
     /// Filled in when rseq has been probed.
     var rseqAvailable = false
+    /// SWIFTMALLOC_DEBUG=1: poison retired metadata and check for it.
+    var debug = false
     /// SWIFTMALLOC_FRONTEND was set to something that is no front end.
     var badFrontEndValue: UnsafePointer<CChar>? = nil
     /// Byte budget of each thread's cache (SWIFTMALLOC_THREAD_CACHE_BYTES).
@@ -65,6 +67,7 @@ struct Configuration {
         if let value = sm_getenv("SWIFTMALLOC_PERCPU_CACHE_BYTES"), let bytes = parseSize(value) {
             config.perCPUCacheBytes = max(64 << 10, min(bytes, 64 << 20))
         }
+        if let value = sm_getenv("SWIFTMALLOC_DEBUG"), equals(value, "1") { config.debug = true }
         if let value = sm_getenv("SWIFTMALLOC_THREAD_CACHE_BYTES"), let bytes = parseSize(value) {
             config.threadCacheBytes = max(64 << 10, min(bytes, 1 << 30))
         }

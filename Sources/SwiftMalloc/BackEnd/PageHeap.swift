@@ -18,8 +18,11 @@ struct PageHeap {
     /// freeLists[n] holds free spans of n pages (1 … maxListedPages);
     /// freeLists[0] holds the longer ones.
     var freeLists: UnsafeMutablePointer<SpanList>
-    /// Recycled span records.
+    /// Span records ready for reuse (their grace period is over).
     var unusedSpans: UnsafeMutablePointer<Span>? = nil
+    /// Span records unlinked under the lock, to be handed to RCU once no
+    /// allocator lock is held (Reclamation.flush), linked through `next`.
+    var retiredSpans: UnsafeMutablePointer<Span>? = nil
 
     // Accounting, in bytes (page heap lock held to write; racy reads are fine).
     var regionBytes: UInt = 0        // mapped for regions
@@ -58,9 +61,23 @@ struct PageHeap {
         return span
     }
 
-    private mutating func recycle(_ span: UnsafeMutablePointer<Span>) {
-        span.pointee.state = .unused
-        span.pointee.pageCount = 0
+    /// A record no structure points to any more; lock-free readers may
+    /// still hold it, so it waits for a grace period before reuse.
+    private mutating func retire(_ span: UnsafeMutablePointer<Span>) {
+        span.pointee.state = .retired
+        span.pointee.next = retiredSpans
+        retiredSpans = span
+    }
+
+    /// Takes the records waiting to be handed to RCU.
+    mutating func takeRetiredLocked() -> UnsafeMutablePointer<Span>? {
+        let list = retiredSpans
+        retiredSpans = nil
+        return list
+    }
+
+    /// A record whose grace period is over becomes reusable.
+    mutating func recycleLocked(_ span: UnsafeMutablePointer<Span>) {
         span.pointee.next = unusedSpans
         unusedSpans = span
     }
@@ -192,7 +209,7 @@ struct PageHeap {
             first = left.pointee.firstPage
             count &+= left.pointee.pageCount
             if left.pointee.released { anyReleased = true } else { dirty = true }
-            recycle(left)
+            retire(left)
         }
         let after = first &+ count
         if let right = pageMap.span(ofPage: after),
@@ -200,7 +217,7 @@ struct PageHeap {
             removeFree(right)
             count &+= right.pointee.pageCount
             if right.pointee.released { anyReleased = true } else { dirty = true }
-            recycle(right)
+            retire(right)
         }
         span.pointee.firstPage = first
         span.pointee.pageCount = count
@@ -291,7 +308,7 @@ struct PageHeap {
         let length = span.pointee.mappedBytes
         pageMap.clear(page: span.pointee.firstPage)
         directBytes &-= length
-        recycle(span)
+        retire(span)
         return (start, length)
     }
 
@@ -322,8 +339,10 @@ struct PageHeap {
     // MARK: lookups
 
     /// The span holding `address` if it is the start of a live large or mapped
-    /// allocation; nil otherwise. Page heap lock held.
-    func largeSpanLocked(startingAt address: UInt) -> UnsafeMutablePointer<Span>? {
+    /// allocation; nil otherwise. Page heap lock held, or inside an RCU
+    /// read-side section (the record then stays readable, if perhaps stale,
+    /// until the section ends; the checks reject a stale one).
+    func largeSpan(startingAt address: UInt) -> UnsafeMutablePointer<Span>? {
         let page = Page.number(of: address)
         guard let span = pageMap.span(ofPage: page) else { return nil }
         let state = span.pointee.state

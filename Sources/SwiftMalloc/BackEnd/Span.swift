@@ -1,5 +1,9 @@
 // A span: a run of contiguous pages, the page heap's unit of allocation.
 //
+// Span records are read without a lock (malloc_usable_size, realloc) and
+// retired through RCU: a record that coalescing absorbs, or whose mapping
+// goes back to the OS, is reused only after a grace period (Reclamation).
+//
 // A span is free (in a page-heap free list), carved into small objects of one
 // size class (owned by that class's central list), one large allocation, or a
 // large allocation mapped directly from the OS. Span records live in metadata
@@ -12,9 +16,14 @@ enum SpanState: UInt8 {
     case small = 2       // carved into objects of `sizeClass`
     case large = 3       // one allocation of whole pages from the page heap
     case mapped = 4      // one allocation mapped directly with mmap
+    case retired = 5     // unlinked, waiting for an RCU grace period
+    case poisoned = 0xEE // debug mode: grace period over, record not reused yet
 }
 
 struct Span {
+    /// liburcu's `struct rcu_head` while the record waits for a grace
+    /// period; the first field, so the record's address is the head's.
+    var rcuHead: (UInt, UInt) = (0, 0)
     var firstPage: UInt = 0
     var pageCount: UInt = 0
     var next: UnsafeMutablePointer<Span>? = nil

@@ -98,6 +98,7 @@ enum FrontEnd {
         let table = heap.pointee.sizeClasses
         state.pointee.cache.overflow(sizeClass, size: size, batchSize: UInt32(table.batch[sizeClass]),
                                      sizes: table.sizes, classCount: table.count)
+        Heap.reclaim(heap)
     }
 
     @inline(never)
@@ -105,6 +106,7 @@ enum FrontEnd {
                                _ object: ObjectPointer, _ sizeClass: Int) {
         heap.pointee.percpu.overflow(object, sizeClass, batchSize: UInt32(heap.pointee.sizeClasses.batch[sizeClass]),
                                      scratch: state.pointee.scratch, aborts: &state.pointee.counters.rseqAborts)
+        Heap.reclaim(heap)
     }
 
     @inline(never)
@@ -139,6 +141,7 @@ enum FrontEnd {
             Middle.release(sizeClass, chain: object, count: 1)
             heap.pointee.globalLock.unlock()
         }
+        Heap.reclaim(heap)
     }
 
     /// The calling thread's record, registering it at its first call; nil

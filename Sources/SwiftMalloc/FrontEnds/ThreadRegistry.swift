@@ -63,8 +63,10 @@ struct ThreadRegistry {
     }
 
     /// Takes a record out of the registry: its cache goes to the middle, its
-    /// counters to the exited totals.
-    static func retire(_ state: UnsafeMutablePointer<ThreadState>) {
+    /// counters to the exited totals. Walkers may still be on it, so it is
+    /// unlinked RCU-style (its `next` stays valid) and reused only after a
+    /// grace period, unless `afterGracePeriod` is false (no other thread).
+    static func retire(_ state: UnsafeMutablePointer<ThreadState>, afterGracePeriod: Bool = true) {
         let heap = Heap.shared
         state.pointee.cache.flushAll(sizes: heap.pointee.sizeClasses.sizes, classCount: heap.pointee.sizeClasses.count)
         let registry = heap.pointee.threads
@@ -74,6 +76,19 @@ struct ThreadRegistry {
         registry.pointee.exited.add(state.pointee.counters)
         registry.pointee.exitedClasses.add(ThreadState.classCounts(state))
         registry.pointee.threadsLive &-= 1
+        registry.pointee.lock.unlock()
+        Heap.reclaim(heap)
+        if afterGracePeriod && heap.pointee.rcuReady && !sm_rcu_busy() {
+            sm_rcu_call(UnsafeMutableRawPointer(state), threadRecordGracePeriodEnded)
+        } else {
+            recycle(state)
+        }
+    }
+
+    /// A retired record becomes reusable.
+    static func recycle(_ state: UnsafeMutablePointer<ThreadState>) {
+        let registry = Heap.shared.pointee.threads
+        registry.pointee.lock.lock()
         state.pointee.prev = nil
         state.pointee.next = registry.pointee.unused
         registry.pointee.unused = state
@@ -99,21 +114,27 @@ struct ThreadRegistry {
         registry.pointee.lock.unlock()
     }
 
-    /// Sum of every thread's counters, live and exited.
+    /// Sum of every thread's counters, live and exited. The live list is
+    /// walked in an RCU read-side section, without the registry lock, while
+    /// threads come and go (a thread exiting during the walk may be counted
+    /// twice or not at all; quiescent totals are exact).
     static func totals() -> CounterTotals {
         let heap = Heap.shared
         let sizes = heap.pointee.sizeClasses.sizes
         let classCount = heap.pointee.sizeClasses.count
         let registry = heap.pointee.threads
-        registry.pointee.lock.lock()
         var sum = CounterTotals()
+        registry.pointee.lock.lock()
         sum.add(registry.pointee.exited, registry.pointee.exitedClasses, sizes: sizes, classCount: classCount)
+        let underRCU = RCUReader.enter(heap)
+        if underRCU { registry.pointee.lock.unlock() }
         var cursor = registry.pointee.live
         while let state = cursor {
+            if state.pointee.poisoned { Poison.caught("stats walked a thread record after its grace period") }
             sum.add(state.pointee.counters, ThreadState.classCounts(state), sizes: sizes, classCount: classCount)
             cursor = state.pointee.next
         }
-        registry.pointee.lock.unlock()
+        if underRCU { RCUReader.exit() } else { registry.pointee.lock.unlock() }
         return sum
     }
 }
@@ -124,6 +145,8 @@ func threadDidExit(_ value: UnsafeMutableRawPointer?) {
     let state = value.assumingMemoryBound(to: ThreadState.self)
     // From here on this thread's calls bypass caches (see ThreadState).
     sm_tls_thread_set(UnsafeMutableRawPointer(bitPattern: ThreadState.exitedMarker))
+    let rcuRegistered = state.pointee.rcuRegistered
     ThreadRegistry.retire(state)
+    if rcuRegistered { sm_rcu_unregister_thread() }
     _ = sm_rseq_thread_unregister()
 }

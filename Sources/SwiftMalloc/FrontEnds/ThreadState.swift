@@ -77,6 +77,8 @@ struct CounterTotals {
 }
 
 struct ThreadState {
+    /// liburcu's `struct rcu_head` once retired (first: same address).
+    var rcuHead: (UInt, UInt) = (0, 0)
     var counters = ThreadCounters()
     var cache: ObjectCache
     /// Room for moving objects in and out of per-CPU slabs in batches.
@@ -84,6 +86,10 @@ struct ThreadState {
     var next: UnsafeMutablePointer<ThreadState>? = nil
     var prev: UnsafeMutablePointer<ThreadState>? = nil
     var threadID: Int32 = 0
+    /// The thread registered itself as an RCU reader (at its first read).
+    var rcuRegistered = false
+    /// Debug mode: set when the record's grace period has ended.
+    var poisoned = false
 
     static let exitedMarker = UInt(1)
 
