@@ -45,3 +45,26 @@ final class LifecyclePreloadTests: XCTestCase {
         }
     }
 }
+
+/// Lock-free readers of span records and of the thread registry, raced
+/// against retirement (coalescing, release to the OS, threads exiting), with
+/// retired metadata poisoned after its grace period.
+final class ReclamationPreloadTests: XCTestCase {
+    func testReadersNeverSeeRetiredMetadataUnderEveryFrontEnd() throws {
+        let binary = try Preload.cProgram("rcu_race")
+        for frontEnd in LifecyclePreloadTests.frontEnds {
+            let (result, statsDir) = try Preload.runPreloaded([binary, "2"],
+                                                              environment: ["SWIFTMALLOC_FRONTEND": frontEnd, "SWIFTMALLOC_DEBUG": "1"],
+                                                              timeout: 120)
+            XCTAssertEqual(result.exitStatus, 0, "\(frontEnd): \(result.summary)")
+            XCTAssertFalse(result.stderr.contains("grace period"), "\(frontEnd): \(result.stderr)")
+            let stats = try Preload.stats(in: statsDir, pid: result.pid)
+            let retired = Preload.number(stats, "rcu_retired_spans") ?? 0
+            let reclaimed = Preload.number(stats, "rcu_reclaimed_spans") ?? 0
+            XCTAssertGreaterThan(retired, 1000, "\(frontEnd): the race must retire span records: \(stats)")
+            XCTAssertGreaterThan(reclaimed, 0, "\(frontEnd): grace periods must end: \(stats)")
+            XCTAssertLessThanOrEqual(reclaimed, retired)
+            XCTAssertGreaterThan(Preload.number(stats, "threads_seen") ?? 0, 100, "\(frontEnd): threads came and went")
+        }
+    }
+}

@@ -21,6 +21,8 @@ struct StatsSnapshot {
     var largeAllocations: UInt64 = 0
     var pageHeapFreeBytes: UInt64 = 0
     var metadataBytes: UInt64 = 0
+    var rcuRetired: UInt64 = 0
+    var rcuReclaimed: UInt64 = 0
 
     static func take() -> StatsSnapshot {
         let heap = Heap.ensureInitialized()
@@ -48,6 +50,8 @@ struct StatsSnapshot {
         s.mappedBytes = UInt64(pageHeap.pointee.regionBytes &+ pageHeap.pointee.directBytes) &+ metadata
         s.releasedBytes = UInt64(pageHeap.pointee.releasedBytes)
         s.pageHeapFreeBytes = UInt64(pageHeap.pointee.freeBytes)
+        s.rcuRetired = pageHeap.pointee.retiredCount
+        s.rcuReclaimed = pageHeap.pointee.reclaimedCount
         pageHeap.pointee.lock.unlock()
         return s
     }
@@ -89,6 +93,8 @@ struct StatsSnapshot {
         buffer.field("large_allocations", largeAllocations)
         buffer.field("page_heap_free_bytes", pageHeapFreeBytes)
         buffer.field("metadata_bytes", metadataBytes)
+        buffer.field("rcu_retired_spans", rcuRetired)
+        buffer.field("rcu_reclaimed_spans", rcuReclaimed)
         buffer.field("pid", UInt64(sm_getpid()))
         buffer.append("}\n")
     }

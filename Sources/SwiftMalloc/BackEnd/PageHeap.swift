@@ -23,6 +23,10 @@ struct PageHeap {
     /// Span records unlinked under the lock, to be handed to RCU once no
     /// allocator lock is held (Reclamation.flush), linked through `next`.
     var retiredSpans: UnsafeMutablePointer<Span>? = nil
+    /// Records retired so far, and those whose grace period has ended
+    /// (the difference is metadata held waiting for grace periods).
+    var retiredCount: UInt64 = 0
+    var reclaimedCount: UInt64 = 0
 
     // Accounting, in bytes (page heap lock held to write; racy reads are fine).
     var regionBytes: UInt = 0        // mapped for regions
@@ -67,6 +71,7 @@ struct PageHeap {
         span.pointee.state = .retired
         span.pointee.next = retiredSpans
         retiredSpans = span
+        retiredCount &+= 1
     }
 
     /// Takes the records waiting to be handed to RCU.
@@ -78,6 +83,7 @@ struct PageHeap {
 
     /// A record whose grace period is over becomes reusable.
     mutating func recycleLocked(_ span: UnsafeMutablePointer<Span>) {
+        reclaimedCount &+= 1
         span.pointee.next = unusedSpans
         unusedSpans = span
     }

@@ -124,9 +124,10 @@ struct ThreadRegistry {
         let classCount = heap.pointee.sizeClasses.count
         let registry = heap.pointee.threads
         var sum = CounterTotals()
+        // Entering may register this thread, which takes the registry lock.
+        let underRCU = RCUReader.enter(heap)
         registry.pointee.lock.lock()
         sum.add(registry.pointee.exited, registry.pointee.exitedClasses, sizes: sizes, classCount: classCount)
-        let underRCU = RCUReader.enter(heap)
         if underRCU { registry.pointee.lock.unlock() }
         var cursor = registry.pointee.live
         while let state = cursor {
