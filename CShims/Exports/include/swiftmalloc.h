@@ -93,7 +93,7 @@ struct swiftmalloc_stats {
     uint64_t fast_path_misses;  // small allocations that went to the middle
     uint64_t rseq_aborts;       // restarted per-CPU critical sections (0 until percpu exists)
     uint64_t mapped_bytes;      // bytes currently mapped from the OS (incl. metadata)
-    uint64_t released_bytes;    // of those, bytes given back with madvise and not reused yet
+    uint64_t released_bytes;    // free page-heap bytes not resident: given back (madvise) or never touched
     uint64_t in_use_bytes;      // bytes in live blocks (size-class or page-rounded sizes)
     uint64_t threads_seen;      // threads that ever allocated through the library
     uint64_t threads_live;      // of those, threads that have not exited

@@ -32,7 +32,10 @@ struct PageHeap {
     var regionBytes: UInt = 0        // mapped for regions
     var directBytes: UInt = 0        // mapped for directly mapped allocations
     var freeBytes: UInt = 0          // in free spans
-    var releasedBytes: UInt = 0      // of those, given back to the OS
+    var dirtyBytes: UInt = 0         // of those, pages that may be resident
+
+    /// Free bytes given back to the OS (or never touched).
+    var releasedBytes: UInt { freeBytes &- dirtyBytes }
 
     static let maxListedPages = 128
     /// Regions grow by at least this much (virtual; pages are touched on use).
@@ -99,13 +102,13 @@ struct PageHeap {
         pageMap.setEnds(span)
         freeLists[listIndex(span.pointee.pageCount)].pushFront(span)
         freeBytes &+= span.pointee.byteCount
-        if span.pointee.released { releasedBytes &+= span.pointee.byteCount }
+        dirtyBytes &+= span.pointee.dirtyPages << UInt(Page.shift)
     }
 
     private mutating func removeFree(_ span: UnsafeMutablePointer<Span>) {
         freeLists[listIndex(span.pointee.pageCount)].remove(span)
         freeBytes &-= span.pointee.byteCount
-        if span.pointee.released { releasedBytes &-= span.pointee.byteCount }
+        dirtyBytes &-= span.pointee.dirtyPages << UInt(Page.shift)
     }
 
     /// The smallest free span of at least `pages` pages, or nil.
@@ -140,11 +143,12 @@ struct PageHeap {
             let exact = Int(pages) << Page.shift
             guard let m = OSMemory.mapAligned(exact, alignment: Page.size) else { return false }
             regionBytes &+= UInt(exact)
-            freeSpan(newSpanRecord(first: Page.number(of: UInt(bitPattern: m)), count: pages), release: false)
+            freeSpan(newSpanRecord(first: Page.number(of: UInt(bitPattern: m)), count: pages), dirtyPages: 0, release: false)
             return true
         }
         regionBytes &+= UInt(bytes)
-        freeSpan(newSpanRecord(first: Page.number(of: UInt(bitPattern: memory)), count: want), release: false)
+        // A new mapping is untouched: nothing in it is resident yet.
+        freeSpan(newSpanRecord(first: Page.number(of: UInt(bitPattern: memory)), count: want), dirtyPages: 0, release: false)
         return true
     }
 
@@ -161,15 +165,17 @@ struct PageHeap {
         }
         guard let span = found else { return nil }
         removeFree(span)
+        let dirty = span.pointee.dirtyPages
         if span.pointee.pageCount > pages {
-            // Keep the front, give the tail back.
+            // Keep the front, give the tail back. Which pages are dirty is
+            // not known, only how many: each part keeps that bound.
             let rest = newSpanRecord(first: span.pointee.firstPage &+ pages, count: span.pointee.pageCount &- pages)
-            rest.pointee.released = span.pointee.released
+            rest.pointee.dirtyPages = min(dirty, rest.pointee.pageCount)
             span.pointee.pageCount = pages
             insertFree(rest)
         }
         span.pointee.state = .large
-        span.pointee.released = false
+        span.pointee.dirtyPages = min(dirty, pages)
         pageMap.set(page: span.pointee.firstPage, span: span)
         return span
     }
@@ -184,13 +190,14 @@ struct PageHeap {
         let alignedFirst = (first &+ alignPages &- 1) & ~(alignPages &- 1)
         let lead = alignedFirst &- first
         let trail = padded &- lead &- pages
+        let dirty = span.pointee.dirtyPages
         if lead > 0 {
             let head = newSpanRecord(first: first, count: lead)
-            freeSpan(head, release: false)
+            freeSpan(head, dirtyPages: min(dirty, lead), release: false)
         }
         if trail > 0 {
             let tail = newSpanRecord(first: alignedFirst &+ pages, count: trail)
-            freeSpan(tail, release: false)
+            freeSpan(tail, dirtyPages: min(dirty, trail), release: false)
         }
         span.pointee.firstPage = alignedFirst
         span.pointee.pageCount = pages
@@ -200,13 +207,14 @@ struct PageHeap {
     }
 
     /// Returns a span's pages to the heap, coalescing with free neighbours.
-    /// `release`: give long runs back to the OS now.
-    mutating func freeSpan(_ span: UnsafeMutablePointer<Span>, release: Bool = true) {
+    /// `dirtyPages`: how many may hold data (default: all, as for a span that
+    /// was in use). `release`: give the run back to the OS now if the policy
+    /// below says so.
+    mutating func freeSpan(_ span: UnsafeMutablePointer<Span>, dirtyPages: UInt? = nil, release: Bool = true) {
         var first = span.pointee.firstPage
         var count = span.pointee.pageCount
         let freedPages = count
-        var dirty = !span.pointee.released   // pages that may hold data
-        var anyReleased = span.pointee.released
+        var dirty = dirtyPages ?? count
 
         if first > 0, let left = pageMap.span(ofPage: first &- 1),
            left.pointee.state == .free, left.pointee.contains(page: first &- 1),
@@ -214,7 +222,7 @@ struct PageHeap {
             removeFree(left)
             first = left.pointee.firstPage
             count &+= left.pointee.pageCount
-            if left.pointee.released { anyReleased = true } else { dirty = true }
+            dirty &+= left.pointee.dirtyPages
             retire(left)
         }
         let after = first &+ count
@@ -222,7 +230,7 @@ struct PageHeap {
            right.pointee.state == .free, right.pointee.firstPage == after {
             removeFree(right)
             count &+= right.pointee.pageCount
-            if right.pointee.released { anyReleased = true } else { dirty = true }
+            dirty &+= right.pointee.dirtyPages
             retire(right)
         }
         span.pointee.firstPage = first
@@ -232,16 +240,15 @@ struct PageHeap {
         span.pointee.freeObjects = nil
         span.pointee.liveObjects = 0
         span.pointee.inPartialList = false
-        // A coalesced span counts as released only if every part was.
-        span.pointee.released = anyReleased && !dirty
+        span.pointee.dirtyPages = min(dirty, count)
         // Give the run back now if the freed span alone was long, or if the
-        // heap holds too many dirty free pages; otherwise keep it for reuse
-        // (an allocate/free loop should not pay a page fault per page).
-        let dirtyFree = freeBytes &- releasedBytes &+ span.pointee.byteCount
-        if release && !span.pointee.released
-            && (freedPages >= UInt(PageHeap.releaseRunPages) || dirtyFree > PageHeap.maxDirtyBytes) {
+        // heap would hold too many dirty free pages; otherwise keep it for
+        // reuse (an allocate/free loop should not pay a page fault per page).
+        let dirtyAfter = dirtyBytes &+ (span.pointee.dirtyPages << UInt(Page.shift))
+        if release && span.pointee.dirtyPages > 0
+            && (freedPages >= UInt(PageHeap.releaseRunPages) || dirtyAfter > PageHeap.maxDirtyBytes) {
             OSMemory.release(span.pointee.start, Int(span.pointee.byteCount))
-            span.pointee.released = true
+            span.pointee.dirtyPages = 0
         }
         insertFree(span)
     }
@@ -253,11 +260,11 @@ struct PageHeap {
             var cursor = freeLists[i].head
             while let span = cursor {
                 cursor = span.pointee.next
-                if !span.pointee.released {
+                if span.pointee.dirtyPages > 0 {
                     OSMemory.release(span.pointee.start, Int(span.pointee.byteCount))
-                    span.pointee.released = true
-                    releasedBytes &+= span.pointee.byteCount
-                    released &+= span.pointee.byteCount
+                    dirtyBytes &-= span.pointee.dirtyPages << UInt(Page.shift)
+                    released &+= span.pointee.dirtyPages << UInt(Page.shift)
+                    span.pointee.dirtyPages = 0
                 }
             }
         }

@@ -38,8 +38,11 @@ struct Span {
     var liveObjects: UInt32 = 0     // objects out of the span (in caches or in use)
     var sizeClass: UInt8 = 0
     var state: SpanState = .unused
-    /// Free spans: the pages were given back to the OS (madvise) and are zero.
-    var released: Bool = false
+    /// Free spans: how many of the pages may hold data (at most pageCount);
+    /// the others were given back to the OS or never touched, and read as
+    /// zero without being resident. In-use spans: the same bound, as taken
+    /// from the free span they were carved from.
+    var dirtyPages: UInt = 0
     /// Small spans: linked in the central list's partial list.
     var inPartialList: Bool = false
     /// Mapped spans: where the mapping starts (aligned to the system page,

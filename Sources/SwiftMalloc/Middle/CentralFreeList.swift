@@ -11,9 +11,8 @@ struct CentralFreeList {
     var objectSize: UInt = 0
     var spanPages: UInt = 0
     var partial = SpanList()
-    // Statistics (lock held to write).
+    /// Spans this list owns (lock held to write).
     var spans: UInt = 0
-    var freeObjects: UInt = 0   // free objects held in this list's spans (excluding never-carved ones)
 
     init(sizeClass: Int, table: SizeClassTable) {
         self.sizeClass = UInt8(sizeClass)

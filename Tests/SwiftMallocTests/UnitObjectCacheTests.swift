@@ -1,0 +1,147 @@
+// Unit tests of the per-thread / shared object cache (FrontEnds/ObjectCache.swift)
+// on a cache of the test's own, in front of the real middle of this process.
+import XCTest
+
+@testable import SwiftMalloc
+
+final class UnitObjectCacheTests: XCTestCase {
+    private var heap: UnsafeMutablePointer<Heap> { Heap.ensureInitialized() }
+    private var lists: UnsafeMutablePointer<CacheList>!
+
+    override func setUp() {
+        super.setUp()
+        let count = heap.pointee.sizeClasses.count
+        lists = UnsafeMutablePointer<CacheList>.allocate(capacity: count)
+        lists.initialize(repeating: CacheList(), count: count)
+    }
+
+    override func tearDown() {
+        lists.deallocate()
+        super.tearDown()
+    }
+
+    private func makeCache(budget: Int) -> ObjectCache {
+        ObjectCache(lists: lists, classCount: heap.pointee.sizeClasses.count, budget: budget)
+    }
+
+    /// The cache's books: each list's length matches its chain, and cachedBytes is their sum.
+    private func checkBooks(_ cache: ObjectCache, file: StaticString = #filePath, line: UInt = #line) {
+        let table = heap.pointee.sizeClasses
+        var bytes = 0
+        for c in 1..<table.count {
+            var n: UInt32 = 0
+            var cursor = cache.lists[c].head
+            while let o = cursor, n <= cache.lists[c].length {
+                XCTAssertEqual(Int(heap.pointee.pageMap.sizeClass(ofPage: Page.number(of: UInt(bitPattern: o)))), c,
+                               "class \(c): foreign object in the list", file: file, line: line)
+                n += 1
+                cursor = o.nextFree
+            }
+            XCTAssertEqual(n, cache.lists[c].length, "class \(c): length", file: file, line: line)
+            bytes += Int(n) * table.size(of: c)
+        }
+        XCTAssertEqual(cache.cachedBytes, bytes, "cachedBytes", file: file, line: line)
+    }
+
+    private func allocate(_ cache: inout ObjectCache, _ c: Int) -> ObjectPointer? {
+        let table = heap.pointee.sizeClasses
+        let size = table.size(of: c)
+        if let o = cache.pop(c, size: size) { return o }
+        return cache.refill(c, size: size, batchSize: UInt32(table.batch[c]))
+    }
+
+    private func free(_ cache: inout ObjectCache, _ o: ObjectPointer, _ c: Int) {
+        let table = heap.pointee.sizeClasses
+        let size = table.size(of: c)
+        if !cache.push(o, c, size: size) {
+            cache.overflow(c, size: size, batchSize: UInt32(table.batch[c]), sizes: table.sizes, classCount: table.count)
+        }
+    }
+
+    func testRefillGrowsTheListSlowlyThenByBatches() throws {
+        let table = heap.pointee.sizeClasses
+        let c = table.sizeClass(for: 64)
+        let batch = UInt32(table.batch[c])
+        _ = Allocator.releaseFreeMemory()
+        let spansBefore = heap.pointee.central[c].spans
+        var cache = makeCache(budget: 4 << 20)
+        XCTAssertNil(cache.pop(c, size: 64))
+        var taken: [ObjectPointer] = []
+        var previousMax = cache.lists[c].maxLength
+        XCTAssertEqual(previousMax, 1)
+        // Empty the list each time so that every allocation after the list runs dry is a refill.
+        for _ in 0..<(Int(batch) + 4) {
+            while let o = cache.pop(c, size: 64) { taken.append(o) }
+            let o = try XCTUnwrap(cache.refill(c, size: 64, batchSize: batch))
+            taken.append(o)
+            let maxLength = cache.lists[c].maxLength
+            if previousMax < batch {
+                XCTAssertEqual(maxLength, previousMax + 1, "grows by one up to a batch")
+            } else {
+                XCTAssertEqual(maxLength, min(previousMax + batch, ObjectCache.maxListLength), "then by a batch")
+            }
+            XCTAssertLessThanOrEqual(cache.lists[c].length, maxLength)
+            previousMax = maxLength
+            checkBooks(cache)
+        }
+        XCTAssertEqual(Set(taken.map { UInt(bitPattern: $0) }).count, taken.count, "no object handed out twice")
+        for o in taken { free(&cache, o, c) }
+        checkBooks(cache)
+        XCTAssertLessThanOrEqual(cache.lists[c].length, cache.lists[c].maxLength, "overflow keeps the list within its bound")
+        cache.flushAll(sizes: table.sizes, classCount: table.count)
+        checkBooks(cache)
+        XCTAssertEqual(cache.cachedBytes, 0)
+        Middle.drainTransferCaches()
+        XCTAssertEqual(heap.pointee.central[c].spans, spansBefore, "every object went home")
+    }
+
+    func testBudgetIsEnforcedAcrossClasses() throws {
+        let table = heap.pointee.sizeClasses
+        _ = Allocator.releaseFreeMemory()
+        let spansBefore = (0..<table.count).map { heap.pointee.central[$0].spans }
+        let budget = 64 << 10
+        var cache = makeCache(budget: budget)
+        var live: [(ObjectPointer, Int)] = []
+        let classes = [16, 48, 256, 1024, 4096, 16384].map { table.sizeClass(for: $0) }
+        // Allocate a lot, free it all: the cache must stay within its budget after every free.
+        for round in 0..<3 {
+            for _ in 0..<40 {
+                for c in classes {
+                    live.append((try XCTUnwrap(allocate(&cache, c)), c))
+                }
+            }
+            for (o, c) in live.reversed() {
+                free(&cache, o, c)
+                XCTAssertLessThanOrEqual(cache.cachedBytes, budget, "round \(round): over budget after a free")
+            }
+            live.removeAll()
+            checkBooks(cache)
+        }
+        cache.flushAll(sizes: table.sizes, classCount: table.count)
+        XCTAssertEqual(cache.cachedBytes, 0)
+        Middle.drainTransferCaches()
+        for c in classes { XCTAssertEqual(heap.pointee.central[c].spans, spansBefore[c], "class \(c): objects lost") }
+    }
+
+    func testScavengeGivesBackHalfTheLowWater() throws {
+        let table = heap.pointee.sizeClasses
+        let c = table.sizeClass(for: 128)
+        var cache = makeCache(budget: 4 << 20)
+        // Build a list of 20 objects.
+        var objects: [ObjectPointer] = []
+        for _ in 0..<20 { objects.append(try XCTUnwrap(allocate(&cache, c))) }
+        cache.lists[c].maxLength = 100
+        for o in objects { XCTAssertTrue(cache.push(o, c, size: 128)) }
+        let length = cache.lists[c].length
+        XCTAssertGreaterThanOrEqual(length, 20)
+        // Nothing was popped since: the low-water mark is the whole list.
+        cache.lists[c].lowWater = length
+        cache.scavenge(sizes: table.sizes, classCount: table.count)
+        XCTAssertEqual(cache.lists[c].length, length - max(1, length / 2))
+        XCTAssertEqual(cache.lists[c].lowWater, cache.lists[c].length, "low-water mark restarts at the length")
+        checkBooks(cache)
+        cache.flushAll(sizes: table.sizes, classCount: table.count)
+        checkBooks(cache)
+        Middle.drainTransferCaches()
+    }
+}

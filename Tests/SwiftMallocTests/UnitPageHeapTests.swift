@@ -1,0 +1,374 @@
+// Unit tests of the page heap (BackEnd/PageHeap.swift) through the real heap
+// of this test process: split, coalesce, aligned allocation, accounting.
+// Every call into the page heap holds its lock, as Allocator.swift does.
+import XCTest
+
+@testable import SwiftMalloc
+
+final class UnitPageHeapTests: XCTestCase {
+    typealias SpanRef = UnsafeMutablePointer<Span>
+
+    private var heap: UnsafeMutablePointer<Heap> { Heap.ensureInitialized() }
+    private var pageHeap: UnsafeMutablePointer<PageHeap> { heap.pointee.pageHeap }
+
+    private func locked<R>(_ body: (UnsafeMutablePointer<PageHeap>) throws -> R) rethrows -> R {
+        let ph = pageHeap
+        ph.pointee.lock.lock()
+        defer { ph.pointee.lock.unlock() }
+        return try body(ph)
+    }
+
+    /// Allocates spans of `sizes` pages that lie next to each other, in order
+    /// (lock held). Attempts whose spans are not adjacent (best fit may take
+    /// a smaller free span elsewhere first) go to `leftovers`, for the caller
+    /// to free.
+    private func allocateAdjacent(_ ph: UnsafeMutablePointer<PageHeap>, _ sizes: [UInt],
+                                  leftovers: inout [SpanRef]) -> [SpanRef]? {
+        for _ in 0..<128 {
+            var got: [SpanRef] = []
+            for pages in sizes {
+                guard let span = ph.pointee.allocateLocked(pages: pages) else {
+                    leftovers += got
+                    return nil
+                }
+                got.append(span)
+            }
+            var adjacent = true
+            for i in 1..<got.count where got[i - 1].pointee.firstPage + got[i - 1].pointee.pageCount != got[i].pointee.firstPage {
+                adjacent = false
+            }
+            if adjacent { return got }
+            leftovers += got
+        }
+        return nil
+    }
+
+    /// Whether a record is out of use: absorbed by coalescing, waiting for
+    /// its grace period (retired) or ready for reuse.
+    private func isDead(_ span: SpanRef) -> Bool {
+        let state = span.pointee.state
+        return state == .retired || state == .unused || state == .poisoned
+    }
+
+    /// Whether `span` is linked in the free list for its length.
+    private func isListed(_ ph: UnsafeMutablePointer<PageHeap>, _ span: SpanRef) -> Bool {
+        let pages = span.pointee.pageCount
+        let index = pages <= UInt(PageHeap.maxListedPages) ? Int(pages) : 0
+        var cursor = ph.pointee.freeLists[index].head
+        while let s = cursor {
+            if s == span { return true }
+            cursor = s.pointee.next
+        }
+        return false
+    }
+
+    /// Checks the free-list invariants: listed spans are free, in the right
+    /// list, registered at both ends, and no two free spans touch.
+    private func checkFreeLists(_ ph: UnsafeMutablePointer<PageHeap>, file: StaticString = #filePath, line: UInt = #line) {
+        var total: UInt = 0
+        var listed: [(UInt, UInt)] = []
+        for i in 0...PageHeap.maxListedPages {
+            var cursor = ph.pointee.freeLists[i].head
+            var n = 0
+            while let s = cursor {
+                let pages = s.pointee.pageCount
+                XCTAssertEqual(s.pointee.state, .free, "listed span not free", file: file, line: line)
+                if i == 0 { XCTAssertGreaterThan(pages, UInt(PageHeap.maxListedPages), file: file, line: line) }
+                else { XCTAssertEqual(pages, UInt(i), "span in the wrong list", file: file, line: line) }
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.pointee.firstPage), s, "free span not at its first page", file: file, line: line)
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.pointee.lastPage), s, "free span not at its last page", file: file, line: line)
+                total += s.pointee.byteCount
+                listed.append((s.pointee.firstPage, pages))
+                cursor = s.pointee.next
+                n += 1
+            }
+            XCTAssertEqual(n, ph.pointee.freeLists[i].count, "list \(i) count", file: file, line: line)
+        }
+        XCTAssertEqual(total, ph.pointee.freeBytes, "freeBytes is the sum of the free spans", file: file, line: line)
+        listed.sort { $0.0 < $1.0 }
+        for i in listed.indices.dropFirst() {
+            let (prevFirst, prevPages) = listed[i - 1]
+            // Free neighbours always coalesce: free spans neither overlap nor touch.
+            XCTAssertLessThan(prevFirst + prevPages, listed[i].0,
+                              "free spans overlap or touch without coalescing at page \(listed[i].0)", file: file, line: line)
+        }
+    }
+
+    func testThreeAdjacentSpansCoalesce() throws {
+        var leftovers: [SpanRef] = []
+        defer { locked { ph in for span in leftovers { ph.pointee.freeSpan(span) } } }
+        let (freeBefore, regionBefore) = locked { ($0.pointee.freeBytes, $0.pointee.regionBytes) }
+        try locked { ph in
+            let spans = try XCTUnwrap(allocateAdjacent(ph, [3, 5, 7], leftovers: &leftovers), "no three adjacent spans")
+            let (a, b, c) = (spans[0], spans[1], spans[2])
+            let aFirst = a.pointee.firstPage, bFirst = b.pointee.firstPage, cFirst = c.pointee.firstPage
+            let cLast = c.pointee.lastPage
+            XCTAssertEqual(bFirst, aFirst + 3)
+            XCTAssertEqual(cFirst, bFirst + 5)
+            for (span, pages) in [(a, UInt(3)), (b, 5), (c, 7)] {
+                XCTAssertEqual(span.pointee.state, .large)
+                XCTAssertEqual(span.pointee.pageCount, pages)
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: span.pointee.firstPage), span, "in-use span at its first page")
+                XCTAssertEqual(ph.pointee.pageMap.sizeClass(ofPage: span.pointee.firstPage), 0)
+            }
+            // The memory is usable.
+            a.pointee.start.storeBytes(of: 0xA5A5, as: UInt64.self)
+            c.pointee.start.advanced(by: Int(c.pointee.byteCount) - 8).storeBytes(of: 0x5A5A, as: UInt64.self)
+
+            // Free the outer two: each is free, but cannot join the middle one.
+            ph.pointee.freeSpan(a)
+            ph.pointee.freeSpan(c)
+            XCTAssertEqual(a.pointee.state, .free)
+            XCTAssertEqual(a.pointee.lastPage, bFirst - 1, "left span ends before the middle one")
+            XCTAssertEqual(ph.pointee.pageMap.span(ofPage: bFirst - 1), a)
+            XCTAssertEqual(c.pointee.state, .free)
+            XCTAssertEqual(c.pointee.firstPage, cFirst, "right span starts after the middle one")
+            XCTAssertEqual(ph.pointee.pageMap.span(ofPage: cFirst), c)
+            XCTAssertEqual(b.pointee.state, .large)
+            XCTAssertTrue(isListed(ph, a))
+            XCTAssertTrue(isListed(ph, c))
+
+            // Free the middle one: one free span covers all three.
+            ph.pointee.freeSpan(b)
+            XCTAssertEqual(b.pointee.state, .free)
+            XCTAssertLessThanOrEqual(b.pointee.firstPage, aFirst)
+            XCTAssertGreaterThanOrEqual(b.pointee.lastPage, cLast)
+            XCTAssertGreaterThanOrEqual(b.pointee.pageCount, 15)
+            XCTAssertTrue(isDead(a), "left record merged and retired (state \(a.pointee.state))")
+            XCTAssertTrue(isDead(c), "right record merged and retired (state \(c.pointee.state))")
+            XCTAssertFalse(isListed(ph, a))
+            XCTAssertFalse(isListed(ph, c))
+            XCTAssertTrue(isListed(ph, b), "merged span listed under its new length")
+            XCTAssertEqual(ph.pointee.pageMap.span(ofPage: b.pointee.firstPage), b)
+            XCTAssertEqual(ph.pointee.pageMap.span(ofPage: b.pointee.lastPage), b)
+            for page in [aFirst, bFirst, cFirst, cLast] {
+                let found = ph.pointee.pageMap.span(ofPage: page)
+                // Inner entries may be stale, but whatever they name must not be a live span claiming the page.
+                if let found, found != b {
+                    XCTAssertFalse(!isDead(found) && found.pointee.contains(page: page),
+                                   "page \(page) still claimed by another span")
+                }
+                XCTAssertTrue(b.pointee.contains(page: page))
+            }
+            checkFreeLists(ph)
+
+            for span in leftovers { ph.pointee.freeSpan(span) }
+            leftovers = []
+            checkFreeLists(ph)
+            let grown = ph.pointee.regionBytes - regionBefore
+            XCTAssertEqual(ph.pointee.freeBytes, freeBefore + grown, "freeBytes back to where it was (plus any new region)")
+        }
+    }
+
+    func testSplitLeavesRegisteredRemainder() throws {
+        var leftovers: [SpanRef] = []
+        defer { locked { ph in for span in leftovers { ph.pointee.freeSpan(span) } } }
+        let (freeBefore, regionBefore) = locked { ($0.pointee.freeBytes, $0.pointee.regionBytes) }
+        try locked { ph in
+            // A free span of exactly `total` pages with in-use neighbours (guards).
+            var done = false
+            for total in stride(from: UInt(40), through: 120, by: 8) where !done {
+                let spans = try XCTUnwrap(allocateAdjacent(ph, [1, total, 1], leftovers: &leftovers))
+                let (left, x, right) = (spans[0], spans[1], spans[2])
+                leftovers += [left, right]
+                let first = x.pointee.firstPage
+                ph.pointee.freeSpan(x)
+                XCTAssertEqual(x.pointee.state, .free)
+                XCTAssertEqual(x.pointee.firstPage, first, "guarded span cannot coalesce")
+                XCTAssertEqual(x.pointee.pageCount, total)
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first), x)
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first + total - 1), x)
+                // Best fit takes x for `want` pages only if no list between want and total holds a span.
+                var want = total
+                while want > 1 && ph.pointee.freeLists[Int(want - 1)].head == nil { want -= 1 }
+                if want == total || ph.pointee.freeLists[Int(total)].head != x {
+                    // Another span would be chosen; keep x in use and try another length.
+                    let again = try XCTUnwrap(ph.pointee.allocateLocked(pages: total))
+                    leftovers.append(again)
+                    continue
+                }
+                want = (want + total) / 2   // somewhere in the empty range, remainder >= 1
+                if want == total { want -= 1 }
+                let freeMid = ph.pointee.freeBytes
+                let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: want))
+                XCTAssertEqual(s, x, "best fit took the guarded span")
+                XCTAssertEqual(s.pointee.firstPage, first, "the front is allocated")
+                XCTAssertEqual(s.pointee.pageCount, want)
+                XCTAssertEqual(s.pointee.state, .large)
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first), s)
+                XCTAssertEqual(ph.pointee.freeBytes, freeMid - want * UInt(Page.size))
+                let rest = try XCTUnwrap(ph.pointee.pageMap.span(ofPage: first + want), "remainder registered at its first page")
+                XCTAssertNotEqual(rest, s)
+                XCTAssertEqual(rest.pointee.state, .free)
+                XCTAssertEqual(rest.pointee.firstPage, first + want)
+                XCTAssertEqual(rest.pointee.pageCount, total - want)
+                XCTAssertEqual(rest.pointee.lastPage, right.pointee.firstPage - 1)
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: rest.pointee.lastPage), rest, "remainder registered at its last page")
+                XCTAssertTrue(isListed(ph, rest))
+                checkFreeLists(ph)
+                // Free it again: it joins its remainder back to `total` pages.
+                ph.pointee.freeSpan(s)
+                XCTAssertEqual(s.pointee.state, .free)
+                XCTAssertEqual(s.pointee.firstPage, first)
+                XCTAssertEqual(s.pointee.pageCount, total)
+                XCTAssertTrue(isDead(rest), "the remainder's record was absorbed")
+                done = true
+            }
+            XCTAssertTrue(done, "could not set up a split through best fit")
+            for span in leftovers { ph.pointee.freeSpan(span) }
+            leftovers = []
+            checkFreeLists(ph)
+            XCTAssertEqual(ph.pointee.freeBytes, freeBefore + (ph.pointee.regionBytes - regionBefore))
+        }
+    }
+
+    func testAlignedAllocation() throws {
+        let (freeBefore, regionBefore) = locked { ($0.pointee.freeBytes, $0.pointee.regionBytes) }
+        try locked { ph in
+            var spans: [SpanRef] = []
+            for (pages, align) in [(UInt(1), UInt(2)), (3, 16), (5, 128), (1, 256), (130, 64), (2, 1), (7, 0)] {
+                let freeMid = ph.pointee.freeBytes, regionMid = ph.pointee.regionBytes
+                let span = try XCTUnwrap(ph.pointee.allocateAlignedLocked(pages: pages, alignPages: align))
+                spans.append(span)
+                let first = span.pointee.firstPage
+                if align > 1 { XCTAssertEqual(first % align, 0, "\(pages) pages aligned to \(align)") }
+                XCTAssertEqual(span.pointee.pageCount, pages)
+                XCTAssertEqual(span.pointee.state, .large)
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first), span)
+                XCTAssertNotNil(ph.pointee.largeSpan(startingAt: span.pointee.startAddress))
+                // Exactly `pages` pages left the free lists (lead and trail went back).
+                XCTAssertEqual(ph.pointee.freeBytes, freeMid + (ph.pointee.regionBytes - regionMid) - pages * UInt(Page.size),
+                               "\(pages) pages aligned to \(align)")
+                // Usable memory.
+                span.pointee.start.storeBytes(of: 1, as: UInt64.self)
+                span.pointee.start.advanced(by: Int(span.pointee.byteCount) - 8).storeBytes(of: 2, as: UInt64.self)
+                checkFreeLists(ph)
+            }
+            // No two spans overlap.
+            let ranges = spans.map { ($0.pointee.firstPage, $0.pointee.pageCount) }.sorted { $0.0 < $1.0 }
+            for i in ranges.indices.dropFirst() {
+                XCTAssertLessThanOrEqual(ranges[i - 1].0 + ranges[i - 1].1, ranges[i].0)
+            }
+            for span in spans { ph.pointee.freeSpan(span) }
+            checkFreeLists(ph)
+            XCTAssertEqual(ph.pointee.freeBytes, freeBefore + (ph.pointee.regionBytes - regionBefore))
+        }
+    }
+
+    // MARK: released (madvised) pages: accounting and the release policy
+
+    /// Freeing a small dirty span next to released free pages must count only
+    /// the freed pages as dirty: `freeBytes - releasedBytes` (the dirty free
+    /// memory the release policy reasons about) grows by the freed pages,
+    /// not by the released neighbours' size.
+    func testFreeingNextToReleasedPagesCountsOnlyTheFreedPagesDirty() throws {
+        _ = Allocator.releaseFreeMemory()
+        try locked { ph in
+            XCTAssertEqual(ph.pointee.releasedBytes, ph.pointee.freeBytes, "after a trim every free page is released")
+            let pages: UInt = 37
+            let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: pages))
+            // Precondition: s was carved from the front of a larger released span, whose rest follows it.
+            let right = try XCTUnwrap(ph.pointee.pageMap.span(ofPage: s.pointee.lastPage + 1))
+            XCTAssertEqual(right.pointee.state, .free, "setup: the rest of the span s came from is free")
+            XCTAssertEqual(right.pointee.firstPage, s.pointee.lastPage + 1)
+            XCTAssertTrue((right.pointee.dirtyPages == 0), "setup: and released")
+            let neighbourBytes = right.pointee.byteCount
+            XCTAssertLessThan(ph.pointee.freeBytes - ph.pointee.releasedBytes, UInt(Page.size), "nothing dirty yet")
+            s.pointee.start.initializeMemory(as: UInt8.self, repeating: 7, count: Int(s.pointee.byteCount))   // now dirty
+            ph.pointee.freeSpan(s)
+            let dirty = ph.pointee.freeBytes - ph.pointee.releasedBytes
+            XCTAssertLessThanOrEqual(dirty, pages * UInt(Page.size),
+                                     "dirty free bytes \(dirty) after freeing \(pages) touched pages next to \(neighbourBytes) released bytes")
+        }
+    }
+
+    /// The consequence of the one above: were the dirty total overstated,
+    /// once past `maxDirtyBytes` every free would madvise the whole coalesced
+    /// run, so an allocate/touch/free loop of a few pages would pay a madvise
+    /// and page faults per iteration ("an allocate/free loop should not pay a
+    /// page fault per page", PageHeap.freeSpan).
+    func testSmallAllocateFreeLoopDoesNotMadviseAfterTrim() throws {
+        _ = Allocator.releaseFreeMemory()
+        var leftovers: [SpanRef] = []
+        defer { locked { ph in for span in leftovers { ph.pointee.freeSpan(span) } } }
+        try locked { ph in
+            // A pocket of released pages the loop will use: 129 free pages between two in-use guards.
+            let parts = try XCTUnwrap(allocateAdjacent(ph, [1, 129, 1], leftovers: &leftovers))
+            leftovers += [parts[0], parts[2]]
+            let pocket = parts[1]
+            ph.pointee.freeSpan(pocket)                          // >= 128 pages: released at once
+            XCTAssertTrue((pocket.pointee.dirtyPages == 0), "setup: the pocket is released")
+
+            // Elsewhere, touch a few pages in each of many released regions and free them.
+            var trulyDirtyPages: UInt = 0
+            for _ in 0..<4 where ph.pointee.freeBytes - ph.pointee.releasedBytes < PageHeap.maxDirtyBytes - 8 * UInt(Page.size) {
+                var big: [SpanRef] = [], small: [SpanRef] = []
+                for _ in 0..<12 { big.append(try XCTUnwrap(ph.pointee.allocateLocked(pages: 1000))) }
+                for _ in 0..<12 {
+                    let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: 8))
+                    s.pointee.start.initializeMemory(as: UInt8.self, repeating: 1, count: Int(s.pointee.byteCount))
+                    small.append(s)
+                }
+                for s in big { ph.pointee.freeSpan(s) }          // >= 128 pages: released at once
+                for s in small {
+                    ph.pointee.freeSpan(s)
+                    if s.pointee.dirtyPages > 0 { trulyDirtyPages += 8 }
+                }
+            }
+            XCTAssertLessThan(trulyDirtyPages * UInt(Page.size), PageHeap.maxDirtyBytes / 8, "setup: little memory is really dirty")
+            XCTAssertTrue(pocket.pointee.state == .free && (pocket.pointee.dirtyPages == 0) && pocket.pointee.pageCount == 129,
+                          "setup: the pocket was not used by the setup")
+
+            // The loop takes `k` pages from the pocket (the best fit: lists k ... 128 are empty).
+            var k: UInt = 8
+            while k <= 128 && (Int(k)...PageHeap.maxListedPages).contains(where: { ph.pointee.freeLists[$0].head != nil }) { k += 1 }
+            XCTAssertLessThanOrEqual(k, 128, "setup: no block size for which the pocket is the best fit")
+            guard k <= 128 else { return }
+            var madvised = 0
+            for _ in 0..<20 {
+                let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: k))
+                guard s.pointee.firstPage == pocket.pointee.firstPage || s == pocket else {
+                    XCTFail("setup: the block did not come from the pocket")
+                    leftovers.append(s)
+                    break
+                }
+                s.pointee.start.initializeMemory(as: UInt8.self, repeating: 2, count: Int(s.pointee.byteCount))
+                ph.pointee.freeSpan(s)                            // joins the released rest of the pocket
+                if (s.pointee.dirtyPages == 0) { madvised += 1 }
+            }
+            XCTAssertEqual(madvised, 0, "of 20 frees of \(k) touched pages next to released pages, these madvised the coalesced run (dirty by the books: \((ph.pointee.freeBytes - ph.pointee.releasedBytes) >> 10) KiB, really at most \(trulyDirtyPages + k) pages)")
+        }
+    }
+
+    func testRejectsImpossibleRequests() {
+        locked { ph in
+            let free = ph.pointee.freeBytes
+            XCTAssertNil(ph.pointee.allocateLocked(pages: 0))
+            XCTAssertNil(ph.pointee.allocateLocked(pages: (UInt(1) << UInt(PageMap.pageBits)) + 1))
+            XCTAssertNil(ph.pointee.allocateAlignedLocked(pages: UInt.max, alignPages: 4))
+            XCTAssertEqual(ph.pointee.freeBytes, free)
+        }
+    }
+
+    func testSmallSpanRegistersEveryPage() throws {
+        let heap = self.heap
+        let table = heap.pointee.sizeClasses
+        let c = table.sizeClass(for: 3000)
+        let pages = UInt(table.pages[c])
+        let ph = pageHeap
+        let span = try XCTUnwrap(ph.pointee.allocateSmallSpan(pages: pages, sizeClass: UInt8(c)))
+        XCTAssertEqual(span.pointee.state, .small)
+        XCTAssertEqual(span.pointee.pageCount, pages)
+        for page in span.pointee.firstPage...span.pointee.lastPage {
+            XCTAssertEqual(heap.pointee.pageMap.span(ofPage: page), span)
+            XCTAssertEqual(Int(heap.pointee.pageMap.sizeClass(ofPage: page)), c)
+        }
+        let first = span.pointee.firstPage, last = span.pointee.lastPage
+        ph.pointee.freeSmallSpan(span)
+        XCTAssertEqual(span.pointee.state, .free, "the freed small span's record holds the free run")
+        for page in first...last {
+            XCTAssertEqual(heap.pointee.pageMap.sizeClass(ofPage: page), 0, "freed small span's page \(page) keeps its class")
+        }
+        locked { checkFreeLists($0) }
+    }
+}

@@ -1,0 +1,161 @@
+// Unit tests of the page map (BackEnd/PageMap.swift) on a standalone map with
+// fake span records: nothing here touches the allocator's own heap.
+import XCTest
+
+@testable import SwiftMalloc
+
+final class UnitPageMapTests: XCTestCase {
+    private var fakeSpans: [UnsafeMutablePointer<Span>] = []
+
+    private func fakeSpan(first: UInt, count: UInt) -> UnsafeMutablePointer<Span> {
+        let span = UnsafeMutablePointer<Span>.allocate(capacity: 1)
+        span.initialize(to: Span())
+        span.pointee.firstPage = first
+        span.pointee.pageCount = count
+        fakeSpans.append(span)
+        return span
+    }
+
+    override func tearDown() {
+        for span in fakeSpans { span.deinitialize(count: 1); span.deallocate() }
+        fakeSpans = []
+        super.tearDown()
+    }
+
+    private let lastPage = (UInt(1) << UInt(PageMap.pageBits)) - 1
+
+    func testGeometry() {
+        XCTAssertEqual(PageMap.pageBits, 48 - Page.shift)
+        XCTAssertEqual(PageMap.rootBits + PageMap.leafBits, PageMap.pageBits)
+        XCTAssertEqual(PageMap.leafBytes % 4096, 0, "leaves are mapped whole")
+    }
+
+    func testSetAndLookupInFarApartLeaves() throws {
+        var map = try XCTUnwrap(PageMap())
+        let mappedAtStart = map.mappedBytes
+        let low: UInt = 0x1234                                  // leaf 0
+        let middle: UInt = (UInt(1) << 34) + 7                  // a leaf in the middle
+        let high = lastPage - 3                                 // the last leaf (top of 47/48-bit space)
+        let a = fakeSpan(first: low, count: 1)
+        let b = fakeSpan(first: middle, count: 1)
+        let c = fakeSpan(first: high, count: 1)
+
+        // Nothing known yet, anywhere.
+        for page in [low, middle, high] {
+            XCTAssertNil(map.span(ofPage: page))
+            XCTAssertEqual(map.sizeClass(ofPage: page), 0)
+        }
+
+        map.set(page: low, span: a, sizeClass: 7)
+        XCTAssertEqual(map.mappedBytes, mappedAtStart + UInt(PageMap.leafBytes), "one leaf mapped")
+        map.set(page: middle, span: b, sizeClass: 200)
+        map.set(page: high, span: c)
+        XCTAssertEqual(map.mappedBytes, mappedAtStart + 3 * UInt(PageMap.leafBytes), "three leaves mapped")
+        // A second page in an existing leaf maps nothing new.
+        map.set(page: low + 1, span: a, sizeClass: 7)
+        XCTAssertEqual(map.mappedBytes, mappedAtStart + 3 * UInt(PageMap.leafBytes))
+
+        XCTAssertEqual(map.span(ofPage: low), a)
+        XCTAssertEqual(map.sizeClass(ofPage: low), 7)
+        XCTAssertEqual(map.span(ofPage: middle), b)
+        XCTAssertEqual(map.sizeClass(ofPage: middle), 200)
+        XCTAssertEqual(map.span(ofPage: high), c)
+        XCTAssertEqual(map.sizeClass(ofPage: high), 0)
+
+        // Same slot in other leaves is independent (no aliasing between leaves).
+        let lowSlotInHighLeaf = (high & ~UInt(PageMap.leafEntries - 1)) | (low & UInt(PageMap.leafEntries - 1))
+        XCTAssertNil(map.span(ofPage: lowSlotInHighLeaf))
+        XCTAssertEqual(map.sizeClass(ofPage: lowSlotInHighLeaf), 0)
+
+        // Unknown pages: neighbours in a mapped leaf, and pages in leaves never mapped.
+        for page: UInt in [low - 1, low + 2, middle + 1, middle - 1, high + 1, 1 << 30, 0] {
+            XCTAssertNil(map.span(ofPage: page), "page \(page)")
+            XCTAssertEqual(map.sizeClass(ofPage: page), 0, "page \(page)")
+        }
+
+        // Overwrite with another span and class.
+        map.set(page: low, span: b, sizeClass: 3)
+        XCTAssertEqual(map.span(ofPage: low), b)
+        XCTAssertEqual(map.sizeClass(ofPage: low), 3)
+
+        // The last representable page of the 48-bit space works.
+        map.set(page: lastPage, span: c, sizeClass: 9)
+        XCTAssertEqual(map.span(ofPage: lastPage), c)
+        XCTAssertEqual(map.sizeClass(ofPage: lastPage), 9)
+
+        // Address-based lookups (as free does).
+        let address = Page.address(of: middle) + 4000
+        XCTAssertEqual(map.span(ofPage: Page.number(of: address)), b)
+    }
+
+    func testClear() throws {
+        var map = try XCTUnwrap(PageMap())
+        let page: UInt = (UInt(1) << 33) + 99
+        let s = fakeSpan(first: page, count: 1)
+        map.set(page: page, span: s, sizeClass: 12)
+        map.set(page: page + 1, span: s, sizeClass: 12)
+        map.clear(page: page)
+        XCTAssertNil(map.span(ofPage: page))
+        XCTAssertEqual(map.sizeClass(ofPage: page), 0)
+        XCTAssertEqual(map.span(ofPage: page + 1), s, "clearing one page leaves its neighbour")
+        XCTAssertEqual(map.sizeClass(ofPage: page + 1), 12)
+        // Clearing a page whose leaf was never mapped, or beyond the map, is harmless.
+        let mapped = map.mappedBytes
+        map.clear(page: 5)
+        map.clear(page: lastPage + 1)
+        map.clear(page: UInt.max)
+        XCTAssertEqual(map.mappedBytes, mapped, "clear maps nothing")
+        XCTAssertNil(map.span(ofPage: 5))
+    }
+
+    func testSetRangeAcrossLeafBoundaryAndSetEnds() throws {
+        var map = try XCTUnwrap(PageMap())
+        let boundary = UInt(PageMap.leafEntries) * 5
+        let range = fakeSpan(first: boundary - 2, count: 5)     // two pages in one leaf, three in the next
+        map.setRange(range, sizeClass: 42)
+        for page in (boundary - 2)..<(boundary + 3) {
+            XCTAssertEqual(map.span(ofPage: page), range, "page \(page)")
+            XCTAssertEqual(map.sizeClass(ofPage: page), 42, "page \(page)")
+        }
+        XCTAssertNil(map.span(ofPage: boundary - 3))
+        XCTAssertNil(map.span(ofPage: boundary + 3))
+        XCTAssertEqual(map.sizeClass(ofPage: boundary + 3), 0)
+
+        // Re-recording with class 0 (what freeSmallSpan does) keeps the span, drops the class.
+        map.setRange(range, sizeClass: 0)
+        for page in (boundary - 2)..<(boundary + 3) {
+            XCTAssertEqual(map.span(ofPage: page), range)
+            XCTAssertEqual(map.sizeClass(ofPage: page), 0)
+        }
+
+        let free = fakeSpan(first: 1 << 20, count: 10)
+        map.setEnds(free)
+        XCTAssertEqual(map.span(ofPage: free.pointee.firstPage), free)
+        XCTAssertEqual(map.span(ofPage: free.pointee.lastPage), free)
+        XCTAssertEqual(free.pointee.lastPage, (1 << 20) + 9)
+        XCTAssertNil(map.span(ofPage: free.pointee.firstPage + 1), "setEnds records only the ends")
+        XCTAssertEqual(map.sizeClass(ofPage: free.pointee.firstPage), 0)
+    }
+
+    func testAddressesBeyond48BitsAreUnknown() throws {
+        var map = try XCTUnwrap(PageMap())
+        // Fill the last leaf so that an out-of-range index could not hit an unmapped (nil) root entry by luck.
+        let s = fakeSpan(first: lastPage, count: 1)
+        map.set(page: lastPage, span: s, sizeClass: 5)
+        map.set(page: 0, span: s, sizeClass: 5)
+        for page: UInt in [lastPage + 1, UInt(1) << 36, Page.number(of: UInt(1) << 48), Page.number(of: UInt(1) << 63),
+                           Page.number(of: UInt.max), UInt.max] {
+            XCTAssertNil(map.span(ofPage: page), "page \(page)")
+            XCTAssertEqual(map.sizeClass(ofPage: page), 0, "page \(page)")
+        }
+        // A high address whose page number wraps onto page 0's leaf index must still be unknown.
+        let wrapped = (UInt(1) << UInt(PageMap.pageBits)) | 0   // leaf index == rootEntries
+        XCTAssertNil(map.span(ofPage: wrapped))
+    }
+
+    func testRealHeapPageMapSharesTheTreeWithThePageHeap() {
+        let heap = Heap.ensureInitialized()
+        XCTAssertEqual(heap.pointee.pageMap.root, heap.pointee.pageHeap.pointee.pageMap.root,
+                       "Heap.pageMap must be a copy of the page heap's map (same tree)")
+    }
+}
