@@ -79,7 +79,7 @@ struct Heap {
             transfer.advanced(by: c).initialize(to: TransferCache(batchSize: batch, objectSize: size, metadata: &arena.pointee))
         }
         let sharedCount = config.frontEnd == .arenas ? 4 * Int(sm_online_cpus()) : 0
-        let shared = SharedCaches(count: sharedCount, classCount: table.count, metadata: &arena.pointee)
+        let shared = SharedCaches(count: sharedCount, classCount: table.count, sizes: table.sizes, metadata: &arena.pointee)
         var percpu = PerCPUSlabs()
         if config.frontEnd == .percpu {
             guard let slabs = PerCPUSlabs(slabCount: Int(sm_online_cpus()), table: table,

@@ -21,7 +21,8 @@ final class UnitObjectCacheTests: XCTestCase {
     }
 
     private func makeCache(budget: Int) -> ObjectCache {
-        ObjectCache(lists: lists, classCount: heap.pointee.sizeClasses.count, budget: budget)
+        ObjectCache(lists: lists, classCount: heap.pointee.sizeClasses.count, budget: budget,
+                    sizes: heap.pointee.sizeClasses.sizes)
     }
 
     /// The cache's books: each list's length matches its chain, and cachedBytes is their sum.
@@ -46,14 +47,14 @@ final class UnitObjectCacheTests: XCTestCase {
     private func allocate(_ cache: inout ObjectCache, _ c: Int) -> ObjectPointer? {
         let table = heap.pointee.sizeClasses
         let size = table.size(of: c)
-        if let o = cache.pop(c, size: size) { return o }
+        if let o = cache.pop(c) { return o }
         return cache.refill(c, size: size, batchSize: UInt32(table.batch[c]))
     }
 
     private func free(_ cache: inout ObjectCache, _ o: ObjectPointer, _ c: Int) {
         let table = heap.pointee.sizeClasses
         let size = table.size(of: c)
-        if !cache.push(o, c, size: size) {
+        if !cache.push(o, c) {
             cache.overflow(c, size: size, batchSize: UInt32(table.batch[c]), sizes: table.sizes, classCount: table.count)
         }
     }
@@ -65,13 +66,13 @@ final class UnitObjectCacheTests: XCTestCase {
         _ = Allocator.releaseFreeMemory()
         let spansBefore = heap.pointee.central[c].spans
         var cache = makeCache(budget: 4 << 20)
-        XCTAssertNil(cache.pop(c, size: 64))
+        XCTAssertNil(cache.pop(c))
         var taken: [ObjectPointer] = []
         var previousMax = cache.lists[c].maxLength
         XCTAssertEqual(previousMax, 1)
         // Empty the list each time so that every allocation after the list runs dry is a refill.
         for _ in 0..<(Int(batch) + 4) {
-            while let o = cache.pop(c, size: 64) { taken.append(o) }
+            while let o = cache.pop(c) { taken.append(o) }
             let o = try XCTUnwrap(cache.refill(c, size: 64, batchSize: batch))
             taken.append(o)
             let maxLength = cache.lists[c].maxLength
@@ -123,7 +124,7 @@ final class UnitObjectCacheTests: XCTestCase {
         for c in classes { XCTAssertEqual(heap.pointee.central[c].spans, spansBefore[c], "class \(c): objects lost") }
     }
 
-    func testScavengeGivesBackHalfTheLowWater() throws {
+    func testScavengeGivesBackHalfOfEachList() throws {
         let table = heap.pointee.sizeClasses
         let c = table.sizeClass(for: 128)
         var cache = makeCache(budget: 4 << 20)
@@ -131,14 +132,12 @@ final class UnitObjectCacheTests: XCTestCase {
         var objects: [ObjectPointer] = []
         for _ in 0..<20 { objects.append(try XCTUnwrap(allocate(&cache, c))) }
         cache.lists[c].maxLength = 100
-        for o in objects { XCTAssertTrue(cache.push(o, c, size: 128)) }
+        for o in objects { XCTAssertTrue(cache.push(o, c)) }
         let length = cache.lists[c].length
         XCTAssertGreaterThanOrEqual(length, 20)
-        // Nothing was popped since: the low-water mark is the whole list.
-        cache.lists[c].lowWater = length
         cache.scavenge(sizes: table.sizes, classCount: table.count)
         XCTAssertEqual(cache.lists[c].length, length - max(1, length / 2))
-        XCTAssertEqual(cache.lists[c].lowWater, cache.lists[c].length, "low-water mark restarts at the length")
+        XCTAssertEqual(cache.lists[c].maxLength, 50, "the list's room is halved too")
         checkBooks(cache)
         cache.flushAll(sizes: table.sizes, classCount: table.count)
         checkBooks(cache)

@@ -23,7 +23,7 @@ enum FrontEnd {
         if kind == .percpu {
             object = heap.pointee.percpu.pop(sizeClass, aborts: &state.pointee.counters.rseqAborts)
         } else if kind == .thread {
-            object = state.pointee.cache.pop(sizeClass, size: Int(heap.pointee.sizeClasses.sizes[sizeClass]))
+            object = state.pointee.cache.pop(sizeClass)
         }
         if object != nil { ThreadState.classCounts(state).countAllocation(sizeClass) }
         return object
@@ -50,13 +50,13 @@ enum FrontEnd {
                                                     aborts: &state.pointee.counters.rseqAborts)
             }
         case .thread:
-            object = state.pointee.cache.pop(sizeClass, size: size)
+            object = state.pointee.cache.pop(sizeClass)
             hit = object != nil
             if !hit { object = state.pointee.cache.refill(sizeClass, size: size, batchSize: batch) }
         case .arenas:
             let shared = heap.pointee.shared.cache(for: state)
             shared.pointee.lock.lock()
-            object = shared.pointee.cache.pop(sizeClass, size: size)
+            object = shared.pointee.cache.pop(sizeClass)
             hit = object != nil
             if !hit { object = shared.pointee.cache.refill(sizeClass, size: size, batchSize: batch) }
             shared.pointee.lock.unlock()
@@ -85,7 +85,7 @@ enum FrontEnd {
             if kind == .thread {
                 let size = Int(heap.pointee.sizeClasses.sizes[sizeClass])
                 ThreadState.classCounts(state).countFree(sizeClass)
-                if state.pointee.cache.push(object, sizeClass, size: size) { return }
+                if state.pointee.cache.push(object, sizeClass) { return }
                 overflow(heap, state, sizeClass, size: size)
                 return
             }
@@ -125,11 +125,11 @@ enum FrontEnd {
                 percpuOverflow(heap, state, object, sizeClass)
             }
         case .thread:
-            if !state.pointee.cache.push(object, sizeClass, size: size) { overflow(heap, state, sizeClass, size: size) }
+            if !state.pointee.cache.push(object, sizeClass) { overflow(heap, state, sizeClass, size: size) }
         case .arenas:
             let shared = heap.pointee.shared.cache(for: state)
             shared.pointee.lock.lock()
-            if !shared.pointee.cache.push(object, sizeClass, size: size) {
+            if !shared.pointee.cache.push(object, sizeClass) {
                 let table = heap.pointee.sizeClasses
                 shared.pointee.cache.overflow(sizeClass, size: size, batchSize: UInt32(table.batch[sizeClass]),
                                               sizes: table.sizes, classCount: table.count)

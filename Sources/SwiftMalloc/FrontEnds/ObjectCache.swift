@@ -6,13 +6,16 @@
 // starts small and grows by a batch each time the list runs dry (a class in
 // steady use earns room) and shrinks when the list keeps overflowing. The
 // whole cache is bounded by a byte budget; over it, every list gives back
-// half of what it did not use since the last time (its low-water mark).
+// half of its objects and half of its room. (No low-water mark is kept: it
+// would cost the allocation fast path a compare and a store.)
 
 struct CacheList {
     var head: ObjectPointer? = nil
     var length: UInt32 = 0
     var maxLength: UInt32 = 1
-    var lowWater: UInt32 = 0
+    /// The class's object size, next to the head: the fast paths count
+    /// cached bytes without a second table.
+    var objectSize: UInt32 = 0
     var overages: UInt32 = 0
 }
 
@@ -26,36 +29,38 @@ struct ObjectCache {
     /// A list that overflows this many times in a row gives back a batch of room.
     static let maxOverages: UInt32 = 3
 
-    init(lists: UnsafeMutablePointer<CacheList>, classCount: Int, budget: Int) {
+    init(lists: UnsafeMutablePointer<CacheList>, classCount: Int, budget: Int, sizes: UnsafeMutablePointer<UInt32>) {
         self.lists = lists
         self.budget = budget
-        for i in 0..<classCount { lists[i] = CacheList() }
+        var i = 0
+        while i < classCount {
+            lists[i] = CacheList(objectSize: i == 0 ? 0 : sizes[i])
+            i += 1
+        }
     }
 
     // MARK: fast paths
 
     @inline(__always)
-    mutating func pop(_ sizeClass: Int, size: Int) -> ObjectPointer? {
+    mutating func pop(_ sizeClass: Int) -> ObjectPointer? {
         let list = lists + sizeClass
         guard let object = list.pointee.head else { return nil }
         list.pointee.head = object.nextFree
-        let length = list.pointee.length &- 1
-        list.pointee.length = length
-        if length < list.pointee.lowWater { list.pointee.lowWater = length }
-        cachedBytes &-= size
+        list.pointee.length &-= 1
+        cachedBytes &-= Int(list.pointee.objectSize)
         return object
     }
 
     /// Pushes a freed object; returns false when the list or the cache is
     /// over its bound and `overflow` must run.
     @inline(__always)
-    mutating func push(_ object: ObjectPointer, _ sizeClass: Int, size: Int) -> Bool {
+    mutating func push(_ object: ObjectPointer, _ sizeClass: Int) -> Bool {
         let list = lists + sizeClass
         object.nextFree = list.pointee.head
         list.pointee.head = object
         let length = list.pointee.length &+ 1
         list.pointee.length = length
-        cachedBytes &+= size
+        cachedBytes &+= Int(list.pointee.objectSize)
         return length <= list.pointee.maxLength && cachedBytes <= budget
     }
 
@@ -102,17 +107,15 @@ struct ObjectCache {
         if cachedBytes > budget { scavenge(sizes: sizes, classCount: classCount) }
     }
 
-    /// Gives back half of each list's unused part (its low-water mark).
+    /// Gives back half of each list, and halves its room.
     mutating func scavenge(sizes: UnsafeMutablePointer<UInt32>, classCount: Int) {
         for c in 1..<classCount {
             let list = lists + c
-            let lowWater = list.pointee.lowWater
-            if lowWater > 0 {
-                let drop = max(1, lowWater / 2)
-                releaseFromList(c, count: drop, size: Int(sizes[c]))
+            let length = list.pointee.length
+            if length > 0 {
+                releaseFromList(c, count: max(1, length / 2), size: Int(sizes[c]))
                 if list.pointee.maxLength > 1 { list.pointee.maxLength = max(1, list.pointee.maxLength / 2) }
             }
-            list.pointee.lowWater = list.pointee.length
         }
         // Still over (every list was in use): empty the largest offenders.
         if cachedBytes > budget {
@@ -133,7 +136,6 @@ struct ObjectCache {
             let (chain, taken) = chainList.popChain(n)
             list.pointee.head = chainList.head
             list.pointee.length = chainList.length
-            if list.pointee.lowWater > list.pointee.length { list.pointee.lowWater = list.pointee.length }
             cachedBytes &-= Int(taken) &* size
             if let chain { Middle.release(sizeClass, chain: chain, count: taken) }
             left &-= taken
@@ -146,7 +148,6 @@ struct ObjectCache {
         for c in 1..<classCount where lists[c].length > 0 {
             releaseFromList(c, count: lists[c].length, size: Int(sizes[c]))
             lists[c].maxLength = 1
-            lists[c].lowWater = 0
         }
     }
 }

@@ -21,7 +21,7 @@ struct SharedCaches {
     static let arenaBudget = 1 << 20
 
     /// `count` locked caches (0 for the global front end, which has only the lock).
-    init(count: Int, classCount: Int, metadata: inout MetadataArena) {
+    init(count: Int, classCount: Int, sizes: UnsafeMutablePointer<UInt32>, metadata: inout MetadataArena) {
         self.count = count
         guard count > 0 else { return }
         let caches = metadata.allocateArray(of: LockedCache.self, count: count)
@@ -29,7 +29,7 @@ struct SharedCaches {
         while i < count {
             let lists = metadata.allocateArray(of: CacheList.self, count: classCount)
             caches.advanced(by: i).initialize(to: LockedCache(cache: ObjectCache(lists: lists, classCount: classCount,
-                                                                               budget: SharedCaches.arenaBudget)))
+                                                                               budget: SharedCaches.arenaBudget, sizes: sizes)))
             i += 1
         }
         self.caches = caches

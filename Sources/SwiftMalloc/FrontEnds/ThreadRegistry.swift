@@ -40,7 +40,8 @@ struct ThreadRegistry {
         let scratch = (listsRaw + classCount * MemoryLayout<CacheList>.stride)
             .bindMemory(to: UnsafeMutableRawPointer?.self, capacity: PerCPUSlabs.scratchSlots)
         state.initialize(to: ThreadState(cache: ObjectCache(lists: lists, classCount: classCount,
-                                                              budget: heap.pointee.config.threadCacheBytes),
+                                                              budget: heap.pointee.config.threadCacheBytes,
+                                                              sizes: heap.pointee.sizeClasses.sizes),
                                          scratch: scratch))
         ThreadState.classCounts(state).clear()
         // Own rseq registration (when glibc has none) before the first per-CPU operation.
