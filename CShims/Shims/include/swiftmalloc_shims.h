@@ -77,6 +77,7 @@ static inline void sm_heap_set(void *p) { __atomic_store_n(&sm_heap_root, p, __A
 extern __thread void *sm_tls_thread SM_HIDDEN __attribute__((tls_model("initial-exec")));
 
 static inline void *sm_tls_thread_get(void) { return sm_tls_thread; }
+static inline uintptr_t sm_tls_thread_bits(void) { return (uintptr_t)sm_tls_thread; }
 static inline void sm_tls_thread_set(void *p) { sm_tls_thread = p; }
 
 // A pthread key whose destructor runs when a thread exits, so that the

@@ -17,24 +17,31 @@ enum Allocator {
     // MARK: malloc / free
 
     // The fast path keeps nothing alive across a call: every way out of it
-    // is a return or a tail call, so it needs no saved registers.
+    // is a return or a tail call, so it needs no saved registers. A thread
+    // with a record implies a built heap: one TLS test covers both.
     @inline(__always)
     static func allocate(_ size: UInt) -> UnsafeMutableRawPointer? {
-        guard let root = sm_heap_get() else { return allocateFirst(size) }
-        let heap = root.assumingMemoryBound(to: Heap.self)
+        let bits = ThreadState.currentBits
         if _fastPath(size <= UInt(SizeClassTable.maxSize)) {
-            let sizeClass = heap.pointee.sizeClasses.sizeClass(for: Int(size))
-            if let object = FrontEnd.allocateFast(heap, sizeClass) { return object }
-            return allocateSmallSlow(heap, sizeClass)
+            if _fastPath(bits > ThreadState.exitedMarker) {
+                let heap = Heap.shared
+                let sizeClass = heap.pointee.sizeClasses.sizeClass(for: Int(size))
+                if let object = FrontEnd.allocateFast(heap, ThreadState.record(bits), sizeClass) { return object }
+                return allocateSmallSlow(heap, sizeClass)
+            }
         }
-        return allocateLarge(heap, size, alignment: 0)
+        return allocateGeneral(size)
     }
 
-    /// The very first allocation of the process: build the heap, then serve.
+    /// Large requests, and every request of a thread without a record (its
+    /// first, or after its exit handler), including the process's first.
     @inline(never)
-    static func allocateFirst(_ size: UInt) -> UnsafeMutableRawPointer? {
-        _ = Heap.ensureInitialized()
-        return allocate(size)
+    static func allocateGeneral(_ size: UInt) -> UnsafeMutableRawPointer? {
+        let heap = Heap.ensureInitialized()
+        if size <= UInt(SizeClassTable.maxSize) {
+            return allocateSmallSlow(heap, heap.pointee.sizeClasses.sizeClass(for: Int(size)))
+        }
+        return allocateLarge(heap, size, alignment: 0)
     }
 
     /// A small allocation the front end's cache could not serve.
@@ -85,11 +92,28 @@ enum Allocator {
     @inline(__always)
     static func deallocate(_ pointer: UnsafeMutableRawPointer?) {
         guard let pointer else { return }
+        let bits = ThreadState.currentBits
+        if _fastPath(bits > ThreadState.exitedMarker) {
+            let heap = Heap.shared
+            let sizeClass = heap.pointee.pageMap.sizeClass(ofPage: Page.number(of: UInt(bitPattern: pointer)))
+            if _fastPath(sizeClass != 0) {
+                FrontEnd.deallocateFast(heap, ThreadState.record(bits), pointer, Int(sizeClass))
+                return
+            }
+            deallocateLarge(heap, pointer)
+            return
+        }
+        deallocateGeneral(pointer)
+    }
+
+    /// free from a thread without a record.
+    @inline(never)
+    static func deallocateGeneral(_ pointer: UnsafeMutableRawPointer) {
         guard let root = sm_heap_get() else { fatal("free(): invalid pointer ", pointer: pointer) }
         let heap = root.assumingMemoryBound(to: Heap.self)
         let sizeClass = heap.pointee.pageMap.sizeClass(ofPage: Page.number(of: UInt(bitPattern: pointer)))
         if sizeClass != 0 {
-            FrontEnd.deallocate(heap, pointer, Int(sizeClass))
+            FrontEnd.deallocateSlow(heap, pointer, Int(sizeClass))
             return
         }
         deallocateLarge(heap, pointer)
@@ -236,7 +260,9 @@ enum Allocator {
             var sizeClass = table.sizeClass(for: Int(max(size, alignment)))
             while sizeClass < table.count && UInt(table.sizes[sizeClass]) % alignment != 0 { sizeClass += 1 }
             if sizeClass < table.count {
-                if let object = FrontEnd.allocateFast(heap, sizeClass) { return object }
+                if let state = ThreadState.current, let object = FrontEnd.allocateFast(heap, state, sizeClass) {
+                    return object
+                }
                 return allocateSmallSlow(heap, sizeClass)
             }
         }

@@ -16,8 +16,8 @@ enum FrontEnd {
     /// A small object of `sizeClass` from the cache of the thread or CPU,
     /// or nil: then `allocateSlow` refills (or serves the shared front ends).
     @inline(__always)
-    static func allocateFast(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int) -> ObjectPointer? {
-        guard let state = ThreadState.current else { return nil }
+    static func allocateFast(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
+                             _ sizeClass: Int) -> ObjectPointer? {
         let kind = heap.pointee.frontEnd
         var object: ObjectPointer? = nil
         if kind == .percpu {
@@ -71,32 +71,30 @@ enum FrontEnd {
         return object
     }
 
-    /// Takes back a small object of `sizeClass`.
+    /// Takes back a small object of `sizeClass` from a thread with a record.
     @inline(__always)
-    static func deallocate(_ heap: UnsafeMutablePointer<Heap>, _ object: ObjectPointer, _ sizeClass: Int) {
-        if let state = ThreadState.current {
-            let kind = heap.pointee.frontEnd
-            if kind == .percpu {
-                ThreadState.classCounts(state).countFree(sizeClass)
-                if heap.pointee.percpu.push(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) { return }
-                percpuOverflow(heap, state, object, sizeClass)
-                return
-            }
-            if kind == .thread {
-                let size = Int(heap.pointee.sizeClasses.sizes[sizeClass])
-                ThreadState.classCounts(state).countFree(sizeClass)
-                if state.pointee.cache.push(object, sizeClass) { return }
-                overflow(heap, state, sizeClass, size: size)
-                return
-            }
+    static func deallocateFast(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
+                               _ object: ObjectPointer, _ sizeClass: Int) {
+        let kind = heap.pointee.frontEnd
+        if kind == .percpu {
+            ThreadState.classCounts(state).countFree(sizeClass)
+            if heap.pointee.percpu.push(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) { return }
+            percpuOverflow(heap, state, object, sizeClass)
+            return
+        }
+        if kind == .thread {
+            ThreadState.classCounts(state).countFree(sizeClass)
+            if state.pointee.cache.push(object, sizeClass) { return }
+            overflow(heap, state, sizeClass)
+            return
         }
         deallocateSlow(heap, object, sizeClass)
     }
 
     @inline(never)
-    static func overflow(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>, _ sizeClass: Int, size: Int) {
+    static func overflow(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>, _ sizeClass: Int) {
         let table = heap.pointee.sizeClasses
-        state.pointee.cache.overflow(sizeClass, size: size, batchSize: UInt32(table.batch[sizeClass]),
+        state.pointee.cache.overflow(sizeClass, size: Int(table.sizes[sizeClass]), batchSize: UInt32(table.batch[sizeClass]),
                                      sizes: table.sizes, classCount: table.count)
         Heap.reclaim(heap)
     }
@@ -125,7 +123,7 @@ enum FrontEnd {
                 percpuOverflow(heap, state, object, sizeClass)
             }
         case .thread:
-            if !state.pointee.cache.push(object, sizeClass) { overflow(heap, state, sizeClass, size: size) }
+            if !state.pointee.cache.push(object, sizeClass) { overflow(heap, state, sizeClass) }
         case .arenas:
             let shared = heap.pointee.shared.cache(for: state)
             shared.pointee.lock.lock()

@@ -108,6 +108,15 @@ struct ThreadState {
         return nil
     }
 
+    /// The TLS slot as an integer: a record's address iff > exitedMarker.
+    @inline(__always)
+    static var currentBits: UInt { sm_tls_thread_bits() }
+
+    @inline(__always)
+    static func record(_ bits: UInt) -> UnsafeMutablePointer<ThreadState> {
+        UnsafeMutablePointer<ThreadState>(bitPattern: bits).unsafelyUnwrapped
+    }
+
     @inline(__always)
     static var hasExited: Bool { UInt(bitPattern: sm_tls_thread_get()) == exitedMarker }
 }
