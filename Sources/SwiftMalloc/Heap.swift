@@ -83,7 +83,8 @@ struct Heap {
         var percpu = PerCPUSlabs()
         if config.frontEnd == .percpu {
             guard let slabs = PerCPUSlabs(slabCount: Int(sm_online_cpus()), table: table,
-                                          budgetBytes: config.perCPUCacheBytes, metadata: &arena.pointee) else {
+                                          budgetBytes: config.perCPUCacheBytes,
+                                          rebalanceInterval: config.perCPURebalanceInterval, metadata: &arena.pointee) else {
                 fatal("cannot map per-CPU slabs")
             }
             percpu = slabs
@@ -105,16 +106,23 @@ struct Heap {
         if sm_rcu_init() == 0 {
             heap.pointee.rcuReady = true
         } else {
-            writeStderr("swiftmalloc: liburcu's call_rcu worker did not start; metadata is reclaimed under locks\n")
+            writeStderr("swiftmalloc: liburcu grace periods do not work; metadata is reclaimed under locks\n")
             heap.pointee.rcuFailed = true
         }
         return heap
     }
 
-    /// Retired records still queued, and the thread is outside any lock.
+    /// Reclaims retired records once a batch is queued (or whatever is
+    /// queued, if `force`). Call with no allocator lock held.
     @inline(__always)
-    static func reclaim(_ heap: UnsafeMutablePointer<Heap>) {
-        if heap.pointee.rcuFailed { Reclamation.recycleWithoutRCU(heap) } else { Reclamation.flush(heap) }
+    static func reclaim(_ heap: UnsafeMutablePointer<Heap>, force: Bool = false) {
+        if heap.pointee.rcuFailed {
+            Reclamation.recycleWithoutRCU(heap)
+        } else if force {
+            Reclamation.reclaimQueued(heap)
+        } else {
+            Reclamation.flush(heap)
+        }
     }
 
     /// Every lock of the heap, in the order they nest: shared caches (or the
@@ -140,8 +148,10 @@ struct Heap {
 // threads that did not come along are retired: their caches go back to the
 // middle instead of being lost.
 
-// liburcu's call_rcu worker is paused first (its callbacks take allocator
-// locks) and resumed last.
+// Before the allocator's locks, the prepare handler takes the lock around
+// our calls into liburcu (registrations, grace periods), so that liburcu's
+// own mutexes are free at the fork; in the child, the threads that did not
+// come along leave liburcu's registry (sm_rcu_forget_reader).
 
 private func forkPrepare() {
     guard let root = sm_heap_get() else { return }
@@ -167,7 +177,10 @@ private func forkChild() {
     while let state = cursor {
         cursor = state.pointee.next
         // One thread, no readers: records are reused at once.
-        if state != me { ThreadRegistry.retire(state, afterGracePeriod: false) }
+        if state != me {
+            if heap.pointee.rcuReady && state.pointee.rcuRegistered { sm_rcu_forget_reader(state.pointee.rcuReader) }
+            ThreadRegistry.retire(state, afterGracePeriod: false)
+        }
     }
     if heap.pointee.rcuReady { sm_rcu_after_fork_child() }
 }

@@ -141,23 +141,28 @@ int32_t sm_getpid(void);
 // Read-copy-update (liburcu, memb flavour; rcu.c). Never call these while
 // holding an allocator lock: liburcu takes its own locks and may allocate.
 // ---------------------------------------------------------------------------
-// Starts the call_rcu worker. Returns 0 on success.
+// Checks that grace periods work. Returns 0 on success.
 int sm_rcu_init(void);
 // Registers the calling thread as a reader (once; a thread liburcu already
-// registered is left as it is). Unregister only undoes our own registration.
-void sm_rcu_register_thread(void);
+// registered is left as it is): returns the thread's reader record, or NULL
+// if it was registered already. Unregister only undoes our own registration.
+void *sm_rcu_register_thread(void);
+// Fork child only: removes a thread that did not come along from liburcu's
+// registry, given the record its registration returned.
+void sm_rcu_forget_reader(void *reader);
 void sm_rcu_unregister_thread(void);
 bool sm_rcu_thread_is_registered(void);
 // True while the calling thread is inside one of the calls below.
 bool sm_rcu_busy(void);
+// True while the calling thread is inside a read-side section.
+bool sm_rcu_in_read_section(void);
 void sm_rcu_read_lock(void);
 void sm_rcu_read_unlock(void);
-// Calls callback(head) after a grace period; head points at 16 bytes that
-// stay untouched until then (struct rcu_head).
-void sm_rcu_call(void *head, void (*callback)(void *));
-void sm_rcu_synchronize(void);
-// Waits until every callback queued so far has run.
-void sm_rcu_barrier(void);
+// Waits for a grace period, unless another thread is already waiting for
+// one or the caller is inside a read-side section: then returns false at
+// once (the caller retries later).
+bool sm_rcu_try_synchronize(void);
+// Fork: hold, release, reset the lock around registrations and grace periods.
 void sm_rcu_before_fork(void);
 void sm_rcu_after_fork_parent(void);
 void sm_rcu_after_fork_child(void);

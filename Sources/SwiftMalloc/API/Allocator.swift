@@ -376,7 +376,7 @@ enum Allocator {
         pageHeap.pointee.lock.lock()
         let released = pageHeap.pointee.releaseAllLocked()
         pageHeap.pointee.lock.unlock()
-        Heap.reclaim(heap)
+        Heap.reclaim(heap, force: true)
         return released
     }
 }

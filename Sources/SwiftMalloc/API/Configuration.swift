@@ -38,6 +38,8 @@ struct Configuration {
     var perCPUCacheBytes: Int = 1536 << 10
     /// Filled in when rseq has been probed.
     var rseqAvailable = false
+    /// Per-CPU misses between capacity rebalances (SWIFTMALLOC_PERCPU_REBALANCE; 0: never).
+    var perCPURebalanceInterval: UInt64 = 1 << 16
     /// SWIFTMALLOC_DEBUG=1: poison retired metadata and check for it.
     var debug = false
     /// SWIFTMALLOC_FRONTEND was set to something that is no front end.
@@ -68,6 +70,9 @@ struct Configuration {
             config.perCPUCacheBytes = max(64 << 10, min(bytes, 64 << 20))
         }
         if let value = sm_getenv("SWIFTMALLOC_DEBUG"), equals(value, "1") { config.debug = true }
+        if let value = sm_getenv("SWIFTMALLOC_PERCPU_REBALANCE"), let n = parseSize(value) {
+            config.perCPURebalanceInterval = UInt64(min(n, 1 << 40))
+        }
         if let value = sm_getenv("SWIFTMALLOC_THREAD_CACHE_BYTES"), let bytes = parseSize(value) {
             config.threadCacheBytes = max(64 << 10, min(bytes, 1 << 30))
         }

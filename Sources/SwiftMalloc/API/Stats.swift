@@ -21,6 +21,7 @@ struct StatsSnapshot {
     var largeAllocations: UInt64 = 0
     var pageHeapFreeBytes: UInt64 = 0
     var metadataBytes: UInt64 = 0
+    var percpuRebalances: UInt64 = 0
     var rcuRetired: UInt64 = 0
     var rcuReclaimed: UInt64 = 0
 
@@ -50,6 +51,7 @@ struct StatsSnapshot {
         s.mappedBytes = UInt64(pageHeap.pointee.regionBytes &+ pageHeap.pointee.directBytes) &+ metadata
         s.releasedBytes = UInt64(pageHeap.pointee.releasedBytes)
         s.pageHeapFreeBytes = UInt64(pageHeap.pointee.freeBytes)
+        s.percpuRebalances = heap.pointee.percpu.rebalances
         s.rcuRetired = pageHeap.pointee.retiredCount
         s.rcuReclaimed = pageHeap.pointee.reclaimedCount
         pageHeap.pointee.lock.unlock()
@@ -93,6 +95,7 @@ struct StatsSnapshot {
         buffer.field("large_allocations", largeAllocations)
         buffer.field("page_heap_free_bytes", pageHeapFreeBytes)
         buffer.field("metadata_bytes", metadataBytes)
+        buffer.field("percpu_rebalances", percpuRebalances)
         buffer.field("rcu_retired_spans", rcuRetired)
         buffer.field("rcu_reclaimed_spans", rcuReclaimed)
         buffer.field("pid", UInt64(sm_getpid()))

@@ -23,6 +23,7 @@ struct PageHeap {
     /// Span records unlinked under the lock, to be handed to RCU once no
     /// allocator lock is held (Reclamation.flush), linked through `next`.
     var retiredSpans: UnsafeMutablePointer<Span>? = nil
+    var retiredPending = 0
     /// Records retired so far, and those whose grace period has ended
     /// (the difference is metadata held waiting for grace periods).
     var retiredCount: UInt64 = 0
@@ -72,15 +73,22 @@ struct PageHeap {
     /// still hold it, so it waits for a grace period before reuse.
     private mutating func retire(_ span: UnsafeMutablePointer<Span>) {
         span.pointee.state = .retired
-        span.pointee.next = retiredSpans
-        retiredSpans = span
         retiredCount &+= 1
+        queueRetiredLocked(span)
     }
 
-    /// Takes the records waiting to be handed to RCU.
+    /// Puts a retired record on the queue that waits for a grace period.
+    mutating func queueRetiredLocked(_ span: UnsafeMutablePointer<Span>) {
+        span.pointee.next = retiredSpans
+        retiredSpans = span
+        retiredPending &+= 1
+    }
+
+    /// Takes the records waiting for a grace period.
     mutating func takeRetiredLocked() -> UnsafeMutablePointer<Span>? {
         let list = retiredSpans
         retiredSpans = nil
+        retiredPending = 0
         return list
     }
 

@@ -2,39 +2,98 @@
 // (read by malloc_usable_size and realloc without the page heap lock) and
 // thread records (walked by statistics while threads come and go).
 //
-// Writers unlink a record under their lock and queue it; once no allocator
-// lock is held, the queue goes to liburcu's call_rcu; after a grace period
-// (every reader that could have seen the record has left its read-side
-// section) the callback makes the record reusable. In debug mode
-// (SWIFTMALLOC_DEBUG=1) the callback first poisons the record, and readers
-// that find poison stop the process: a reader outliving its grace period.
-// See docs/rcu.md.
+// Writers unlink a record under their lock and queue it (PageHeap's retired
+// spans, the registry's retired threads). Once enough are queued, a thread
+// that holds no allocator lock takes both queues, waits for one grace period
+// (synchronize_rcu: every reader that could have seen a record has left its
+// read-side section) and makes the records reusable. One grace period thus
+// covers a whole batch, and no helper thread is needed (see rcu.c for why
+// there is no call_rcu worker). In debug mode (SWIFTMALLOC_DEBUG=1) the
+// records are poisoned first, and readers that find poison stop the
+// process: a reader outliving its grace period. See docs/rcu.md.
 import SwiftMallocShims
 
 enum Reclamation {
-    /// Hands queued records to RCU. Call with no allocator lock held.
+    /// Records queued before a grace period is worth waiting for. They are
+    /// metadata only (a span record is 64 bytes, a thread record about
+    /// 3 KiB): the pages they described are already free.
+    static let batch = 32
+
+    /// Reclaims the queued records if there are enough. Call with no
+    /// allocator lock held.
     @inline(__always)
     static func flush(_ heap: UnsafeMutablePointer<Heap>) {
-        if heap.pointee.pageHeap.pointee.retiredSpans == nil { return }   // racy peek
-        flushSlow(heap)
+        // Racy peeks: a miss only delays the batch.
+        if heap.pointee.pageHeap.pointee.retiredPending &+ heap.pointee.threads.pointee.retiredPending < batch { return }
+        reclaimQueued(heap)
     }
 
+    /// Waits for a grace period and reclaims everything queued before it,
+    /// unless another thread is already doing so, the caller is inside
+    /// liburcu or inside a read-side section. Call with no allocator lock
+    /// held. Returns whether it ran.
     @inline(never)
-    static func flushSlow(_ heap: UnsafeMutablePointer<Heap>) {
-        // Inside liburcu (it allocated): leave the queue for the next flush.
-        guard heap.pointee.rcuReady, !sm_rcu_busy() else { return }
+    @discardableResult
+    static func reclaimQueued(_ heap: UnsafeMutablePointer<Heap>) -> Bool {
+        guard heap.pointee.rcuReady, !sm_rcu_busy() else { return false }
+        let pageHeap = heap.pointee.pageHeap
+        let registry = heap.pointee.threads
+        // Take the queues first: only what was retired before the grace
+        // period starts may be reclaimed after it.
+        pageHeap.pointee.lock.lock()
+        var spans = pageHeap.pointee.takeRetiredLocked()
+        pageHeap.pointee.lock.unlock()
+        registry.pointee.lock.lock()
+        var threads = registry.pointee.takeRetiredLocked()
+        registry.pointee.lock.unlock()
+        if spans == nil && threads == nil { return true }
+        guard sm_rcu_try_synchronize() else {
+            // Someone else is waiting for a grace period: put them back.
+            requeue(heap, spans: spans, threads: threads)
+            return false
+        }
+        let debug = heap.pointee.config.debug
+        if debug {
+            var cursor = spans
+            while let span = cursor { cursor = span.pointee.next; Poison.span(span) }
+            var t = threads
+            while let state = t { t = state.pointee.retiredNext; Poison.threadRecord(state) }
+        }
+        pageHeap.pointee.lock.lock()
+        while let span = spans {
+            spans = span.pointee.next
+            pageHeap.pointee.recycleLocked(span)
+        }
+        pageHeap.pointee.lock.unlock()
+        while let state = threads {
+            threads = state.pointee.retiredNext
+            ThreadRegistry.recycle(state)
+        }
+        return true
+    }
+
+    private static func requeue(_ heap: UnsafeMutablePointer<Heap>, spans: UnsafeMutablePointer<Span>?,
+                                threads: UnsafeMutablePointer<ThreadState>?) {
         let pageHeap = heap.pointee.pageHeap
         pageHeap.pointee.lock.lock()
-        var list = pageHeap.pointee.takeRetiredLocked()
-        pageHeap.pointee.lock.unlock()
-        while let span = list {
-            list = span.pointee.next
-            sm_rcu_call(UnsafeMutableRawPointer(span), spanGracePeriodEnded)
+        var cursor = spans
+        while let span = cursor {
+            cursor = span.pointee.next
+            pageHeap.pointee.queueRetiredLocked(span)
         }
+        pageHeap.pointee.lock.unlock()
+        let registry = heap.pointee.threads
+        registry.pointee.lock.lock()
+        var t = threads
+        while let state = t {
+            t = state.pointee.retiredNext
+            registry.pointee.queueRetiredLocked(state)
+        }
+        registry.pointee.lock.unlock()
     }
 
-    /// Without liburcu (it failed to start), records are reused at once and
-    /// readers take the page heap lock instead of a read-side section.
+    /// Without liburcu (grace periods do not work), records are reused at
+    /// once and readers take the writers' locks instead of a read-side section.
     static func recycleWithoutRCU(_ heap: UnsafeMutablePointer<Heap>) {
         let pageHeap = heap.pointee.pageHeap
         pageHeap.pointee.lock.lock()
@@ -44,28 +103,15 @@ enum Reclamation {
             pageHeap.pointee.recycleLocked(span)
         }
         pageHeap.pointee.lock.unlock()
+        let registry = heap.pointee.threads
+        registry.pointee.lock.lock()
+        var threads = registry.pointee.takeRetiredLocked()
+        registry.pointee.lock.unlock()
+        while let state = threads {
+            threads = state.pointee.retiredNext
+            ThreadRegistry.recycle(state)
+        }
     }
-}
-
-/// call_rcu callback: a retired span record's grace period is over.
-private func spanGracePeriodEnded(_ head: UnsafeMutableRawPointer?) {
-    guard let head else { return }
-    let span = head.assumingMemoryBound(to: Span.self)
-    let heap = Heap.shared
-    if heap.pointee.config.debug { Poison.span(span) }
-    let pageHeap = heap.pointee.pageHeap
-    pageHeap.pointee.lock.lock()
-    pageHeap.pointee.recycleLocked(span)
-    pageHeap.pointee.lock.unlock()
-}
-
-/// call_rcu callback: a retired thread record's grace period is over.
-func threadRecordGracePeriodEnded(_ head: UnsafeMutableRawPointer?) {
-    guard let head else { return }
-    let state = head.assumingMemoryBound(to: ThreadState.self)
-    let heap = Heap.shared
-    if heap.pointee.config.debug { Poison.threadRecord(state) }
-    ThreadRegistry.recycle(state)
 }
 
 /// Debug poisoning of retired metadata.

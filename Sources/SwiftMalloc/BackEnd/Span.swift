@@ -21,9 +21,6 @@ enum SpanState: UInt8 {
 }
 
 struct Span {
-    /// liburcu's `struct rcu_head` while the record waits for a grace
-    /// period; the first field, so the record's address is the head's.
-    var rcuHead: (UInt, UInt) = (0, 0)
     var firstPage: UInt = 0
     var pageCount: UInt = 0
     var next: UnsafeMutablePointer<Span>? = nil

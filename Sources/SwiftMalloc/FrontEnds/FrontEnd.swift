@@ -48,6 +48,7 @@ enum FrontEnd {
             if !hit {
                 object = heap.pointee.percpu.refill(sizeClass, batchSize: batch, scratch: state.pointee.scratch,
                                                     aborts: &state.pointee.counters.rseqAborts)
+                if heap.pointee.percpu.noteMiss(sizeClass) { heap.pointee.percpu.rebalance() }
             }
         case .thread:
             object = state.pointee.cache.pop(sizeClass)
@@ -104,6 +105,7 @@ enum FrontEnd {
                                _ object: ObjectPointer, _ sizeClass: Int) {
         heap.pointee.percpu.overflow(object, sizeClass, batchSize: UInt32(heap.pointee.sizeClasses.batch[sizeClass]),
                                      scratch: state.pointee.scratch, aborts: &state.pointee.counters.rseqAborts)
+        if heap.pointee.percpu.noteMiss(sizeClass) { heap.pointee.percpu.rebalance() }
         Heap.reclaim(heap)
     }
 

@@ -6,11 +6,16 @@
 // moved. So caches follow CPUs, not threads: 64 threads on 2 CPUs share 2
 // caches, which is the point (footprint, warm caches, no per-thread memory).
 //
-// Capacity: each class gets a fixed number of slots in every slab, derived
+// Capacity: each class starts with a number of slots in every slab derived
 // from the per-CPU byte budget (SWIFTMALLOC_PERCPU_CACHE_BYTES): about
 // 2 x budget / classes bytes per class, at least 2 slots, at most 2048.
 // A list that runs dry is refilled with a batch from the middle; a full one
-// hands a batch back.
+// hands a batch back. Both are misses, counted per class; every
+// `rebalanceInterval` misses the capacity moves (`rebalance`): classes that
+// keep missing grow, idle ones shrink, within the budget. Moving capacity
+// changes where each class's slots are, so it stops every list, fences every
+// CPU (no critical section can still be running against the old layout),
+// drains the slabs into the middle and restarts them with the new layout.
 import SwiftMallocShims
 
 struct PerCPUSlabs {
@@ -21,8 +26,16 @@ struct PerCPUSlabs {
     var begin: UnsafeMutablePointer<UInt16>? = nil
     var capacity: UnsafeMutablePointer<UInt16>? = nil
     var budgetBytes: Int = 0
-    /// Serialises drains (trim); the fast paths never take it.
+    /// Serialises drains (trim) and rebalances; the fast paths never take it.
     var drainLock = Lock()
+    /// Class sizes (the size-class table's).
+    var sizes: UnsafeMutablePointer<UInt32>? = nil
+    /// Per class: misses (refills and overflows) since the last rebalance;
+    /// misses[0] (class 0 does not exist) counts them all.
+    var misses: UnsafeMutablePointer<UInt64>? = nil
+    /// Misses between rebalances (SWIFTMALLOC_PERCPU_REBALANCE; 0: never).
+    var rebalanceInterval: UInt64 = 1 << 16
+    var rebalances: UInt64 = 0
 
     static let slabBytes = 1 << Int(SM_SLAB_SHIFT)
     static let maxSlotsPerClass = 2048
@@ -32,12 +45,17 @@ struct PerCPUSlabs {
     init() {}
 
     /// Sets up `slabCount` slabs; nil if the memory cannot be mapped.
-    init?(slabCount: Int, table: SizeClassTable, budgetBytes: Int, metadata: inout MetadataArena) {
+    init?(slabCount: Int, table: SizeClassTable, budgetBytes: Int, rebalanceInterval: UInt64,
+          metadata: inout MetadataArena) {
         self.slabCount = UInt32(slabCount)
         self.classCount = table.count
         self.budgetBytes = budgetBytes
+        self.rebalanceInterval = rebalanceInterval
+        self.sizes = table.sizes
+        self.misses = metadata.allocateArray(of: UInt64.self, count: table.count)
         let begin = metadata.allocateArray(of: UInt16.self, count: table.count)
-        let capacity = metadata.allocateArray(of: UInt16.self, count: table.count)
+        // Twice the classes: the second half is a rebalance's scratch.
+        let capacity = metadata.allocateArray(of: UInt16.self, count: 2 * table.count)
         // Slots start after the headers (8 bytes each, like a slot).
         var next = table.count
         let perClass = 2 * budgetBytes / max(1, table.count - 1)
@@ -147,19 +165,147 @@ struct PerCPUSlabs {
         guard slabCount > 0, sm_rseq_can_fence() else { return }
         drainLock.lock()
         defer { drainLock.unlock() }
+        drainAndRelayout(nil)
+    }
+
+    /// The one way to touch other CPUs' lists (drain lock held, fences
+    /// available). Critical sections read `current` and then `begin` or
+    /// `end` in separate loads, so a list can only be changed under their
+    /// feet in steps that each one fence makes safe:
+    ///   1. stop every list (end 0, begin 0xffff: pops and pushes fail);
+    ///   2. fence: no section that saw a working list is still running;
+    ///   3. move the cached objects to the middle, apply `capacities`;
+    ///   4. reset `current` to the (new) first slot, lists still stopped;
+    ///   5. fence: no section still holds the old `current` — without it,
+    ///      one that loaded the stale `current` before step 4 and `begin`
+    ///      after step 6 would pop an object already given back;
+    ///   6. re-open: `end`, then `begin`.
+    private mutating func drainAndRelayout(_ capacities: UnsafeMutablePointer<UInt16>?) {
         var s = 0
         while s < Int(slabCount) {
             let headers = header(slab: s)
             var c = 1
+            while c < classCount { stopHeader(headers + c); c += 1 }
+            s += 1
+        }
+        _ = sm_rseq_fence(-1)
+        drainStopped()
+        if let capacities {
+            var next = classCount
+            let begin = self.begin.unsafelyUnwrapped
+            let capacity = self.capacity.unsafelyUnwrapped
+            var c = 1
             while c < classCount {
-                stopHeader(headers + c)
+                begin[c] = UInt16(next)
+                capacity[c] = capacities[c]
+                next += Int(capacities[c])
                 c += 1
             }
+        }
+        s = 0
+        while s < Int(slabCount) {
+            let headers = header(slab: s)
+            var c = 1
+            while c < classCount { sm_atomic_store_u16(&headers[c].current, begin.unsafelyUnwrapped[c]); c += 1 }
             s += 1
         }
         _ = sm_rseq_fence(-1)
         s = 0
+        while s < Int(slabCount) {
+            let headers = header(slab: s)
+            var c = 1
+            while c < classCount { reopenHeader(headers + c, c); c += 1 }
+            s += 1
+        }
+    }
+
+    // MARK: moving capacity
+
+    /// Counts a miss of `sizeClass`; true when it is time to rebalance.
+    @inline(__always)
+    func noteMiss(_ sizeClass: Int) -> Bool {
+        guard rebalanceInterval > 0 else { return false }
+        _ = sm_atomic_add_u64(misses.unsafelyUnwrapped + sizeClass, 1)
+        let total = sm_atomic_add_u64(misses.unsafelyUnwrapped, 1) &+ 1
+        return total % rebalanceInterval == 0
+    }
+
+    /// Moves capacity between classes (see the top of this file). Called
+    /// with no allocator lock held; a rebalance already running, or no way
+    /// to fence other CPUs, makes it a no-op.
+    mutating func rebalance() {
+        guard slabCount > 0, sm_rseq_can_fence(), drainLock.tryLock() else { return }
+        defer { drainLock.unlock() }
+        let misses = self.misses.unsafelyUnwrapped
+        let capacity = self.capacity.unsafelyUnwrapped
+        let sizes = self.sizes.unsafelyUnwrapped
+        // The new capacities: a class missing more than twice the average
+        // doubles, a class that did not miss halves, within the budget and
+        // the slab's slots.
+        var total: UInt64 = 0
+        var active: UInt64 = 0
+        var c = 1
+        while c < classCount {
+            let m = sm_atomic_load_u64(misses + c)
+            total &+= m
+            if m > 0 { active &+= 1 }
+            c += 1
+        }
+        guard active > 0 else { return }
+        let average = total / active
+        var changed = false
+        var bytes = 0
+        var slots = 0
+        let budget = 2 * budgetBytes
+        // First pass: shrink idle classes (frees room), keep the rest.
+        let fresh = scratchCapacity
+        c = 1
+        while c < classCount {
+            let m = sm_atomic_load_u64(misses + c)
+            var cap = Int(capacity[c])
+            if m == 0 && cap > 2 { cap = max(2, cap / 2) }
+            fresh[c] = UInt16(cap)
+            bytes += cap * Int(sizes[c])
+            slots += cap
+            c += 1
+        }
+        // Second pass: grow the classes that keep missing, while room lasts.
+        let slotLimit = PerCPUSlabs.slabBytes / 8 - classCount
+        c = 1
+        while c < classCount {
+            let m = sm_atomic_load_u64(misses + c)
+            let cap = Int(fresh[c])
+            if m > 2 * average && m >= 8 {
+                let grown = min(2 * cap, PerCPUSlabs.maxSlotsPerClass)
+                let extra = grown - cap
+                if extra > 0 && bytes + extra * Int(sizes[c]) <= budget && slots + extra <= slotLimit {
+                    fresh[c] = UInt16(grown)
+                    bytes += extra * Int(sizes[c])
+                    slots += extra
+                }
+            }
+            c += 1
+        }
+        c = 1
+        while c < classCount {
+            if fresh[c] != capacity[c] { changed = true }
+            sm_atomic_store_u64(misses + c, 0)
+            c += 1
+        }
+        guard changed else { return }
+        drainAndRelayout(fresh)
+        rebalances &+= 1
+    }
+
+    /// Room for a rebalance's new capacities (drain lock held).
+    private var scratchCapacity: UnsafeMutablePointer<UInt16> {
+        capacity.unsafelyUnwrapped + classCount
+    }
+
+    /// Moves every object of every stopped list to the middle (drain lock held).
+    private func drainStopped() {
         let slots = UnsafeMutableRawPointer(base.unsafelyUnwrapped).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+        var s = 0
         while s < Int(slabCount) {
             let headers = header(slab: s)
             let slabSlots = slots + (s << (Int(SM_SLAB_SHIFT) - 3))
@@ -167,10 +313,7 @@ struct PerCPUSlabs {
             while c < classCount {
                 let first = Int(begin.unsafelyUnwrapped[c])
                 let current = Int(sm_atomic_load_u16(&headers[c].current))
-                if current > first {
-                    giveBack(c, slabSlots + first, count: UInt32(current - first))
-                }
-                restartHeader(headers + c, c)
+                if current > first { giveBack(c, slabSlots + first, count: UInt32(current - first)) }
                 c += 1
             }
             s += 1
@@ -183,10 +326,10 @@ struct PerCPUSlabs {
         sm_atomic_store_u16(&header.pointee.begin, UInt16(SM_SLAB_STOPPED_BEGIN))
     }
 
-    /// An empty, working list again.
-    func restartHeader(_ header: UnsafeMutablePointer<sm_slab_header_t>, _ sizeClass: Int) {
+    /// Re-opens a stopped list whose `current` is already its first slot
+    /// (and fenced: see `drainAndRelayout`).
+    func reopenHeader(_ header: UnsafeMutablePointer<sm_slab_header_t>, _ sizeClass: Int) {
         let first = begin.unsafelyUnwrapped[sizeClass]
-        sm_atomic_store_u16(&header.pointee.current, first)
         sm_atomic_store_u16(&header.pointee.end, first &+ capacity.unsafelyUnwrapped[sizeClass])
         sm_atomic_store_u16(&header.pointee.begin, first)
     }

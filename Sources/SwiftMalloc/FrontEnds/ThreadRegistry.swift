@@ -9,6 +9,9 @@ struct ThreadRegistry {
     var lock = Lock()
     var live: UnsafeMutablePointer<ThreadState>? = nil
     var unused: UnsafeMutablePointer<ThreadState>? = nil
+    /// Unlinked records waiting for a grace period (see Reclamation).
+    var retired: UnsafeMutablePointer<ThreadState>? = nil
+    var retiredPending = 0
     /// Counters of exited threads and of calls made after a thread's exit.
     var exited = ThreadCounters()
     var exitedClasses: ClassCounts
@@ -77,13 +80,23 @@ struct ThreadRegistry {
         registry.pointee.exited.add(state.pointee.counters)
         registry.pointee.exitedClasses.add(ThreadState.classCounts(state))
         registry.pointee.threadsLive &-= 1
+        if afterGracePeriod { registry.pointee.queueRetiredLocked(state) }
         registry.pointee.lock.unlock()
+        if !afterGracePeriod { recycle(state) }
         Heap.reclaim(heap)
-        if afterGracePeriod && heap.pointee.rcuReady && !sm_rcu_busy() {
-            sm_rcu_call(UnsafeMutableRawPointer(state), threadRecordGracePeriodEnded)
-        } else {
-            recycle(state)
-        }
+    }
+
+    mutating func queueRetiredLocked(_ state: UnsafeMutablePointer<ThreadState>) {
+        state.pointee.retiredNext = retired
+        retired = state
+        retiredPending &+= 1
+    }
+
+    mutating func takeRetiredLocked() -> UnsafeMutablePointer<ThreadState>? {
+        let list = retired
+        retired = nil
+        retiredPending = 0
+        return list
     }
 
     /// A retired record becomes reusable.

@@ -77,8 +77,8 @@ struct CounterTotals {
 }
 
 struct ThreadState {
-    /// liburcu's `struct rcu_head` once retired (first: same address).
-    var rcuHead: (UInt, UInt) = (0, 0)
+    /// Links the registry's queue of retired records waiting for a grace period.
+    var retiredNext: UnsafeMutablePointer<ThreadState>? = nil
     var counters = ThreadCounters()
     var cache: ObjectCache
     /// Room for moving objects in and out of per-CPU slabs in batches.
@@ -88,6 +88,8 @@ struct ThreadState {
     var threadID: Int32 = 0
     /// The thread registered itself as an RCU reader (at its first read).
     var rcuRegistered = false
+    /// liburcu's reader record of the thread, when we registered it.
+    var rcuReader: UnsafeMutableRawPointer? = nil
     /// Debug mode: set when the record's grace period has ended.
     var poisoned = false
 

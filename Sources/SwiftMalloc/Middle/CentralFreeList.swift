@@ -68,8 +68,11 @@ struct CentralFreeList {
         while let object = cursor {
             cursor = object.nextFree
             let page = Page.number(of: UInt(bitPattern: object))
+            // Also catches a pointer inside an object (the caches take any
+            // pointer into a small span; it is caught here, on its way home).
             guard let span = pageMap.span(ofPage: page),
-                  span.pointee.state == .small, span.pointee.sizeClass == sizeClass else {
+                  span.pointee.state == .small, span.pointee.sizeClass == sizeClass,
+                  (UInt(bitPattern: object) &- span.pointee.startAddress) % objectSize == 0 else {
                 lock.unlock()
                 fatal("free(): invalid pointer ", pointer: object)
             }

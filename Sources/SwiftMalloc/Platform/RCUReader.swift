@@ -13,7 +13,7 @@ enum RCUReader {
         guard heap.pointee.rcuReady, let state = FrontEnd.currentOrRegister() else { return false }
         if !state.pointee.rcuRegistered {
             if sm_rcu_busy() { return false }
-            sm_rcu_register_thread()
+            state.pointee.rcuReader = sm_rcu_register_thread()
             state.pointee.rcuRegistered = true
         }
         sm_rcu_read_lock()
