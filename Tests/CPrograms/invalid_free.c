@@ -1,0 +1,73 @@
+// invalid_free.c — frees a pointer that the allocator never returned.
+//
+// Usage: invalid_free stack|large-interior|mmap|mmap-interior|small-interior
+//
+// Prints "address 0x<hex>" (the pointer about to be freed) on stdout, flushes,
+// then calls free() on it. Under libSwiftMalloc.so the process must stop with
+// SIGABRT and "swiftmalloc: free(): invalid pointer 0x<hex>" on stderr. If
+// free() returns, the program prints "free returned" and exits with 3 (for
+// small-interior it first shows whether the next two malloc(64) calls hand
+// out memory that overlaps the still-live block).
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static void *volatile sink;
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s stack|large-interior|mmap|mmap-interior|small-interior\n", argv[0]);
+        return 2;
+    }
+    const char *mode = argv[1];
+    // Warm the allocator up first so that its structures exist.
+    for (int i = 0; i < 100; i++) {
+        void *p = malloc((size_t)i * 33 + 1);
+        sink = p;
+        free(p);
+    }
+    char stackBuffer[256];
+    memset(stackBuffer, 1, sizeof stackBuffer);
+    sink = stackBuffer;
+    void *target;
+    char *small = NULL;
+    if (strcmp(mode, "stack") == 0) {
+        target = stackBuffer + 16;
+    } else if (strcmp(mode, "large-interior") == 0) {
+        size_t size = (size_t)4 << 20;
+        char *big = malloc(size);
+        if (!big) return 4;
+        memset(big, 7, size);
+        target = big + size / 2 + 48;
+    } else if (strcmp(mode, "small-interior") == 0) {
+        small = malloc(64);
+        if (!small) return 4;
+        memset(small, 5, 64);
+        target = small + 16;
+    } else if (strcmp(mode, "mmap") == 0 || strcmp(mode, "mmap-interior") == 0) {
+        size_t size = 1 << 16;
+        char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return 4;
+        memset(m, 9, size);
+        target = strcmp(mode, "mmap") == 0 ? m : m + 4096 + 32;
+    } else {
+        fprintf(stderr, "unknown mode %s\n", mode);
+        return 2;
+    }
+    printf("address %p\n", target);
+    fflush(stdout);
+    sink = target;
+    free(sink);
+    printf("free returned\n");
+    if (small) {
+        char *a = malloc(64), *b = malloc(64);
+        int overlap = (a > small - 64 && a < small + 64) || (b > small - 64 && b < small + 64);
+        printf("live block %p; next malloc(64) calls: %p %p%s\n", (void *)small, (void *)a, (void *)b,
+               overlap ? " (overlapping the live block)" : "");
+    }
+    fflush(stdout);
+    return 3;
+}
