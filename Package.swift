@@ -17,6 +17,14 @@ let package = Package(
     products: [
         .library(name: "SwiftMalloc", type: .dynamic, targets: ["SwiftMallocExports"]),
         .executable(name: "swiftmalloc-adopt-demo", targets: ["SwiftMallocAdoptDemo"]),
+        // The experiments lab (Experiments/, docs/experiments.md).
+        .executable(name: "malloc-lab", targets: ["MallocLab"]),
+        .executable(name: "malloc-lab-workload", targets: ["MallocLabWorkload"]),
+    ],
+    dependencies: [
+        // Used by the experiments lab only; the allocator depends on nothing.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         .target(
@@ -46,6 +54,54 @@ let package = Package(
             name: "SwiftMallocTests",
             dependencies: ["SwiftMalloc", "SwiftMallocShims"],
             path: "Tests/SwiftMallocTests"
+        ),
+
+        // The experiments lab: `malloc-lab` runs workloads (each in its own
+        // `malloc-lab-workload` process, the allocator preloaded) and reports.
+        //   MallocLabCSupport  C: TSC timer, atomics, /proc readers without malloc.
+        //   MallocLabShared    the workload catalog (no Foundation).
+        //   MallocLabWorkload  the workload process (malloc-lab-workload).
+        //   MallocLabCore      statistics, results, CSV/JSON, report, SVG charts, runner.
+        //   MallocLabCLI       the ArgumentParser commands; MallocLab is its main.
+        .target(
+            name: "MallocLabCSupport",
+            path: "Experiments/MallocLabCSupport",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .target(
+            name: "MallocLabShared",
+            path: "Experiments/MallocLabShared"
+        ),
+        .executableTarget(
+            name: "MallocLabWorkload",
+            dependencies: [
+                "MallocLabCSupport", "MallocLabShared",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Experiments/MallocLabWorkload"
+        ),
+        .target(
+            name: "MallocLabCore",
+            dependencies: ["MallocLabShared"],
+            path: "Experiments/MallocLabCore"
+        ),
+        .target(
+            name: "MallocLabCLI",
+            dependencies: ["MallocLabCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Experiments/MallocLabCLI"
+        ),
+        .executableTarget(
+            name: "MallocLab",
+            dependencies: ["MallocLabCLI"],
+            path: "Experiments/MallocLab"
+        ),
+        .testTarget(
+            name: "MallocLabTests",
+            dependencies: [
+                "MallocLabCore", "MallocLabCLI",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Experiments/Tests/MallocLabTests"
         ),
     ]
 )
