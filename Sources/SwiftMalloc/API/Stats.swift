@@ -22,6 +22,7 @@ struct StatsSnapshot {
     var pageHeapFreeBytes: UInt64 = 0
     var metadataBytes: UInt64 = 0
     var percpuRebalances: UInt64 = 0
+    var percpuCachedBytes: UInt64 = 0
     var rcuRetired: UInt64 = 0
     var rcuReclaimed: UInt64 = 0
 
@@ -44,6 +45,7 @@ struct StatsSnapshot {
         s.threadsSeen = registry.pointee.threadsSeen
         s.threadsLive = registry.pointee.threadsLive
         registry.pointee.lock.unlock()
+        if heap.pointee.frontEnd == .percpu { s.percpuCachedBytes = heap.pointee.percpu.cachedBytes(heap) }
         let pageHeap = heap.pointee.pageHeap
         pageHeap.pointee.lock.lock()
         let metadata = UInt64(heap.pointee.metadata.pointee.mappedBytes) &+ UInt64(pageHeap.pointee.pageMap.mappedBytes)
@@ -96,6 +98,7 @@ struct StatsSnapshot {
         buffer.field("page_heap_free_bytes", pageHeapFreeBytes)
         buffer.field("metadata_bytes", metadataBytes)
         buffer.field("percpu_rebalances", percpuRebalances)
+        buffer.field("percpu_cached_bytes", percpuCachedBytes)
         buffer.field("rcu_retired_spans", rcuRetired)
         buffer.field("rcu_reclaimed_spans", rcuReclaimed)
         buffer.field("pid", UInt64(sm_getpid()))

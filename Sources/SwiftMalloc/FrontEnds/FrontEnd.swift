@@ -46,9 +46,9 @@ enum FrontEnd {
             object = heap.pointee.percpu.pop(sizeClass, aborts: &state.pointee.counters.rseqAborts)
             hit = object != nil
             if !hit {
-                object = heap.pointee.percpu.refill(sizeClass, batchSize: batch, scratch: state.pointee.scratch,
+                object = heap.pointee.percpu.refill(heap, sizeClass, batchSize: batch, scratch: state.pointee.scratch,
                                                     aborts: &state.pointee.counters.rseqAborts)
-                if heap.pointee.percpu.noteMiss(sizeClass) { heap.pointee.percpu.rebalance() }
+                if heap.pointee.percpu.noteMiss(sizeClass) { heap.pointee.percpu.rebalance(heap) }
             }
         case .thread:
             object = state.pointee.cache.pop(sizeClass)
@@ -105,7 +105,7 @@ enum FrontEnd {
                                _ object: ObjectPointer, _ sizeClass: Int) {
         heap.pointee.percpu.overflow(object, sizeClass, batchSize: UInt32(heap.pointee.sizeClasses.batch[sizeClass]),
                                      scratch: state.pointee.scratch, aborts: &state.pointee.counters.rseqAborts)
-        if heap.pointee.percpu.noteMiss(sizeClass) { heap.pointee.percpu.rebalance() }
+        if heap.pointee.percpu.noteMiss(sizeClass) { heap.pointee.percpu.rebalance(heap) }
         Heap.reclaim(heap)
     }
 

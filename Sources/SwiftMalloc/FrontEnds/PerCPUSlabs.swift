@@ -12,19 +12,31 @@
 // A list that runs dry is refilled with a batch from the middle; a full one
 // hands a batch back. Both are misses, counted per class; every
 // `rebalanceInterval` misses the capacity moves (`rebalance`): classes that
-// keep missing grow, idle ones shrink, within the budget. Moving capacity
-// changes where each class's slots are, so it stops every list, fences every
-// CPU (no critical section can still be running against the old layout),
-// drains the slabs into the middle and restarts them with the new layout.
+// keep missing grow, idle ones shrink, within the budget.
+//
+// Where each class's slots are (the layout: first slot and count per class,
+// the same in every slab) is a record published through one pointer. Moving
+// capacity writes a new layout into the spare record, then changes the
+// slabs under the restartable sequences' feet in fenced steps
+// (`drainAndRelayout`), publishes the new record, and keeps the old one as
+// the next spare: it is written again only after an RCU grace period, since
+// lock-free readers outside the critical sections (refills reading a
+// capacity, statistics walking the slabs) may still hold it.
 import SwiftMallocShims
 
 struct PerCPUSlabs {
     var base: UnsafeMutablePointer<CChar>? = nil
     var slabCount: UInt32 = 0
     var classCount: Int = 0
-    /// Per class: first slot and number of slots (the same in every slab).
-    var begin: UnsafeMutablePointer<UInt16>? = nil
-    var capacity: UnsafeMutablePointer<UInt16>? = nil
+    /// The published layout (see `SlabLayout`), read with an acquire load.
+    var layoutCell: UnsafeMutablePointer<UnsafeMutableRawPointer?>? = nil
+    /// The other layout record; rewritten only once a grace period has
+    /// passed since it was unpublished (`spareGeneration == generation`).
+    var spare: SlabLayout? = nil
+    /// Layouts published so far, and the value it had when the latest grace
+    /// period that followed the spare's unpublishing began.
+    var generation: UInt64 = 0
+    var spareGeneration: UInt64 = 0
     var budgetBytes: Int = 0
     /// Serialises drains (trim) and rebalances; the fast paths never take it.
     var drainLock = Lock()
@@ -53,9 +65,8 @@ struct PerCPUSlabs {
         self.rebalanceInterval = rebalanceInterval
         self.sizes = table.sizes
         self.misses = metadata.allocateArray(of: UInt64.self, count: table.count)
-        let begin = metadata.allocateArray(of: UInt16.self, count: table.count)
-        // Twice the classes: the second half is a rebalance's scratch.
-        let capacity = metadata.allocateArray(of: UInt16.self, count: 2 * table.count)
+        let layout = SlabLayout(metadata.allocateArray(of: UInt16.self, count: 2 * table.count), classCount: table.count)
+        spare = SlabLayout(metadata.allocateArray(of: UInt16.self, count: 2 * table.count), classCount: table.count)
         // Slots start after the headers (8 bytes each, like a slot).
         var next = table.count
         let perClass = 2 * budgetBytes / max(1, table.count - 1)
@@ -65,13 +76,14 @@ struct PerCPUSlabs {
             var slots = perClass / table.size(of: c)
             slots = max(2, min(slots, PerCPUSlabs.maxSlotsPerClass))
             if next + slots > slotLimit { slots = max(0, slotLimit - next) }
-            begin[c] = UInt16(next)
-            capacity[c] = UInt16(slots)
+            layout.begin[c] = UInt16(next)
+            layout.capacity[c] = UInt16(slots)
             next += slots
             c += 1
         }
-        self.begin = begin
-        self.capacity = capacity
+        let cell = metadata.allocateArray(of: UnsafeMutableRawPointer?.self, count: 1)
+        cell.pointee = UnsafeMutableRawPointer(layout.begin)
+        layoutCell = cell
         guard let memory = OSMemory.map(slabCount << Int(SM_SLAB_SHIFT)) else { return nil }
         base = memory.assumingMemoryBound(to: CChar.self)
         var s = 0
@@ -79,11 +91,20 @@ struct PerCPUSlabs {
             let headers = header(slab: s)
             var c = 1
             while c < table.count {
-                headers[c] = sm_slab_header_t(current: begin[c], end: begin[c] &+ capacity[c], begin: begin[c], unused: 0)
+                let first = layout.begin[c]
+                headers[c] = sm_slab_header_t(current: first, end: first &+ layout.capacity[c], begin: first, unused: 0)
                 c += 1
             }
             s += 1
         }
+    }
+
+    /// The published layout. Outside the drain lock, read it inside an RCU
+    /// read-side section (or treat what it says as a hint).
+    @inline(__always)
+    func layout() -> SlabLayout {
+        SlabLayout(sm_atomic_load_ptr(layoutCell.unsafelyUnwrapped).unsafelyUnwrapped.assumingMemoryBound(to: UInt16.self),
+                   classCount: classCount)
     }
 
     @inline(__always)
@@ -110,9 +131,16 @@ struct PerCPUSlabs {
     /// one for the caller and push the rest into the slab in one critical
     /// section; what does not fit (the thread moved, the slab is stopped)
     /// goes back.
-    func refill(_ sizeClass: Int, batchSize: UInt32, scratch: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
+    func refill(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int, batchSize: UInt32,
+                scratch: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
                 aborts: UnsafeMutablePointer<UInt64>) -> ObjectPointer? {
-        let want = max(1, min(batchSize, UInt32(capacity.unsafelyUnwrapped[sizeClass]), UInt32(PerCPUSlabs.scratchSlots)))
+        // The class's capacity bounds the batch. Without a read-side section
+        // (an exiting thread) the value may come from a layout being
+        // rewritten: any value is safe here, the push below checks the slab.
+        let underRCU = RCUReader.enter(heap)
+        let capacity = UInt32(layout().capacity[sizeClass])
+        if underRCU { RCUReader.exit() }
+        let want = max(1, min(batchSize, capacity, UInt32(PerCPUSlabs.scratchSlots)))
         let (chain, count) = Middle.fetch(sizeClass, count: want)
         guard let first = chain else { return nil }
         var n: UInt32 = 0
@@ -180,7 +208,8 @@ struct PerCPUSlabs {
     ///      one that loaded the stale `current` before step 4 and `begin`
     ///      after step 6 would pop an object already given back;
     ///   6. re-open: `end`, then `begin`.
-    private mutating func drainAndRelayout(_ capacities: UnsafeMutablePointer<UInt16>?) {
+    private mutating func drainAndRelayout(_ next: SlabLayout?) {
+        let old = layout()
         var s = 0
         while s < Int(slabCount) {
             let headers = header(slab: s)
@@ -189,24 +218,20 @@ struct PerCPUSlabs {
             s += 1
         }
         _ = sm_rseq_fence(-1)
-        drainStopped()
-        if let capacities {
-            var next = classCount
-            let begin = self.begin.unsafelyUnwrapped
-            let capacity = self.capacity.unsafelyUnwrapped
-            var c = 1
-            while c < classCount {
-                begin[c] = UInt16(next)
-                capacity[c] = capacities[c]
-                next += Int(capacities[c])
-                c += 1
-            }
+        drainStopped(old)
+        var now = old
+        if let next {
+            // Publish: from here readers may pick up the new record.
+            sm_atomic_store_ptr(layoutCell.unsafelyUnwrapped, UnsafeMutableRawPointer(next.begin))
+            sm_atomic_store_u64(&generation, generation &+ 1)
+            spare = old
+            now = next
         }
         s = 0
         while s < Int(slabCount) {
             let headers = header(slab: s)
             var c = 1
-            while c < classCount { sm_atomic_store_u16(&headers[c].current, begin.unsafelyUnwrapped[c]); c += 1 }
+            while c < classCount { sm_atomic_store_u16(&headers[c].current, now.begin[c]); c += 1 }
             s += 1
         }
         _ = sm_rseq_fence(-1)
@@ -214,7 +239,7 @@ struct PerCPUSlabs {
         while s < Int(slabCount) {
             let headers = header(slab: s)
             var c = 1
-            while c < classCount { reopenHeader(headers + c, c); c += 1 }
+            while c < classCount { reopenHeader(headers + c, c, now); c += 1 }
             s += 1
         }
     }
@@ -233,11 +258,21 @@ struct PerCPUSlabs {
     /// Moves capacity between classes (see the top of this file). Called
     /// with no allocator lock held; a rebalance already running, or no way
     /// to fence other CPUs, makes it a no-op.
-    mutating func rebalance() {
-        guard slabCount > 0, sm_rseq_can_fence(), drainLock.tryLock() else { return }
+    mutating func rebalance(_ heap: UnsafeMutablePointer<Heap>) {
+        guard slabCount > 0, sm_rseq_can_fence(), heap.pointee.rcuReady else { return }
+        // The spare layout may be rewritten once a grace period has passed
+        // since it was unpublished; wait for one first if needed (no lock
+        // held: liburcu is never called under the allocator's locks).
+        let seen = sm_atomic_load_u64(&generation)
+        if sm_atomic_load_u64(&spareGeneration) != seen {
+            guard sm_rcu_try_synchronize() else { return }
+        }
+        guard drainLock.tryLock() else { return }
         defer { drainLock.unlock() }
+        if generation == seen { sm_atomic_store_u64(&spareGeneration, seen) }
+        guard spareGeneration == generation, let fresh = spare else { return }
         let misses = self.misses.unsafelyUnwrapped
-        let capacity = self.capacity.unsafelyUnwrapped
+        let capacity = layout().capacity
         let sizes = self.sizes.unsafelyUnwrapped
         // The new capacities: a class missing more than twice the average
         // doubles, a class that did not miss halves, within the budget and
@@ -258,13 +293,12 @@ struct PerCPUSlabs {
         var slots = 0
         let budget = 2 * budgetBytes
         // First pass: shrink idle classes (frees room), keep the rest.
-        let fresh = scratchCapacity
         c = 1
         while c < classCount {
             let m = sm_atomic_load_u64(misses + c)
             var cap = Int(capacity[c])
             if m == 0 && cap > 2 { cap = max(2, cap / 2) }
-            fresh[c] = UInt16(cap)
+            fresh.capacity[c] = UInt16(cap)
             bytes += cap * Int(sizes[c])
             slots += cap
             c += 1
@@ -274,21 +308,24 @@ struct PerCPUSlabs {
         c = 1
         while c < classCount {
             let m = sm_atomic_load_u64(misses + c)
-            let cap = Int(fresh[c])
+            let cap = Int(fresh.capacity[c])
             if m > 2 * average && m >= 8 {
                 let grown = min(2 * cap, PerCPUSlabs.maxSlotsPerClass)
                 let extra = grown - cap
                 if extra > 0 && bytes + extra * Int(sizes[c]) <= budget && slots + extra <= slotLimit {
-                    fresh[c] = UInt16(grown)
+                    fresh.capacity[c] = UInt16(grown)
                     bytes += extra * Int(sizes[c])
                     slots += extra
                 }
             }
             c += 1
         }
+        var next = classCount
         c = 1
         while c < classCount {
-            if fresh[c] != capacity[c] { changed = true }
+            if fresh.capacity[c] != capacity[c] { changed = true }
+            fresh.begin[c] = UInt16(next)
+            next += Int(fresh.capacity[c])
             sm_atomic_store_u64(misses + c, 0)
             c += 1
         }
@@ -297,13 +334,8 @@ struct PerCPUSlabs {
         rebalances &+= 1
     }
 
-    /// Room for a rebalance's new capacities (drain lock held).
-    private var scratchCapacity: UnsafeMutablePointer<UInt16> {
-        capacity.unsafelyUnwrapped + classCount
-    }
-
     /// Moves every object of every stopped list to the middle (drain lock held).
-    private func drainStopped() {
+    private func drainStopped(_ layout: SlabLayout) {
         let slots = UnsafeMutableRawPointer(base.unsafelyUnwrapped).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
         var s = 0
         while s < Int(slabCount) {
@@ -311,7 +343,7 @@ struct PerCPUSlabs {
             let slabSlots = slots + (s << (Int(SM_SLAB_SHIFT) - 3))
             var c = 1
             while c < classCount {
-                let first = Int(begin.unsafelyUnwrapped[c])
+                let first = Int(layout.begin[c])
                 let current = Int(sm_atomic_load_u16(&headers[c].current))
                 if current > first { giveBack(c, slabSlots + first, count: UInt32(current - first)) }
                 c += 1
@@ -328,27 +360,48 @@ struct PerCPUSlabs {
 
     /// Re-opens a stopped list whose `current` is already its first slot
     /// (and fenced: see `drainAndRelayout`).
-    func reopenHeader(_ header: UnsafeMutablePointer<sm_slab_header_t>, _ sizeClass: Int) {
-        let first = begin.unsafelyUnwrapped[sizeClass]
-        sm_atomic_store_u16(&header.pointee.end, first &+ capacity.unsafelyUnwrapped[sizeClass])
+    func reopenHeader(_ header: UnsafeMutablePointer<sm_slab_header_t>, _ sizeClass: Int, _ layout: SlabLayout) {
+        let first = layout.begin[sizeClass]
+        sm_atomic_store_u16(&header.pointee.end, first &+ layout.capacity[sizeClass])
         sm_atomic_store_u16(&header.pointee.begin, first)
     }
 
-    /// Objects cached in all slabs (for stats); racy but consistent enough.
-    func cachedObjects() -> Int {
-        var total = 0
+    /// Bytes cached in all slabs (statistics): a lock-free walk, with the
+    /// layout held in a read-side section; lists being drained count as
+    /// empty, and a list changing under the walk may be off by a batch.
+    mutating func cachedBytes(_ heap: UnsafeMutablePointer<Heap>) -> UInt64 {
+        guard slabCount > 0 else { return 0 }
+        let underRCU = RCUReader.enter(heap)
+        if !underRCU { drainLock.lock() }
+        let layout = self.layout()
+        var total: UInt64 = 0
         var s = 0
         while s < Int(slabCount) {
             let headers = header(slab: s)
             var c = 1
             while c < classCount {
-                let current = Int(headers[c].current)
-                let first = Int(begin.unsafelyUnwrapped[c])
-                if current > first && headers[c].begin != UInt16(SM_SLAB_STOPPED_BEGIN) { total += current - first }
+                let current = UInt64(sm_atomic_load_u16(&headers[c].current))
+                let first = UInt64(layout.begin[c])
+                if current > first && sm_atomic_load_u16(&headers[c].begin) != UInt16(SM_SLAB_STOPPED_BEGIN) {
+                    total &+= (current - first) &* UInt64(sizes.unsafelyUnwrapped[c])
+                }
                 c += 1
             }
             s += 1
         }
+        if underRCU { RCUReader.exit() } else { drainLock.unlock() }
         return total
+    }
+}
+
+/// Where each class's slots are in every slab: one record of 2 x classes
+/// 16-bit entries, first slots then counts.
+struct SlabLayout {
+    let begin: UnsafeMutablePointer<UInt16>
+    let capacity: UnsafeMutablePointer<UInt16>
+
+    init(_ block: UnsafeMutablePointer<UInt16>, classCount: Int) {
+        begin = block
+        capacity = block + classCount
     }
 }
