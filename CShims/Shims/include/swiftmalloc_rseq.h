@@ -143,6 +143,42 @@ unavailable:
     return NULL;
 }
 
+// The same as sm_percpu_pop, shaped for the fast path: `ok` says whether an
+// object was popped, so the caller's success branch knows it is not NULL
+// (no second test of the pointer; an out-parameter would cost a stack slot
+// and Swift's stack protector).
+typedef struct sm_pop_result {
+    void *object;
+    bool ok;
+} sm_pop_result_t;
+
+static inline __attribute__((always_inline))
+sm_pop_result_t sm_percpu_pop_fast(char *base, uint32_t nslabs, size_t cl, uint64_t *aborts) {
+    void *object;
+retry:
+    __asm__ __volatile__ goto(
+        SM_RSEQ_CS_BEGIN
+        "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
+        "movzwl 4(%%rax,%[cl],8), %%ecx\n\t"     /* begin */
+        "cmpl %%ecx, %%edx\n\t"
+        "jbe %l[empty]\n\t"
+        "movq -8(%%rax,%%rdx,8), %[object]\n\t"
+        "decl %%edx\n\t"
+        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+        SM_RSEQ_CS_END
+        : [object] "=&r"(object)
+        : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl)
+        : "memory", "cc", "rax", "rcx", "rdx"
+        : aborted, empty, unavailable);
+    return (sm_pop_result_t){object, true};
+aborted:
+    (*aborts)++;
+    goto retry;
+empty:
+unavailable:
+    return (sm_pop_result_t){NULL, false};
+}
+
 // Pushes one object of class `cl` onto the current CPU's slab. Returns false
 // when the list is full, stopped, or the CPU has no slab.
 static inline __attribute__((always_inline))

@@ -26,8 +26,7 @@ enum Allocator {
             if _fastPath(bits > ThreadState.exitedMarker) {
                 let heap = Heap.shared
                 let sizeClass = heap.pointee.sizeClasses.sizeClass(for: Int(size))
-                if let object = FrontEnd.allocateFast(heap, ThreadState.record(bits), sizeClass) { return object }
-                return allocateSmallSlow(heap, sizeClass)
+                return FrontEnd.allocate(heap, ThreadState.record(bits), sizeClass)
             }
         }
         return allocateGeneral(size)
@@ -260,9 +259,7 @@ enum Allocator {
             var sizeClass = table.sizeClass(for: Int(max(size, alignment)))
             while sizeClass < table.count && UInt(table.sizes[sizeClass]) % alignment != 0 { sizeClass += 1 }
             if sizeClass < table.count {
-                if let state = ThreadState.current, let object = FrontEnd.allocateFast(heap, state, sizeClass) {
-                    return object
-                }
+                if let state = ThreadState.current { return FrontEnd.allocate(heap, state, sizeClass) }
                 return allocateSmallSlow(heap, sizeClass)
             }
         }

@@ -13,20 +13,27 @@
 // no atomics; a thread without a record gets one at its first call.
 
 enum FrontEnd {
-    /// A small object of `sizeClass` from the cache of the thread or CPU,
-    /// or nil: then `allocateSlow` refills (or serves the shared front ends).
+    /// A small object of `sizeClass`: from the cache of the thread or CPU,
+    /// or else (a tail call) from `Allocator.allocateSmallSlow`, which
+    /// refills or serves the shared front ends. Each way out returns its
+    /// pointer directly, so no path tests a pointer it already knows.
     @inline(__always)
-    static func allocateFast(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
-                             _ sizeClass: Int) -> ObjectPointer? {
+    static func allocate(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
+                         _ sizeClass: Int) -> ObjectPointer? {
+        // percpu is tested first: it is the default, and its path is the
+        // one that must be shortest (a test and a branch to get there).
         let kind = heap.pointee.frontEnd
-        var object: ObjectPointer? = nil
-        if kind == .percpu {
-            object = heap.pointee.percpu.pop(sizeClass, aborts: &state.pointee.counters.rseqAborts)
-        } else if kind == .thread {
-            object = state.pointee.cache.pop(sizeClass)
+        if _fastPath(kind == .percpu) {
+            let popped = heap.pointee.percpu.popFast(sizeClass, aborts: &state.pointee.counters.rseqAborts)
+            if _fastPath(popped.ok) {
+                ThreadState.classCounts(state).countAllocation(sizeClass)
+                return popped.object
+            }
+        } else if kind == .thread, let object = state.pointee.cache.pop(sizeClass) {
+            ThreadState.classCounts(state).countAllocation(sizeClass)
+            return object
         }
-        if object != nil { ThreadState.classCounts(state).countAllocation(sizeClass) }
-        return object
+        return Allocator.allocateSmallSlow(heap, sizeClass)
     }
 
     @inline(never)
@@ -77,7 +84,7 @@ enum FrontEnd {
     static func deallocateFast(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
                                _ object: ObjectPointer, _ sizeClass: Int) {
         let kind = heap.pointee.frontEnd
-        if kind == .percpu {
+        if _fastPath(kind == .percpu) {
             ThreadState.classCounts(state).countFree(sizeClass)
             if heap.pointee.percpu.push(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) { return }
             percpuOverflow(heap, state, object, sizeClass)

@@ -120,6 +120,12 @@ struct PerCPUSlabs {
         sm_percpu_pop(base, slabCount, sizeClass, aborts)
     }
 
+    /// `pop` for the malloc fast path: `ok` tells success (see the shim).
+    @inline(__always)
+    func popFast(_ sizeClass: Int, aborts: UnsafeMutablePointer<UInt64>) -> sm_pop_result_t {
+        sm_percpu_pop_fast(base, slabCount, sizeClass, aborts)
+    }
+
     @inline(__always)
     func push(_ object: ObjectPointer, _ sizeClass: Int, aborts: UnsafeMutablePointer<UInt64>) -> Bool {
         sm_percpu_push(base, slabCount, sizeClass, object, aborts)
