@@ -70,6 +70,7 @@ struct Heap {
         let pageHeap = arena.pointee.allocateArray(of: PageHeap.self, count: 1)
         guard let ph = PageHeap(metadata: &arena.pointee) else { fatal("cannot map the page map") }
         pageHeap.initialize(to: ph)
+        pageHeap.pointee.mappingCache.capBytes = UInt(config.largeCacheBytes)
         let central = arena.pointee.allocateArray(of: CentralFreeList.self, count: table.count)
         let transfer = arena.pointee.allocateArray(of: TransferCache.self, count: table.count)
         for c in 0..<table.count {

@@ -1,6 +1,6 @@
 // invalid_free.c — frees a pointer that the allocator never returned.
 //
-// Usage: invalid_free stack|large-interior|mmap|mmap-interior|small-interior
+// Usage: invalid_free stack|large-interior|mmap|mmap-interior|small-interior|freed-large
 //
 // Prints "address 0x<hex>" (the pointer about to be freed) on stdout, flushes,
 // then calls free() on it. Under libSwiftMalloc.so the process must stop with
@@ -19,7 +19,7 @@ static void *volatile sink;
 
 int main(int argc, char **argv) {
     if (argc != 2) {
-        fprintf(stderr, "usage: %s stack|large-interior|mmap|mmap-interior|small-interior\n", argv[0]);
+        fprintf(stderr, "usage: %s stack|large-interior|mmap|mmap-interior|small-interior|freed-large\n", argv[0]);
         return 2;
     }
     const char *mode = argv[1];
@@ -42,6 +42,15 @@ int main(int argc, char **argv) {
         if (!big) return 4;
         memset(big, 7, size);
         target = big + size / 2 + 48;
+    } else if (strcmp(mode, "freed-large") == 0) {
+        // A 4 MiB block, freed: its mapping stays in the library's cache,
+        // but it is no allocation any more, so freeing it again is invalid.
+        size_t size = (size_t)4 << 20;
+        char *big = malloc(size);
+        if (!big) return 4;
+        memset(big, 3, size);
+        free(big);
+        target = big;
     } else if (strcmp(mode, "small-interior") == 0) {
         small = malloc(64);
         if (!small) return 4;

@@ -91,6 +91,10 @@ final class IntegrationAPISemanticsTests: XCTestCase {
                       file: file, line: line)
     }
 
+    func testSecondFreeOfALargeBlockKeptMappedAborts() throws {
+        try assertInvalidFreeAborts("freed-large")
+    }
+
     func testFreeOfStackAddressAborts() throws {
         try assertInvalidFreeAborts("stack")
     }

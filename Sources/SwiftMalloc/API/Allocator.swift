@@ -54,7 +54,8 @@ enum Allocator {
 
     /// Whole pages for `size` bytes, aligned to `alignment` (0: page aligned).
     @inline(never)
-    static func allocateLarge(_ heap: UnsafeMutablePointer<Heap>, _ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer? {
+    static func allocateLarge(_ heap: UnsafeMutablePointer<Heap>, _ size: UInt, alignment: UInt,
+                              zeroed: Bool = false) -> UnsafeMutableRawPointer? {
         if size > maxRequest || alignment > maxRequest {
             sm_set_errno(ENOMEM)
             return nil
@@ -64,12 +65,17 @@ enum Allocator {
         var start: UInt = 0
         var usable = 0
         if bytes >= mapThreshold {
-            guard let span = pageHeap.pointee.mapLarge(bytes: bytes, alignment: Int(alignment)) else {
+            guard let (span, reused) = pageHeap.pointee.mapLarge(bytes: bytes, alignment: Int(alignment)) else {
                 sm_set_errno(ENOMEM)
                 return nil
             }
             start = span.pointee.mappedStart
             usable = Int(span.pointee.mappedBytes)
+            // A new mapping reads as zero; a reused one holds old data.
+            if zeroed && reused {
+                UnsafeMutableRawPointer(bitPattern: start).unsafelyUnwrapped
+                    .initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+            }
         } else {
             let pages = UInt(Page.count(for: bytes)!)
             let alignPages = alignment > UInt(Page.size) ? alignment >> UInt(Page.shift) : 1
@@ -130,10 +136,10 @@ enum Allocator {
         if span.pointee.state == .mapped {
             bytes = span.pointee.mappedBytes
             // Forget the span under the lock (a racing double free finds
-            // nothing), unmap after releasing it.
-            let (start, length) = pageHeap.pointee.forgetMappedLocked(span)
+            // nothing); unmap after releasing it, unless the cache kept it.
+            let unmap = pageHeap.pointee.freeMappedLocked(span)
             pageHeap.pointee.lock.unlock()
-            OSMemory.unmap(start, Int(length))
+            if let (start, length) = unmap { OSMemory.unmap(start, Int(length)) }
         } else {
             bytes = span.pointee.byteCount
             pageHeap.pointee.freeSpan(span)
@@ -189,9 +195,10 @@ enum Allocator {
             sm_set_errno(ENOMEM)
             return nil
         }
+        // Large: zeroed there only if the memory is not a fresh mapping.
+        if total >= UInt(mapThreshold) { return allocateLarge(Heap.ensureInitialized(), total, alignment: 0, zeroed: true) }
         guard let p = allocate(total) else { return nil }
-        // Fresh mappings are already zero; everything else may be reused.
-        if total < UInt(mapThreshold) { p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(total)) }
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(total))
         return p
     }
 

@@ -40,6 +40,8 @@ struct Configuration {
     var rseqAvailable = false
     /// Per-CPU misses between capacity rebalances (SWIFTMALLOC_PERCPU_REBALANCE; 0: never).
     var perCPURebalanceInterval: UInt64 = 1 << 16
+    /// Freed large mappings kept for reuse, at most (SWIFTMALLOC_LARGE_CACHE_BYTES; 0: none).
+    var largeCacheBytes: Int = 32 << 20
     /// SWIFTMALLOC_DEBUG=1: poison retired metadata and check for it.
     var debug = false
     /// SWIFTMALLOC_FRONTEND was set to something that is no front end.
@@ -70,6 +72,9 @@ struct Configuration {
             config.perCPUCacheBytes = max(64 << 10, min(bytes, 64 << 20))
         }
         if let value = sm_getenv("SWIFTMALLOC_DEBUG"), equals(value, "1") { config.debug = true }
+        if let value = sm_getenv("SWIFTMALLOC_LARGE_CACHE_BYTES"), let bytes = parseSize(value) {
+            config.largeCacheBytes = min(bytes, 1 << 40)
+        }
         if let value = sm_getenv("SWIFTMALLOC_PERCPU_REBALANCE"), let n = parseSize(value) {
             config.perCPURebalanceInterval = UInt64(min(n, 1 << 40))
         }

@@ -23,6 +23,8 @@ struct StatsSnapshot {
     var metadataBytes: UInt64 = 0
     var percpuRebalances: UInt64 = 0
     var percpuCachedBytes: UInt64 = 0
+    var largeCacheBytes: UInt64 = 0
+    var largeCacheHits: UInt64 = 0
     var rcuRetired: UInt64 = 0
     var rcuReclaimed: UInt64 = 0
 
@@ -50,7 +52,9 @@ struct StatsSnapshot {
         pageHeap.pointee.lock.lock()
         let metadata = UInt64(heap.pointee.metadata.pointee.mappedBytes) &+ UInt64(pageHeap.pointee.pageMap.mappedBytes)
         s.metadataBytes = metadata
-        s.mappedBytes = UInt64(pageHeap.pointee.regionBytes &+ pageHeap.pointee.directBytes) &+ metadata
+        s.largeCacheBytes = UInt64(pageHeap.pointee.mappingCache.bytes)
+        s.largeCacheHits = pageHeap.pointee.mappingCache.hits
+        s.mappedBytes = UInt64(pageHeap.pointee.regionBytes &+ pageHeap.pointee.directBytes) &+ s.largeCacheBytes &+ metadata
         s.releasedBytes = UInt64(pageHeap.pointee.releasedBytes)
         s.pageHeapFreeBytes = UInt64(pageHeap.pointee.freeBytes)
         s.percpuRebalances = heap.pointee.percpu.rebalances
@@ -99,6 +103,8 @@ struct StatsSnapshot {
         buffer.field("metadata_bytes", metadataBytes)
         buffer.field("percpu_rebalances", percpuRebalances)
         buffer.field("percpu_cached_bytes", percpuCachedBytes)
+        buffer.field("large_cache_bytes", largeCacheBytes)
+        buffer.field("large_cache_hits", largeCacheHits)
         buffer.field("rcu_retired_spans", rcuRetired)
         buffer.field("rcu_reclaimed_spans", rcuReclaimed)
         buffer.field("pid", UInt64(sm_getpid()))

@@ -7,7 +7,8 @@
 // rest on demand (malloc_trim / swiftmalloc_release_free_memory).
 //
 // Allocations too big for the page heap's regions are mapped on their own
-// (`mapLarge`) and unmapped when freed.
+// (`mapLarge`); freed, they wait in the mapping cache for reuse, or are
+// unmapped (MappingCache).
 //
 // One lock guards the heap, the page map's writers and the span records.
 import SwiftMallocShims
@@ -28,6 +29,8 @@ struct PageHeap {
     /// (the difference is metadata held waiting for grace periods).
     var retiredCount: UInt64 = 0
     var reclaimedCount: UInt64 = 0
+    /// Freed direct mappings kept for reuse.
+    var mappingCache: MappingCache
 
     // Accounting, in bytes (page heap lock held to write; racy reads are fine).
     var regionBytes: UInt = 0        // mapped for regions
@@ -49,6 +52,7 @@ struct PageHeap {
     init?(metadata: inout MetadataArena) {
         guard let map = PageMap() else { return nil }
         pageMap = map
+        mappingCache = MappingCache(metadata: &metadata)
         freeLists = metadata.allocateArray(of: SpanList.self, count: PageHeap.maxListedPages + 1)
         for i in 0...PageHeap.maxListedPages { freeLists[i] = SpanList() }
     }
@@ -263,7 +267,7 @@ struct PageHeap {
 
     /// Gives every free page back to the OS. Returns the bytes released.
     mutating func releaseAllLocked() -> UInt {
-        var released: UInt = 0
+        var released: UInt = mappingCache.releaseAll()
         for i in 0...PageHeap.maxListedPages {
             var cursor = freeLists[i].head
             while let span = cursor {
@@ -303,15 +307,30 @@ struct PageHeap {
 
     // MARK: directly mapped allocations
 
-    /// Maps `bytes` for one allocation, aligned to `alignment` (>= page size).
-    mutating func mapLarge(bytes: Int, alignment: Int) -> UnsafeMutablePointer<Span>? {
+    /// Maps `bytes` for one allocation, aligned to `alignment` (>= page size):
+    /// a cached mapping that fits, or a new one. `reused` says which (a
+    /// reused one holds old data; a new one reads as zero).
+    mutating func mapLarge(bytes: Int, alignment: Int) -> (span: UnsafeMutablePointer<Span>, reused: Bool)? {
         let systemPage = Int(sm_os_page_size())
         let (rounded, overflow) = bytes.addingReportingOverflow(systemPage - 1)
         if overflow { return nil }
         let length = rounded & ~(systemPage - 1)
-        guard let memory = OSMemory.mapAligned(length, alignment: max(alignment, Page.size)) else { return nil }
+        let align = max(alignment, Page.size)
+        lock.lock()
+        if let cached = mappingCache.take(length: UInt(length), alignment: UInt(align)) {
+            let span = recordMappedLocked(UnsafeMutableRawPointer(bitPattern: cached.start).unsafelyUnwrapped,
+                                          length: Int(cached.length))
+            lock.unlock()
+            return (span, true)
+        }
+        lock.unlock()
+        guard let memory = OSMemory.mapAligned(length, alignment: align) else { return nil }
         lock.lock()
         defer { lock.unlock() }
+        return (recordMappedLocked(memory, length: length), false)
+    }
+
+    private mutating func recordMappedLocked(_ memory: UnsafeMutableRawPointer, length: Int) -> UnsafeMutablePointer<Span> {
         let span = newSpanRecord(first: Page.number(of: UInt(bitPattern: memory)),
                                  count: UInt(Page.count(for: length)!))
         span.pointee.state = .mapped
@@ -322,14 +341,17 @@ struct PageHeap {
         return span
     }
 
-    /// Forgets a directly mapped allocation (page heap lock held); the caller
-    /// unmaps the returned range after releasing the lock.
-    mutating func forgetMappedLocked(_ span: UnsafeMutablePointer<Span>) -> (UnsafeMutableRawPointer, UInt) {
+    /// Takes back a directly mapped allocation (page heap lock held): the
+    /// page map forgets it (a racing double free finds nothing) and the
+    /// mapping goes to the cache. Returns a range the caller unmaps after
+    /// releasing the lock, when the cache did not keep it.
+    mutating func freeMappedLocked(_ span: UnsafeMutablePointer<Span>) -> (UnsafeMutableRawPointer, UInt)? {
         let start = UnsafeMutableRawPointer(bitPattern: span.pointee.mappedStart)!
         let length = span.pointee.mappedBytes
         pageMap.clear(page: span.pointee.firstPage)
         directBytes &-= length
         retire(span)
+        if mappingCache.put(start: UInt(bitPattern: start), length: length) { return nil }
         return (start, length)
     }
 

@@ -1,0 +1,98 @@
+// Freed directly mapped blocks, kept mapped for the next large request.
+//
+// Blocks of 1 MiB and more get a mapping of their own (PageHeap.mapLarge).
+// Unmapping one at free and mapping a fresh one at the next malloc costs two
+// system calls, a TLB shootdown and a page fault for every page touched
+// again: a program that allocates and frees large buffers in a loop (or
+// grows them with realloc) pays that on every iteration. So freed mappings
+// wait here, still resident, up to `capBytes` in all and `slots` of them,
+// and a request that one fits closely (at most a quarter larger) takes it.
+// The oldest go when room is needed; `malloc_trim` unmaps them all;
+// SWIFTMALLOC_LARGE_CACHE_BYTES sets the cap (0: unmap at once, as before).
+//
+// Everything here runs under the page heap lock. A cached mapping is not an
+// allocation: the page map forgets it when it is freed, so freeing it again
+// is still caught.
+import SwiftMallocShims
+
+struct CachedMapping {
+    var start: UInt = 0
+    var length: UInt = 0
+    /// When it was freed (a counter): the smallest goes first.
+    var freedAt: UInt64 = 0
+}
+
+struct MappingCache {
+    static let slots = 16
+    var entries: UnsafeMutablePointer<CachedMapping>
+    var count = 0
+    var bytes: UInt = 0
+    var capBytes: UInt = 32 << 20
+    var clock: UInt64 = 0
+    /// Requests served from the cache (statistics).
+    var hits: UInt64 = 0
+
+    init(metadata: inout MetadataArena) {
+        entries = metadata.allocateArray(of: CachedMapping.self, count: MappingCache.slots)
+        entries.initialize(repeating: CachedMapping(), count: MappingCache.slots)
+    }
+
+    /// A cached mapping of at least `length` bytes and at most a quarter
+    /// more, starting at a multiple of `alignment`: the closest fit, removed.
+    mutating func take(length: UInt, alignment: UInt) -> CachedMapping? {
+        var best = -1
+        var i = 0
+        while i < count {
+            let e = entries[i]
+            if e.length >= length && e.length - length <= length / 4 && e.start % alignment == 0
+                && (best < 0 || e.length < entries[best].length) {
+                best = i
+            }
+            i += 1
+        }
+        guard best >= 0 else { return nil }
+        let found = entries[best]
+        remove(at: best)
+        hits &+= 1
+        return found
+    }
+
+    /// Keeps a freed mapping; false if it is not worth keeping (bigger than
+    /// the cap): the caller unmaps it. Makes room by unmapping the oldest.
+    mutating func put(start: UInt, length: UInt) -> Bool {
+        guard length <= capBytes else { return false }
+        while count > 0 && (count == MappingCache.slots || bytes &+ length > capBytes) {
+            var oldest = 0
+            var i = 1
+            while i < count {
+                if entries[i].freedAt < entries[oldest].freedAt { oldest = i }
+                i += 1
+            }
+            let e = entries[oldest]
+            remove(at: oldest)
+            OSMemory.unmap(UnsafeMutableRawPointer(bitPattern: e.start).unsafelyUnwrapped, Int(e.length))
+        }
+        clock &+= 1
+        entries[count] = CachedMapping(start: start, length: length, freedAt: clock)
+        count += 1
+        bytes &+= length
+        return true
+    }
+
+    /// Unmaps everything cached (malloc_trim); returns the bytes.
+    mutating func releaseAll() -> UInt {
+        let released = bytes
+        while count > 0 {
+            let e = entries[count - 1]
+            remove(at: count - 1)
+            OSMemory.unmap(UnsafeMutableRawPointer(bitPattern: e.start).unsafelyUnwrapped, Int(e.length))
+        }
+        return released
+    }
+
+    private mutating func remove(at index: Int) {
+        bytes &-= entries[index].length
+        count -= 1
+        entries[index] = entries[count]
+    }
+}
