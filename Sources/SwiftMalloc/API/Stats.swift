@@ -24,6 +24,9 @@ struct StatsSnapshot {
     var percpuRebalances: UInt64 = 0
     var percpuCachedBytes: UInt64 = 0
     var largeCacheBytes: UInt64 = 0
+    var smallSpanBytes: UInt64 = 0
+    var centralFreeBytes: UInt64 = 0
+    var transferCachedBytes: UInt64 = 0
     var largeCacheHits: UInt64 = 0
     var rcuRetired: UInt64 = 0
     var rcuReclaimed: UInt64 = 0
@@ -48,6 +51,16 @@ struct StatsSnapshot {
         s.threadsLive = registry.pointee.threadsLive
         registry.pointee.lock.unlock()
         if heap.pointee.frontEnd == .percpu { s.percpuCachedBytes = heap.pointee.percpu.cachedBytes(heap) }
+        // Where small-object memory is: spans, free objects left in them,
+        // batches parked between caches (one class's locks at a time).
+        var c = 1
+        while c < heap.pointee.sizeClasses.count {
+            let (spanBytes, freeBytes) = heap.pointee.central[c].footprint()
+            s.smallSpanBytes &+= UInt64(spanBytes)
+            s.centralFreeBytes &+= UInt64(freeBytes)
+            s.transferCachedBytes &+= UInt64(heap.pointee.transfer[c].parkedObjects()) &* UInt64(heap.pointee.sizeClasses.sizes[c])
+            c += 1
+        }
         let pageHeap = heap.pointee.pageHeap
         pageHeap.pointee.lock.lock()
         let metadata = UInt64(heap.pointee.metadata.pointee.mappedBytes) &+ UInt64(pageHeap.pointee.pageMap.mappedBytes)
@@ -104,6 +117,9 @@ struct StatsSnapshot {
         buffer.field("percpu_rebalances", percpuRebalances)
         buffer.field("percpu_cached_bytes", percpuCachedBytes)
         buffer.field("large_cache_bytes", largeCacheBytes)
+        buffer.field("small_span_bytes", smallSpanBytes)
+        buffer.field("central_free_bytes", centralFreeBytes)
+        buffer.field("transfer_cached_bytes", transferCachedBytes)
         buffer.field("large_cache_hits", largeCacheHits)
         buffer.field("rcu_retired_spans", rcuRetired)
         buffer.field("rcu_reclaimed_spans", rcuReclaimed)

@@ -95,4 +95,19 @@ struct CentralFreeList {
         }
         lock.unlock()
     }
+
+    /// Statistics: bytes in this class's spans, and of those, bytes of free
+    /// objects still in the spans (never carved tails included).
+    mutating func footprint() -> (spanBytes: UInt, freeBytes: UInt) {
+        lock.lock()
+        defer { lock.unlock() }
+        var free: UInt = 0
+        var cursor = partial.head
+        while let span = cursor {
+            let objects = span.pointee.byteCount / objectSize
+            free &+= (objects &- UInt(span.pointee.liveObjects)) &* objectSize
+            cursor = span.pointee.next
+        }
+        return (spans &* (spanPages << UInt(Page.shift)), free)
+    }
 }

@@ -68,4 +68,11 @@ struct TransferCache {
         lock.unlock()
         return (head, total)
     }
+
+    /// Statistics: objects parked here.
+    mutating func parkedObjects() -> UInt {
+        lock.lock()
+        defer { lock.unlock() }
+        return UInt(used) &* UInt(batchSize)
+    }
 }
