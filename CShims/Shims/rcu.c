@@ -83,6 +83,22 @@ bool sm_rcu_try_synchronize(void) {
     return true;
 }
 
-void sm_rcu_before_fork(void) { pthread_mutex_lock(&sm_rcu_gate); }
-void sm_rcu_after_fork_parent(void) { pthread_mutex_unlock(&sm_rcu_gate); }
-void sm_rcu_after_fork_child(void) { pthread_mutex_init(&sm_rcu_gate, NULL); }
+// Fork: our gate, then liburcu's own fork calls for the flavour. The memb
+// library's are the call_rcu ones: with no call_rcu use they only take and
+// release liburcu's call_rcu mutex; should the program itself use call_rcu,
+// its workers (whose callbacks may free) are paused across the fork and
+// rebuilt in the child. (A program that also calls them from its own
+// pthread_atfork handlers would take that mutex twice: documented in
+// docs/rcu.md.)
+void sm_rcu_before_fork(void) {
+    pthread_mutex_lock(&sm_rcu_gate);
+    SM_INSIDE(urcu_memb_call_rcu_before_fork());
+}
+void sm_rcu_after_fork_parent(void) {
+    SM_INSIDE(urcu_memb_call_rcu_after_fork_parent());
+    pthread_mutex_unlock(&sm_rcu_gate);
+}
+void sm_rcu_after_fork_child(void) {
+    SM_INSIDE(urcu_memb_call_rcu_after_fork_child());
+    pthread_mutex_init(&sm_rcu_gate, NULL);
+}

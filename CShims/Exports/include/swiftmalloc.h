@@ -121,6 +121,15 @@ int swiftmalloc_write_stats(const char *path);
 // size_t malloc_usable_size(void *);  int malloc_trim(size_t);
 // void cfree(void *);  (glibc compatibility alias of free)
 
+// ---------------------------------------------------------------------------
+// Internal: the library's own constructor and destructor call these (build
+// the heap before main; write SWIFTMALLOC_STATS_FILE at exit). They are
+// exported only because the C glue calls into the Swift module; programs
+// must not call them.
+// ---------------------------------------------------------------------------
+void swiftmalloc_internal_on_load(void);
+void swiftmalloc_internal_on_exit(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -114,38 +114,10 @@ int32_t sm_rseq_fence(int32_t cpu);
     "jmp %l[aborted]\n\t"                                                       \
     ".popsection\n\t"
 
-// Pops one object of class `cl` from the current CPU's slab. Returns NULL
-// when the slab's list is empty, stopped, or the CPU has no slab.
-static inline __attribute__((always_inline))
-void *sm_percpu_pop(char *base, uint32_t nslabs, size_t cl, uint64_t *aborts) {
-    void *object;
-retry:
-    __asm__ __volatile__ goto(
-        SM_RSEQ_CS_BEGIN
-        "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
-        "movzwl 4(%%rax,%[cl],8), %%ecx\n\t"     /* begin */
-        "cmpl %%ecx, %%edx\n\t"
-        "jbe %l[empty]\n\t"
-        "movq -8(%%rax,%%rdx,8), %[object]\n\t"
-        "decl %%edx\n\t"
-        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
-        SM_RSEQ_CS_END
-        : [object] "=&r"(object)
-        : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl)
-        : "memory", "cc", "rax", "rcx", "rdx"
-        : aborted, empty, unavailable);
-    return object;
-aborted:
-    (*aborts)++;
-    goto retry;
-empty:
-unavailable:
-    return NULL;
-}
-
-// The same as sm_percpu_pop, shaped for the fast path: `ok` says whether an
-// object was popped, so the caller's success branch knows it is not NULL
-// (no second test of the pointer; an out-parameter would cost a stack slot
+// Pops one object of class `cl` from the current CPU's slab. `ok` says
+// whether one was popped (false: the list is empty or stopped, or the CPU
+// has no slab), so that the caller's success branch knows the object is not
+// NULL without testing it again (an out-parameter would cost a stack slot
 // and Swift's stack protector).
 typedef struct sm_pop_result {
     void *object;
@@ -177,6 +149,12 @@ aborted:
 empty:
 unavailable:
     return (sm_pop_result_t){NULL, false};
+}
+
+// The same, returning the object or NULL.
+static inline __attribute__((always_inline))
+void *sm_percpu_pop(char *base, uint32_t nslabs, size_t cl, uint64_t *aborts) {
+    return sm_percpu_pop_fast(base, nslabs, cl, aborts).object;
 }
 
 // Pushes one object of class `cl` onto the current CPU's slab. Returns false
