@@ -33,15 +33,8 @@ public struct RunRequest: Sendable {
 
 /// The JSON line malloc-lab-workload prints.
 public struct WorkloadOutput: Decodable, Sendable {
-    public struct Latency: Decodable, Sendable {
-        public var samples: Int
-        public var p50: Double
-        public var p90: Double
-        public var p99: Double
-        public var p999: Double
-        public var max: Double
-        public var mean: Double
-    }
+    /// The workload prints the same fields the results keep.
+    public typealias Latency = LatencySummary
     public var workload: String
     public var threads: Int
     public var ok: Bool
@@ -201,8 +194,8 @@ public final class WorkloadRunner: @unchecked Sendable {
         sample.idleRss = out.idleRss
         sample.livePeak = out.livePeak > 0 ? out.livePeak : nil
         sample.rssAtLivePeak = out.livePeak > 0 ? out.rssAtLivePeak : nil
-        sample.malloc = out.mallocNs.map { LatencySummary(samples: $0.samples, p50: $0.p50, p90: $0.p90, p99: $0.p99, p999: $0.p999, max: $0.max, mean: $0.mean) }
-        sample.free = out.freeNs.map { LatencySummary(samples: $0.samples, p50: $0.p50, p90: $0.p90, p99: $0.p99, p999: $0.p999, max: $0.max, mean: $0.mean) }
+        sample.malloc = out.mallocNs
+        sample.free = out.freeNs
         sample.timerOverheadNs = out.timerOverheadNs
         sample.notes = out.notes
         if r.perf, perfPath != nil, let text = try? String(contentsOfFile: perfOut, encoding: .utf8) {
