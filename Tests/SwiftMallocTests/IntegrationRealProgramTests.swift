@@ -1,20 +1,57 @@
 // Real programs under LD_PRELOAD=libSwiftMalloc.so: each one's observable
 // behaviour must be exactly what it is without the library, and the
 // statistics file of the process we started must show it allocated through
-// the library.
+// the library, with the front end asked for. Every program runs under each
+// front end, and under percpu with glibc's rseq registration off.
 import Foundation
 import XCTest
 
 final class IntegrationRealProgramTests: XCTestCase {
-    /// Fails unless the process's own statistics file shows allocations.
+    /// Each program runs under the default front end and under every one
+    /// SWIFTMALLOC_FRONTEND can name, and under percpu with glibc's rseq
+    /// registration turned off (the shim registers its own).
+    enum Variant {
+        case defaultFrontEnd, thread, arenas, global, percpuOwnRseq
+
+        var environment: [String: String] {
+            switch self {
+            case .defaultFrontEnd: return [:]
+            case .thread: return ["SWIFTMALLOC_FRONTEND": "thread"]
+            case .arenas: return ["SWIFTMALLOC_FRONTEND": "arenas"]
+            case .global: return ["SWIFTMALLOC_FRONTEND": "global"]
+            case .percpuOwnRseq: return ["SWIFTMALLOC_FRONTEND": "percpu", "GLIBC_TUNABLES": "glibc.pthread.rseq=0"]
+            }
+        }
+
+        /// The front end the stats file must report (nil: the default).
+        var frontEnd: String? {
+            switch self {
+            case .defaultFrontEnd: return nil
+            case .thread: return "thread"
+            case .arenas: return "arenas"
+            case .global: return "global"
+            case .percpuOwnRseq: return "percpu"
+            }
+        }
+    }
+
+    /// Fails unless the process's own statistics file shows allocations
+    /// through the front end `variant` asked for.
     private func assertAllocated(
-        _ result: ProcessResult, statsIn dir: URL, atLeast minimum: UInt64 = 1,
+        _ result: ProcessResult, statsIn dir: URL, atLeast minimum: UInt64 = 1, variant: Variant = .defaultFrontEnd,
         file: StaticString = #filePath, line: UInt = #line
     ) {
         do {
             let stats = try Preload.stats(in: dir, pid: result.pid)
             XCTAssertGreaterThanOrEqual(Preload.number(stats, "allocations") ?? 0, minimum,
                                         "\(result.command.joined(separator: " ")): \(stats)", file: file, line: line)
+            if let expected = variant.frontEnd {
+                XCTAssertEqual(stats["frontend"] as? String, expected, "\(stats)", file: file, line: line)
+            }
+            if variant == .percpuOwnRseq {
+                XCTAssertEqual(stats["rseq_available"] as? Bool, true, "the shim's own registration: \(stats)",
+                               file: file, line: line)
+            }
         } catch {
             let present = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
             XCTFail("\(error) (files: \(present.sorted()))\n\(result.summary)", file: file, line: line)
@@ -33,7 +70,13 @@ final class IntegrationRealProgramTests: XCTestCase {
 
     // MARK: python3 -m test
 
-    func testPythonRegressionTestsPass() throws {
+    func testPythonRegressionTestsPass() throws { try python(.defaultFrontEnd) }
+    func testPythonRegressionTestsPassUnderThread() throws { try python(.thread) }
+    func testPythonRegressionTestsPassUnderArenas() throws { try python(.arenas) }
+    func testPythonRegressionTestsPassUnderGlobal() throws { try python(.global) }
+    func testPythonRegressionTestsPassUnderPerCPUWithOwnRseq() throws { try python(.percpuOwnRseq) }
+
+    private func python(_ variant: Variant, file: StaticString = #filePath, line: UInt = #line) throws {
         // The real interpreter (not a pyenv shim script), so that the process
         // we start and check is python itself.
         let probe = try Preload.run(["python3", "-c", "import sys, test.support; print(sys.executable)"], timeout: 60)
@@ -60,15 +103,17 @@ final class IntegrationRealProgramTests: XCTestCase {
         let baseline = try Preload.run(command, currentDirectory: work, timeout: 300)
         XCTAssertEqual(baseline.exitStatus, 0, "python tests fail WITHOUT the library:\n\(baseline.summary)")
 
-        let (result, statsDir) = try Preload.runPreloaded(command, currentDirectory: work, timeout: 300)
+        let (result, statsDir) = try Preload.runPreloaded(command, environment: variant.environment,
+                                                          currentDirectory: work, timeout: 300)
         guard result.exitStatus == 0, result.stdout.contains("Result: SUCCESS") else {
-            return XCTFail("python tests fail under the library:\n\(result.summary)")
+            return XCTFail("python tests fail under the library (\(variant)):\n\(result.summary)", file: file, line: line)
         }
         // Same tests run, skipped and failed.
         let totals = { (r: ProcessResult) in lines(of: r.stdout, startingWith: "Total tests:") }
-        XCTAssertEqual(totals(result), totals(baseline), "different test totals with and without the library")
-        XCTAssertFalse(totals(result).isEmpty, result.summary)
-        assertAllocated(result, statsIn: statsDir, atLeast: 100_000)
+        XCTAssertEqual(totals(result), totals(baseline), "different test totals with and without the library (\(variant))",
+                       file: file, line: line)
+        XCTAssertFalse(totals(result).isEmpty, result.summary, file: file, line: line)
+        assertAllocated(result, statsIn: statsDir, atLeast: 100_000, variant: variant, file: file, line: line)
     }
 
     // MARK: sqlite3
@@ -121,7 +166,13 @@ final class IntegrationRealProgramTests: XCTestCase {
         return script
     }
 
-    func testSqliteOutputIsUnchanged() throws {
+    func testSqliteOutputIsUnchanged() throws { try sqlite(.defaultFrontEnd) }
+    func testSqliteOutputIsUnchangedUnderThread() throws { try sqlite(.thread) }
+    func testSqliteOutputIsUnchangedUnderArenas() throws { try sqlite(.arenas) }
+    func testSqliteOutputIsUnchangedUnderGlobal() throws { try sqlite(.global) }
+    func testSqliteOutputIsUnchangedUnderPerCPUWithOwnRseq() throws { try sqlite(.percpuOwnRseq) }
+
+    private func sqlite(_ variant: Variant) throws {
         let sqlite = try tool("sqlite3")
         let work = try Preload.makeTemporaryDirectory("sqlite")
         let scriptPath = work.appendingPathComponent("script.sql").path
@@ -134,12 +185,13 @@ final class IntegrationRealProgramTests: XCTestCase {
         XCTAssertTrue(baseline.stdout.contains("count|100000"), baseline.summary)
 
         let (result, statsDir) = try Preload.runPreloaded(
-            [sqlite, "-batch", work.appendingPathComponent("preloaded.db").path, ".read \(scriptPath)"], timeout: 300)
+            [sqlite, "-batch", work.appendingPathComponent("preloaded.db").path, ".read \(scriptPath)"],
+            environment: variant.environment, timeout: 300)
         XCTAssertEqual(result.exitStatus, 0, result.summary)
         XCTAssertEqual(result.stderr, "", result.summary)
-        XCTAssertEqual(result.stdout, baseline.stdout, "sqlite3 output differs under the library")
+        XCTAssertEqual(result.stdout, baseline.stdout, "sqlite3 output differs under the library (\(variant))")
         XCTAssertTrue(result.stdout.contains("\nok\n"), "integrity_check did not print ok:\n\(result.summary)")
-        assertAllocated(result, statsIn: statsDir, atLeast: 1_000)
+        assertAllocated(result, statsIn: statsDir, atLeast: 1_000, variant: variant)
 
         // The database written under the library reads back the same without it.
         let dump = { (db: String) throws -> ProcessResult in
@@ -156,7 +208,8 @@ final class IntegrationRealProgramTests: XCTestCase {
 
     /// init, add, three commits, log, diff, status, fsck, in a fresh
     /// repository, with fixed identities and dates so hashes are reproducible.
-    private func gitSession(preload: Bool) throws -> (outputs: [String], results: [(ProcessResult, URL?)]) {
+    private func gitSession(preload: Bool, variant: Variant = .defaultFrontEnd) throws
+        -> (outputs: [String], results: [(ProcessResult, URL?)]) {
         let git = try tool("git")
         let home = try Preload.makeTemporaryDirectory("git-home")
         let repo = home.appendingPathComponent("repo")
@@ -173,7 +226,8 @@ final class IntegrationRealProgramTests: XCTestCase {
         func step(_ args: [String]) throws {
             let command = [git] + args
             if preload {
-                let (r, dir) = try Preload.runPreloaded(command, environment: env, currentDirectory: repo, timeout: 120)
+                let (r, dir) = try Preload.runPreloaded(command, environment: env.merging(variant.environment) { $1 },
+                                                        currentDirectory: repo, timeout: 120)
                 results.append((r, dir))
                 outputs.append("$ git \(args.joined(separator: " "))\n[\(r.exitStatus ?? -1)]\n\(r.stdout)")
             } else {
@@ -212,15 +266,21 @@ final class IntegrationRealProgramTests: XCTestCase {
         return (outputs, results)
     }
 
-    func testGitSessionIsUnchanged() throws {
+    func testGitSessionIsUnchanged() throws { try git(.defaultFrontEnd) }
+    func testGitSessionIsUnchangedUnderThread() throws { try git(.thread) }
+    func testGitSessionIsUnchangedUnderArenas() throws { try git(.arenas) }
+    func testGitSessionIsUnchangedUnderGlobal() throws { try git(.global) }
+    func testGitSessionIsUnchangedUnderPerCPUWithOwnRseq() throws { try git(.percpuOwnRseq) }
+
+    private func git(_ variant: Variant) throws {
         let baseline = try gitSession(preload: false)
         for (r, _) in baseline.results {
             XCTAssertEqual(r.exitStatus, 0, "git fails WITHOUT the library:\n\(r.summary)")
         }
-        let preloaded = try gitSession(preload: true)
+        let preloaded = try gitSession(preload: true, variant: variant)
         for (r, dir) in preloaded.results {
-            XCTAssertEqual(r.exitStatus, 0, "git fails under the library:\n\(r.summary)")
-            if let dir { assertAllocated(r, statsIn: dir) }
+            XCTAssertEqual(r.exitStatus, 0, "git fails under the library (\(variant)):\n\(r.summary)")
+            if let dir { assertAllocated(r, statsIn: dir, variant: variant) }
         }
         XCTAssertEqual(preloaded.outputs.count, baseline.outputs.count)
         for (a, b) in zip(preloaded.outputs, baseline.outputs) {

@@ -92,6 +92,14 @@ final class IntegrationStressTests: XCTestCase {
     }
 
     func testStressPerCPUFrontEnd() throws { try runStressRequiring("percpu") }
+
+    /// percpu with glibc's rseq registration off: the shim registers (and
+    /// unregisters) an area of its own for every thread.
+    func testStressPerCPUWithOwnRseqRegistration() throws {
+        let outcome = try runStress(frontend: "percpu", environment: ["GLIBC_TUNABLES": "glibc.pthread.rseq=0"])
+        XCTAssertEqual(outcome.frontend, "percpu", "percpu must stay in use with the shim's own registration")
+        XCTAssertEqual(outcome.stats["rseq_available"] as? Bool, true, "\(outcome.stats)")
+    }
     func testStressThreadFrontEnd() throws { try runStressRequiring("thread") }
     func testStressArenasFrontEnd() throws { try runStressRequiring("arenas") }
     func testStressGlobalFrontEnd() throws { try runStressRequiring("global") }
