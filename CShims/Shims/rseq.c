@@ -30,8 +30,13 @@ struct sm_rseq_area {
     uint32_t padding;
 } __attribute__((aligned(32)));
 
+// Both ids start out of range (UINT32_MAX): the critical sections bound-check
+// the id they use, so a thread whose area the kernel never filled in (its
+// registration failed) gets "unavailable" from every per-CPU operation and
+// is served by the middle, instead of using slab 0 without protection.
 static __thread struct sm_rseq_area sm_own_area __attribute__((tls_model("initial-exec"))) = {
     .cpu_id = (uint32_t)-1,
+    .mm_cid = (uint32_t)-1,
 };
 static __thread int sm_own_registered __attribute__((tls_model("initial-exec")));
 
@@ -42,8 +47,21 @@ static long sm_sys_rseq(void *area, uint32_t len, int flags, uint32_t sig) {
 static intptr_t sm_tp_offset(void *p) { return (intptr_t)((char *)p - (char *)__builtin_thread_pointer()); }
 
 int32_t sm_rseq_thread_register(void) {
+    if (sm_rseq_config.mode == SM_RSEQ_GLIBC) {
+        // glibc registered the thread at its start, or failed to: then its
+        // cpu_id is negative (-1 uninitialised, -2 registration failed) and
+        // mm_cid reads 0, a valid slab. Put mm_cid out of range too (the
+        // kernel does not own an unregistered area), so that the per-CPU
+        // operations refuse this thread whichever id they use.
+        struct sm_rseq_area *area = (struct sm_rseq_area *)((char *)__builtin_thread_pointer()
+                                                             + (sm_rseq_config.cs_offset - 8));
+        if ((int32_t)__atomic_load_n(&area->cpu_id, __ATOMIC_RELAXED) >= 0) return 0;
+        if (sm_rseq_config.mm_cid_available) area->mm_cid = (uint32_t)-1;
+        return -1;
+    }
     if (sm_rseq_config.mode != SM_RSEQ_OWN || sm_own_registered) return 0;
     sm_own_area.cpu_id = (uint32_t)-1;
+    sm_own_area.mm_cid = (uint32_t)-1;
     if (sm_sys_rseq(&sm_own_area, sizeof sm_own_area, 0, SM_RSEQ_SIG) != 0) return -1;
     sm_own_registered = 1;
     return 0;
@@ -54,6 +72,9 @@ int32_t sm_rseq_thread_unregister(void) {
     // RSEQ_FLAG_UNREGISTER = 1
     if (sm_sys_rseq(&sm_own_area, sizeof sm_own_area, 1, SM_RSEQ_SIG) != 0) return -1;
     sm_own_registered = 0;
+    // The kernel no longer updates the area: make the ids unusable again.
+    sm_own_area.cpu_id = (uint32_t)-1;
+    sm_own_area.mm_cid = (uint32_t)-1;
     return 0;
 }
 

@@ -72,6 +72,26 @@ final class FrontEndPreloadTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(Double(hits) / Double(allocations), 0.99)
     }
 
+    /// Threads whose own rseq registration fails (a seccomp filter refuses
+    /// the system call after the library started) must not use the per-CPU
+    /// slabs unprotected: 8 threads on 2 CPUs check every object's pattern.
+    /// (Before the ids of an unregistered area were put out of range, such
+    /// threads all used slab 0 and this found hundreds of thousands of
+    /// objects handed out twice.)
+    func testThreadsWithoutWorkingRseqAreServedSafely() throws {
+        let program = try Preload.cProgram("rseq_refused")
+        let (result, statsDir) = try Preload.runPreloaded([program], environment: [
+            "GLIBC_TUNABLES": "glibc.pthread.rseq=0", "SWIFTMALLOC_FRONTEND": "percpu",
+        ], timeout: 120)
+        if result.exitStatus == 2 { throw XCTSkip("seccomp is not available here: \(result.summary)") }
+        XCTAssertEqual(result.exitStatus, 0, result.summary)
+        XCTAssertTrue(result.stdout.contains("ok mismatches 0"), result.summary)
+        let stats = try Preload.stats(in: statsDir, pid: result.pid)
+        XCTAssertEqual(stats["frontend"] as? String, "percpu", "\(stats)")
+        // The workers' 1.6 million allocations all went to the middle.
+        XCTAssertGreaterThan(Preload.number(stats, "fast_path_misses") ?? 0, 1_000_000, "\(stats)")
+    }
+
     /// Single-threaded small malloc/free pairs are served by the per-CPU
     /// fast path: at least 99% hits.
     func testPerCPUFastPathServesSmallPairs() throws {

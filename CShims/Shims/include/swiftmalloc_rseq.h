@@ -70,8 +70,12 @@ static inline bool sm_rseq_mm_cid_available(void) { return sm_rseq_config.mm_cid
 // 1 to index slabs by mm_cid where the kernel provides it, 0 for cpu_id.
 // Returns the mode. Safe to call once, from the first allocation.
 int32_t sm_rseq_init(int32_t use_mm_cid);
-// Per thread (own mode only): register / unregister the thread's area.
-// Return 0 on success or when nothing is to be done.
+// Per thread, at its first allocation: own mode registers the thread's area
+// (unregistered at exit); glibc mode checks that glibc's registration of the
+// thread worked. Either way, a thread without a working registration gets
+// ids that every per-CPU operation refuses (it is then served by the
+// middle). Return 0 on success or when nothing is to be done, -1 if the
+// thread has no working registration.
 int32_t sm_rseq_thread_register(void);
 int32_t sm_rseq_thread_unregister(void);
 // The calling thread's current slab index (cpu id or mm_cid), or -1.
