@@ -23,6 +23,10 @@ struct Heap {
     var shared: SharedCaches
     /// The global front end's one lock.
     var globalLock = Lock()
+    /// Held by the scavenger's pass (Scavenger); its counters.
+    var scavengerLock = Lock()
+    var scavengerPasses: UInt64 = 0
+    var scavengedBytes: UInt64 = 0
     /// The per-CPU front end's slabs (empty for the others).
     var percpu: PerCPUSlabs
     /// liburcu's call_rcu worker runs (set once, after start-up).
@@ -117,6 +121,7 @@ struct Heap {
     /// queued, if `force`). Call with no allocator lock held.
     @inline(__always)
     static func reclaim(_ heap: UnsafeMutablePointer<Heap>, force: Bool = false) {
+        Scavenger.runIfDue(heap)
         if heap.pointee.rcuFailed {
             Reclamation.recycleWithoutRCU(heap)
         } else if force {
@@ -126,10 +131,11 @@ struct Heap {
         }
     }
 
-    /// Every lock of the heap, in the order they nest: shared caches (or the
-    /// global lock), registry, transfer caches, central lists, page heap,
+    /// Every lock of the heap, in the order they nest: the scavenger's, shared
+    /// caches (or the global lock), registry, transfer caches, central lists, page heap,
     /// metadata.
     mutating func forEachLock(_ body: (UnsafeMutablePointer<Lock>) -> Void) {
+        body(&scavengerLock)
         var i = 0
         while i < shared.count { body(&shared.caches.unsafelyUnwrapped[i].lock); i += 1 }
         body(&globalLock)

@@ -42,6 +42,9 @@ struct Configuration {
     var perCPURebalanceInterval: UInt64 = 1 << 16
     /// Freed large mappings kept for reuse, at most (SWIFTMALLOC_LARGE_CACHE_BYTES; 0: none).
     var largeCacheBytes: Int = 32 << 20
+    /// Objects a thread moves through the middle between scavenger passes
+    /// (SWIFTMALLOC_SCAVENGE_INTERVAL; 0: no scavenger).
+    var scavengeInterval: UInt64 = 1 << 15
     /// SWIFTMALLOC_DEBUG=1: poison retired metadata and check for it.
     var debug = false
     /// SWIFTMALLOC_FRONTEND was set to something that is no front end.
@@ -72,6 +75,9 @@ struct Configuration {
             config.perCPUCacheBytes = max(64 << 10, min(bytes, 64 << 20))
         }
         if let value = sm_getenv("SWIFTMALLOC_DEBUG"), equals(value, "1") { config.debug = true }
+        if let value = sm_getenv("SWIFTMALLOC_SCAVENGE_INTERVAL"), let n = parseSize(value) {
+            config.scavengeInterval = UInt64(min(n, 1 << 50))
+        }
         if let value = sm_getenv("SWIFTMALLOC_LARGE_CACHE_BYTES"), let bytes = parseSize(value) {
             config.largeCacheBytes = min(bytes, 1 << 40)
         }

@@ -25,6 +25,8 @@ struct StatsSnapshot {
     var percpuCachedBytes: UInt64 = 0
     var largeCacheBytes: UInt64 = 0
     var smallSpanBytes: UInt64 = 0
+    var scavengerPasses: UInt64 = 0
+    var scavengedBytes: UInt64 = 0
     var centralFreeBytes: UInt64 = 0
     var transferCachedBytes: UInt64 = 0
     var largeCacheHits: UInt64 = 0
@@ -65,6 +67,8 @@ struct StatsSnapshot {
         pageHeap.pointee.lock.lock()
         let metadata = UInt64(heap.pointee.metadata.pointee.mappedBytes) &+ UInt64(pageHeap.pointee.pageMap.mappedBytes)
         s.metadataBytes = metadata
+        s.scavengerPasses = heap.pointee.scavengerPasses
+        s.scavengedBytes = heap.pointee.scavengedBytes
         s.largeCacheBytes = UInt64(pageHeap.pointee.mappingCache.bytes)
         s.largeCacheHits = pageHeap.pointee.mappingCache.hits
         s.mappedBytes = UInt64(pageHeap.pointee.regionBytes &+ pageHeap.pointee.directBytes) &+ s.largeCacheBytes &+ metadata
@@ -120,6 +124,8 @@ struct StatsSnapshot {
         buffer.field("small_span_bytes", smallSpanBytes)
         buffer.field("central_free_bytes", centralFreeBytes)
         buffer.field("transfer_cached_bytes", transferCachedBytes)
+        buffer.field("scavenger_passes", scavengerPasses)
+        buffer.field("scavenged_bytes", scavengedBytes)
         buffer.field("large_cache_hits", largeCacheHits)
         buffer.field("rcu_retired_spans", rcuRetired)
         buffer.field("rcu_reclaimed_spans", rcuReclaimed)

@@ -31,6 +31,8 @@ struct PageHeap {
     var reclaimedCount: UInt64 = 0
     /// Freed direct mappings kept for reuse.
     var mappingCache: MappingCache
+    /// Scavenger passes so far (stamps free spans: Span.freedAtPass).
+    var scavengePass: UInt32 = 0
 
     // Accounting, in bytes (page heap lock held to write; racy reads are fine).
     var regionBytes: UInt = 0        // mapped for regions
@@ -110,6 +112,7 @@ struct PageHeap {
 
     private mutating func insertFree(_ span: UnsafeMutablePointer<Span>) {
         span.pointee.state = .free
+        span.pointee.freedAtPass = scavengePass
         span.pointee.sizeClass = 0
         pageMap.setEnds(span)
         freeLists[listIndex(span.pointee.pageCount)].pushFront(span)
@@ -263,6 +266,36 @@ struct PageHeap {
             span.pointee.dirtyPages = 0
         }
         insertFree(span)
+    }
+
+    /// Gives back the resident pages of free spans that have stayed free
+    /// since before the previous pass (idle for a whole scavenger interval),
+    /// longest spans first, while more than `floor` bytes of free pages are
+    /// resident (Scavenger). Spans freed and reused in between are left
+    /// alone, so a program that keeps cycling memory does not pay for
+    /// page faults. Returns the bytes released.
+    mutating func decayLocked(floor: UInt) -> UInt {
+        defer { scavengePass &+= 1 }
+        guard dirtyBytes > floor else { return 0 }
+        var released: UInt = 0
+        // freeLists[0] holds the longest spans, then maxListedPages down to 1.
+        var list = 0
+        while dirtyBytes > floor {
+            var cursor = freeLists[list].head
+            while let span = cursor, dirtyBytes > floor {
+                cursor = span.pointee.next
+                if span.pointee.dirtyPages > 0 && span.pointee.freedAtPass != scavengePass {
+                    OSMemory.release(span.pointee.start, Int(span.pointee.byteCount))
+                    let bytes = span.pointee.dirtyPages << UInt(Page.shift)
+                    dirtyBytes &-= bytes
+                    released &+= bytes
+                    span.pointee.dirtyPages = 0
+                }
+            }
+            list = list == 0 ? PageHeap.maxListedPages : list - 1
+            if list == 0 { break }
+        }
+        return released
     }
 
     /// Gives every free page back to the OS. Returns the bytes released.

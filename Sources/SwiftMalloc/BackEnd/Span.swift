@@ -40,6 +40,9 @@ struct Span {
     /// zero without being resident. In-use spans: the same bound, as taken
     /// from the free span they were carved from.
     var dirtyPages: UInt = 0
+    /// Free spans: the scavenger pass during which the span became free
+    /// (PageHeap.decayLocked releases those free since an earlier pass).
+    var freedAtPass: UInt32 = 0
     /// Small spans: linked in the central list's partial list.
     var inPartialList: Bool = false
     /// Mapped spans: where the mapping starts (aligned to the system page,

@@ -47,6 +47,8 @@ struct ThreadRegistry {
                                                               sizes: heap.pointee.sizeClasses.sizes),
                                          scratch: scratch))
         ThreadState.classCounts(state).clear()
+        let interval = heap.pointee.config.scavengeInterval
+        state.pointee.nextScavenge = interval == 0 ? .max : interval
         // Own rseq registration (when glibc has none) before the first per-CPU operation.
         _ = sm_rseq_thread_register()
         state.pointee.threadID = sm_gettid()

@@ -92,6 +92,10 @@ struct ThreadState {
     var rcuReader: UnsafeMutableRawPointer? = nil
     /// Debug mode: set when the record's grace period has ended.
     var poisoned = false
+    /// Objects moved through the middle, and when the next scavenger pass
+    /// is due (Scavenger).
+    var middleObjects: UInt64 = 0
+    var nextScavenge: UInt64 = 0
 
     static let exitedMarker = UInt(1)
 

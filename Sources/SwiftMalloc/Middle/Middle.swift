@@ -8,6 +8,7 @@ enum Middle {
     /// Up to `count` objects of `sizeClass` as a NULL-terminated chain.
     static func fetch(_ sizeClass: Int, count: UInt32) -> (head: ObjectPointer?, count: UInt32) {
         let heap = Heap.shared
+        Scavenger.count(count)
         let transfer = heap.pointee.transfer + sizeClass
         if count == transfer.pointee.batchSize, let chain = transfer.pointee.removeBatch() {
             return (chain, count)
@@ -18,6 +19,7 @@ enum Middle {
     /// Takes back a NULL-terminated chain of `count` objects of `sizeClass`.
     static func release(_ sizeClass: Int, chain: ObjectPointer, count: UInt32) {
         let heap = Heap.shared
+        Scavenger.count(count)
         let transfer = heap.pointee.transfer + sizeClass
         if count == transfer.pointee.batchSize && transfer.pointee.insertBatch(chain) { return }
         heap.pointee.central[sizeClass].insertRange(chain)

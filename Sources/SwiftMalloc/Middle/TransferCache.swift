@@ -12,6 +12,9 @@ struct TransferCache {
     var capacity: Int = 0
     /// `capacity` slots, each the head of a chain of `batchSize` objects.
     var slots: UnsafeMutablePointer<ObjectPointer?>
+    /// The fewest batches parked since the last scavenge: the batches below
+    /// it (the oldest, at the bottom of the stack) sat there untouched.
+    var lowWater: Int = 0
 
     static let capacityBytes = 1 << 20   // objects parked per class, at most
 
@@ -41,6 +44,7 @@ struct TransferCache {
         lock.lock()
         if used > 0 {
             used &-= 1
+            if used < lowWater { lowWater = used }
             let chain = slots[used]
             lock.unlock()
             return chain
@@ -74,5 +78,31 @@ struct TransferCache {
         lock.lock()
         defer { lock.unlock() }
         return UInt(used) &* UInt(batchSize)
+    }
+
+    /// Takes the batches that sat untouched since the last call (the oldest
+    /// ones) as one chain, for the central list (Scavenger).
+    mutating func takeIdle() -> ObjectPointer? {
+        lock.lock()
+        let idle = min(lowWater, used)
+        var head: ObjectPointer? = nil
+        var i = 0
+        while i < idle {
+            if let chain = slots[i] {
+                var last = chain
+                while let next = last.nextFree { last = next }
+                last.nextFree = head
+                head = chain
+            }
+            i += 1
+        }
+        if idle > 0 {
+            var j = idle
+            while j < used { slots[j - idle] = slots[j]; j += 1 }
+            used -= idle
+        }
+        lowWater = used
+        lock.unlock()
+        return head
     }
 }
