@@ -108,19 +108,34 @@ int32_t sm_rseq_fence(int32_t cpu);
     "shlq $18, %%rax\n\t"                                                       \
     "addq %[base], %%rax\n\t"
 
-#define SM_RSEQ_CS_END                                                          \
+// The end of a critical section and its abort handler, out of line in
+// __rseq_failure after the signature; `abort_action` is what the handler
+// does (it must leave by a jump).
+#define SM_RSEQ_CS_END_THEN(abort_action)                                       \
     "2:\n\t"                                                                    \
     ".pushsection __rseq_failure, \"ax\"\n\t"                                   \
     /* the signature: ud1 <sig>(%rip),%edi, so disassemblers stay in step */     \
     ".byte 0x0f, 0xb9, 0x3d\n\t"                                                \
     ".long 0x53053053\n\t"                                                      \
     "4:\n\t"                                                                    \
-    "jmp %l[aborted]\n\t"                                                       \
+    abort_action                                                                \
     ".popsection\n\t"
 
+// Slow-path sections retry after an abort (the C code counts it and loops).
+#define SM_RSEQ_CS_END SM_RSEQ_CS_END_THEN("jmp %l[aborted]\n\t")
+
+// Fast-path sections do not loop: the handler counts the abort in the
+// thread's counter (the `aborts` memory operand) and leaves by `fail`, the
+// same way out as an empty or full list, so the caller's slow path retries.
+// This keeps the fast path straight: no loop head to align, no jump over the
+// retry block.
+#define SM_RSEQ_CS_END_FAILING_TO(fail)                                         \
+    SM_RSEQ_CS_END_THEN("incq %[aborts]\n\t" "jmp %l[" #fail "]\n\t")
+
 // Pops one object of class `cl` from the current CPU's slab. `ok` says
-// whether one was popped (false: the list is empty or stopped, or the CPU
-// has no slab), so that the caller's success branch knows the object is not
+// whether one was popped (false: the list is empty or stopped, the CPU has
+// no slab, or the section was aborted: counted, and the caller's slow path
+// retries with sm_percpu_pop), so that the caller's success branch knows the object is not
 // NULL without testing it again (an out-parameter would cost a stack slot
 // and Swift's stack protector).
 typedef struct sm_pop_result {
@@ -130,6 +145,30 @@ typedef struct sm_pop_result {
 
 static inline __attribute__((always_inline))
 sm_pop_result_t sm_percpu_pop_fast(char *base, uint32_t nslabs, size_t cl, uint64_t *aborts) {
+    void *object;
+    __asm__ __volatile__ goto(
+        SM_RSEQ_CS_BEGIN
+        "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
+        "movzwl 4(%%rax,%[cl],8), %%ecx\n\t"     /* begin */
+        "cmpl %%ecx, %%edx\n\t"
+        "jbe %l[empty]\n\t"
+        "movq -8(%%rax,%%rdx,8), %[object]\n\t"
+        "decl %%edx\n\t"
+        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+        SM_RSEQ_CS_END_FAILING_TO(empty)
+        : [object] "=&r"(object)
+        : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [aborts] "m"(*aborts)
+        : "memory", "cc", "rax", "rcx", "rdx"
+        : empty, unavailable);
+    return (sm_pop_result_t){object, true};
+empty:
+unavailable:
+    return (sm_pop_result_t){NULL, false};
+}
+
+// Pops one object, retrying after an abort; the object or NULL.
+static inline __attribute__((always_inline))
+void *sm_percpu_pop(char *base, uint32_t nslabs, size_t cl, uint64_t *aborts) {
     void *object;
 retry:
     __asm__ __volatile__ goto(
@@ -146,19 +185,13 @@ retry:
         : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl)
         : "memory", "cc", "rax", "rcx", "rdx"
         : aborted, empty, unavailable);
-    return (sm_pop_result_t){object, true};
+    return object;
 aborted:
     (*aborts)++;
     goto retry;
 empty:
 unavailable:
-    return (sm_pop_result_t){NULL, false};
-}
-
-// The same, returning the object or NULL.
-static inline __attribute__((always_inline))
-void *sm_percpu_pop(char *base, uint32_t nslabs, size_t cl, uint64_t *aborts) {
-    return sm_percpu_pop_fast(base, nslabs, cl, aborts).object;
+    return NULL;
 }
 
 // Pushes one object of class `cl` onto the current CPU's slab. Returns false
@@ -184,6 +217,31 @@ retry:
 aborted:
     (*aborts)++;
     goto retry;
+full:
+unavailable:
+    return false;
+}
+
+// The free fast path's push: false when the list is full or stopped, the
+// CPU has no slab, or the section was aborted (counted); the caller's slow
+// path then retries with sm_percpu_push.
+static inline __attribute__((always_inline))
+bool sm_percpu_push_fast(char *base, uint32_t nslabs, size_t cl, void *object, uint64_t *aborts) {
+    __asm__ __volatile__ goto(
+        SM_RSEQ_CS_BEGIN
+        "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
+        "movzwl 2(%%rax,%[cl],8), %%ecx\n\t"     /* end */
+        "cmpl %%ecx, %%edx\n\t"
+        "jae %l[full]\n\t"
+        "movq %[object], (%%rax,%%rdx,8)\n\t"
+        "incl %%edx\n\t"
+        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+        SM_RSEQ_CS_END_FAILING_TO(full)
+        :
+        : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [object] "r"(object), [aborts] "m"(*aborts)
+        : "memory", "cc", "rax", "rcx", "rdx"
+        : full, unavailable);
+    return true;
 full:
 unavailable:
     return false;

@@ -49,7 +49,8 @@ enum FrontEnd {
         var object: ObjectPointer?
         switch heap.pointee.frontEnd {
         case .percpu:
-            // A thread just registered has not tried its slab yet.
+            // A thread just registered has not tried its slab yet, and the
+            // fast path gives up after an abort: try (again) first.
             object = heap.pointee.percpu.pop(sizeClass, aborts: &state.pointee.counters.rseqAborts)
             hit = object != nil
             if !hit {
@@ -86,8 +87,8 @@ enum FrontEnd {
         let kind = heap.pointee.frontEnd
         if _fastPath(kind == .percpu) {
             ThreadState.classCounts(state).countFree(sizeClass)
-            if heap.pointee.percpu.push(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) { return }
-            percpuOverflow(heap, state, object, sizeClass)
+            if heap.pointee.percpu.pushFast(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) { return }
+            percpuPushSlow(heap, state, object, sizeClass)
             return
         }
         if kind == .thread {
@@ -105,6 +106,15 @@ enum FrontEnd {
         state.pointee.cache.overflow(sizeClass, size: Int(table.sizes[sizeClass]), batchSize: UInt32(table.batch[sizeClass]),
                                      sizes: table.sizes, classCount: table.count)
         Heap.reclaim(heap)
+    }
+
+    /// The fast push failed: retry it (it fails on an abort too), and make
+    /// room if the list is really full.
+    @inline(never)
+    static func percpuPushSlow(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
+                               _ object: ObjectPointer, _ sizeClass: Int) {
+        if heap.pointee.percpu.push(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) { return }
+        percpuOverflow(heap, state, object, sizeClass)
     }
 
     @inline(never)

@@ -126,9 +126,16 @@ struct PerCPUSlabs {
         sm_percpu_pop_fast(base, slabCount, sizeClass, aborts)
     }
 
+    /// Pushes one object, retrying after an abort.
     @inline(__always)
     func push(_ object: ObjectPointer, _ sizeClass: Int, aborts: UnsafeMutablePointer<UInt64>) -> Bool {
         sm_percpu_push(base, slabCount, sizeClass, object, aborts)
+    }
+
+    /// `push` for the free fast path: an abort fails it too (see the shim).
+    @inline(__always)
+    func pushFast(_ object: ObjectPointer, _ sizeClass: Int, aborts: UnsafeMutablePointer<UInt64>) -> Bool {
+        sm_percpu_push_fast(base, slabCount, sizeClass, object, aborts)
     }
 
     // MARK: slow paths
