@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <dlfcn.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -84,11 +86,35 @@ static size_t sm_strlen(const char *s) {
     return n;
 }
 
+// Stops the process with SIGABRT after a fatal message. The Swift runtime
+// that this library brings into every program installs a crash backtracer
+// as the SIGABRT handler; it would follow the library's one line with a
+// Swift crash report about a C program's bug. Such a handler (found in
+// libswiftCore, or in this library when the runtime is linked statically)
+// is put back to the default first; a handler the program installed itself
+// still runs.
+static _Noreturn void sm_abort(void) {
+    struct sigaction current;
+    if (sigaction(SIGABRT, NULL, &current) == 0) {
+        void *handler = (current.sa_flags & SA_SIGINFO) ? (void *)current.sa_sigaction
+                                                        : (void *)current.sa_handler;
+        if (handler != (void *)SIG_DFL && handler != (void *)SIG_IGN) {
+            Dl_info theirs, ours;
+            if (dladdr(handler, &theirs) && theirs.dli_fname &&
+                (strstr(theirs.dli_fname, "libswiftCore") ||
+                 (dladdr((void *)sm_abort, &ours) && ours.dli_fbase == theirs.dli_fbase))) {
+                signal(SIGABRT, SIG_DFL);
+            }
+        }
+    }
+    abort();
+}
+
 void sm_fatal(const char *message) {
     sm_write_stderr("swiftmalloc: ", 13);
     sm_write_stderr(message, sm_strlen(message));
     sm_write_stderr("\n", 1);
-    abort();
+    sm_abort();
 }
 
 void sm_fatal_pointer(const char *message, const void *pointer) {
@@ -106,7 +132,7 @@ void sm_fatal_pointer(const char *message, const void *pointer) {
     sm_write_stderr(message, sm_strlen(message));
     sm_write_stderr(buf, 2 + (size_t)digits);
     sm_write_stderr("\n", 1);
-    abort();
+    sm_abort();
 }
 
 const char *sm_getenv(const char *name) { return getenv(name); }

@@ -1,14 +1,19 @@
 // invalid_free.c — frees a pointer that the allocator never returned.
 //
-// Usage: invalid_free stack|large-interior|mmap|mmap-interior|small-interior|freed-large
+// Usage: invalid_free MODE [free|realloc|usable]
+//   MODE: stack|large-interior|mmap|mmap-interior|small-interior|
+//         small-misaligned|freed-large
 //
-// Prints "address 0x<hex>" (the pointer about to be freed) on stdout, flushes,
-// then calls free() on it. Under libSwiftMalloc.so the process must stop with
-// SIGABRT and "swiftmalloc: free(): invalid pointer 0x<hex>" on stderr. If
-// free() returns, the program prints "free returned" and exits with 3 (for
-// small-interior it first shows whether the next two malloc(64) calls hand
-// out memory that overlaps the still-live block).
+// Prints "address 0x<hex>" (the pointer about to be passed) on stdout,
+// flushes, then calls free() on it (or realloc(p, 24), or
+// malloc_usable_size(p)). Under libSwiftMalloc.so the process must stop with
+// SIGABRT and "swiftmalloc: free(): invalid pointer 0x<hex>" (realloc(),
+// malloc_usable_size()) on stderr. If the call returns, the program prints
+// "free returned" and exits with 3 (for the small modes it first shows
+// whether the next two malloc(64) calls hand out memory that overlaps the
+// still-live block).
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +23,13 @@
 static void *volatile sink;
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s stack|large-interior|mmap|mmap-interior|small-interior|freed-large\n", argv[0]);
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: %s stack|large-interior|mmap|mmap-interior|small-interior|small-misaligned|"
+                        "freed-large [free|realloc|usable]\n", argv[0]);
         return 2;
     }
     const char *mode = argv[1];
+    const char *call = argc == 3 ? argv[2] : "free";
     // Warm the allocator up first so that its structures exist.
     for (int i = 0; i < 100; i++) {
         void *p = malloc((size_t)i * 33 + 1);
@@ -56,6 +63,11 @@ int main(int argc, char **argv) {
         if (!small) return 4;
         memset(small, 5, 64);
         target = small + 16;
+    } else if (strcmp(mode, "small-misaligned") == 0) {
+        small = malloc(64);
+        if (!small) return 4;
+        memset(small, 5, 64);
+        target = small + 1;
     } else if (strcmp(mode, "mmap") == 0 || strcmp(mode, "mmap-interior") == 0) {
         size_t size = 1 << 16;
         char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -69,7 +81,13 @@ int main(int argc, char **argv) {
     printf("address %p\n", target);
     fflush(stdout);
     sink = target;
-    free(sink);
+    if (strcmp(call, "realloc") == 0) {
+        sink = realloc(sink, 24);
+    } else if (strcmp(call, "usable") == 0) {
+        printf("usable size %zu\n", malloc_usable_size(sink));
+    } else {
+        free(sink);
+    }
     printf("free returned\n");
     if (small) {
         char *a = malloc(64), *b = malloc(64);

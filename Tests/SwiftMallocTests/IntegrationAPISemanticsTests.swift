@@ -58,16 +58,21 @@ final class IntegrationAPISemanticsTests: XCTestCase {
 
     // MARK: invalid frees stop the process
 
-    /// Runs invalid_free in `mode` and checks it died of SIGABRT with the
-    /// library's message naming exactly the address it printed.
-    private func assertInvalidFreeAborts(_ mode: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Runs invalid_free in `mode`, passing its pointer to `call` (free,
+    /// realloc or usable: malloc_usable_size), and checks it died of SIGABRT
+    /// with the library's message naming exactly the address it printed, as
+    /// the only thing on stderr (no crash report after it).
+    private func assertInvalidFreeAborts(_ mode: String, call: String = "free", frontEnd: String? = nil,
+                                         file: StaticString = #filePath, line: UInt = #line) throws {
         let program = try Preload.cProgram("invalid_free", file: file, line: line)
         let lib = try Preload.library(file: file, line: line)
-        let result = try Preload.run([program, mode], preload: lib, timeout: 60)
+        let environment = frontEnd.map { ["SWIFTMALLOC_FRONTEND": $0] } ?? [:]
+        let result = try Preload.run([program, mode, call], preload: lib, environment: environment, timeout: 60)
+        let what = "\(mode), \(call)\(frontEnd.map { ", " + $0 } ?? "")"
         XCTAssertFalse(result.timedOut, result.summary, file: file, line: line)
         XCTAssertFalse(result.stdout.contains("free returned"),
-                       "free() of an invalid pointer (\(mode)) returned:\n\(result.summary)", file: file, line: line)
-        XCTAssertEqual(result.signal, SIGABRT, "expected death by SIGABRT (\(mode)):\n\(result.summary)",
+                       "\(call) of an invalid pointer (\(what)) returned:\n\(result.summary)", file: file, line: line)
+        XCTAssertEqual(result.signal, SIGABRT, "expected death by SIGABRT (\(what)):\n\(result.summary)",
                        file: file, line: line)
         XCTAssertNil(result.exitStatus, result.summary, file: file, line: line)
 
@@ -78,17 +83,18 @@ final class IntegrationAPISemanticsTests: XCTestCase {
         guard let printed = UInt(address.dropFirst(2), radix: 16) else {
             return XCTFail("bad address line \(addressLine)", file: file, line: line)
         }
-        let prefix = "swiftmalloc: free(): invalid pointer 0x"
+        let function = ["free": "free()", "realloc": "realloc()", "usable": "malloc_usable_size()"][call] ?? call
+        let prefix = "swiftmalloc: \(function): invalid pointer 0x"
         guard let range = result.stderr.range(of: prefix) else {
-            return XCTFail("stderr lacks \"\(prefix)\" (\(mode)):\n\(result.summary)", file: file, line: line)
+            return XCTFail("stderr lacks \"\(prefix)\" (\(what)):\n\(result.summary)", file: file, line: line)
         }
         let hex = result.stderr[range.upperBound...].prefix { $0.isHexDigit }
         XCTAssertEqual(UInt(hex, radix: 16), printed,
-                       "message names 0x\(hex), the freed pointer was \(address) (\(mode))", file: file, line: line)
-        // Exactly the address, in lowercase hex without padding, then end of line.
-        XCTAssertTrue(result.stderr.contains(prefix + address.dropFirst(2) + "\n"),
-                      "stderr does not contain the line \"\(prefix)\(address.dropFirst(2))\":\n\(result.stderr)",
-                      file: file, line: line)
+                       "message names 0x\(hex), the freed pointer was \(address) (\(what))", file: file, line: line)
+        // Exactly the address, in lowercase hex without padding, then end of
+        // line; and that line is the whole of stderr.
+        XCTAssertEqual(result.stderr, prefix + address.dropFirst(2) + "\n",
+                       "stderr is not just the line \"\(prefix)\(address.dropFirst(2))\" (\(what))", file: file, line: line)
     }
 
     func testSecondFreeOfALargeBlockKeptMappedAborts() throws {
@@ -106,6 +112,22 @@ final class IntegrationAPISemanticsTests: XCTestCase {
     func testFreeOfSeparateMmapAborts() throws {
         try assertInvalidFreeAborts("mmap")
         try assertInvalidFreeAborts("mmap-interior")
+    }
+
+    /// A pointer into a small block (16 bytes in, or 1 byte in) is no block
+    /// the allocator returned: free, realloc and malloc_usable_size stop the
+    /// process instead of letting the cache hand it out again overlapping
+    /// the live block, whichever front end serves the thread.
+    func testPointersInsideSmallBlocksAbort() throws {
+        for frontEnd in ["percpu", "thread", "arenas", "global"] {
+            try assertInvalidFreeAborts("small-interior", frontEnd: frontEnd)
+            try assertInvalidFreeAborts("small-misaligned", frontEnd: frontEnd)
+        }
+        for call in ["realloc", "usable"] {
+            try assertInvalidFreeAborts("small-interior", call: call)
+            try assertInvalidFreeAborts("small-misaligned", call: call)
+            try assertInvalidFreeAborts("stack", call: call)
+        }
     }
 }
 

@@ -32,6 +32,31 @@ final class UnitSizeClassTests: XCTestCase {
         XCTAssertEqual(generated, sizes)
     }
 
+    /// free's object-start test (a multiply and a compare) agrees with `%`
+    /// for every offset inside a span of every class, and for offsets past
+    /// it up to 2^32 sampled.
+    func testObjectStartTestAgreesWithRemainder() {
+        let t = table
+        var wrong: [String] = []
+        for c in 1..<t.count {
+            let size = t.size(of: c)
+            let divisibility = SizeClassTable.divisibilityConstant(forSize: size)
+            let spanBytes = Int(t.pages[c]) * Page.size
+            var offsets = Array(0..<spanBytes)
+            var x: UInt64 = 0x9E37_79B9_7F4A_7C15 &* UInt64(c)
+            for _ in 0..<4096 {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17
+                offsets.append(Int(x & 0xFFFF_FFFF))
+            }
+            offsets.append(contentsOf: [0xFFFF_FFFF, 0xFFFF_FFFF - (0xFFFF_FFFF % size)])
+            for offset in offsets where SizeClassTable.isMultiple(UInt(offset), divisibility: divisibility) != (offset % size == 0) {
+                wrong.append("class \(c) (\(size) B), offset \(offset)")
+                if wrong.count > 10 { break }
+            }
+        }
+        XCTAssertEqual(wrong, [], "the multiply-and-compare test disagrees with %")
+    }
+
     func testEverySizeMapsToSmallestFittingClass() {
         let t = table
         let sizes = classSizes()

@@ -27,8 +27,10 @@ extern "C" {
 void *swiftmalloc_malloc(size_t size);
 
 // free(p): p must come from this allocator or be NULL (no-op). A pointer the
-// allocator never returned stops the process with
-// "swiftmalloc: free(): invalid pointer 0x…".
+// allocator never returned (foreign, or inside or misaligned in a block it
+// did return) stops the process with "swiftmalloc: free(): invalid pointer
+// 0x…" on stderr and SIGABRT. realloc and malloc_usable_size check the same
+// way ("realloc(): invalid pointer", "malloc_usable_size(): invalid pointer").
 void swiftmalloc_free(void *ptr);
 
 // calloc(n, m): n*m zeroed bytes; NULL/ENOMEM when n*m overflows.

@@ -100,9 +100,9 @@ enum Allocator {
         let bits = ThreadState.currentBits
         if _fastPath(bits > ThreadState.exitedMarker) {
             let heap = Heap.shared
-            let sizeClass = heap.pointee.pageMap.sizeClass(ofPage: Page.number(of: UInt(bitPattern: pointer)))
+            let sizeClass = smallObjectClass(heap, pointer)
             if _fastPath(sizeClass != 0) {
-                FrontEnd.deallocateFast(heap, ThreadState.record(bits), pointer, Int(sizeClass))
+                FrontEnd.deallocateFast(heap, ThreadState.record(bits), pointer, sizeClass)
                 return
             }
             deallocateLarge(heap, pointer)
@@ -116,12 +116,35 @@ enum Allocator {
     static func deallocateGeneral(_ pointer: UnsafeMutableRawPointer) {
         guard let root = sm_heap_get() else { fatal("free(): invalid pointer ", pointer: pointer) }
         let heap = root.assumingMemoryBound(to: Heap.self)
-        let sizeClass = heap.pointee.pageMap.sizeClass(ofPage: Page.number(of: UInt(bitPattern: pointer)))
+        let sizeClass = smallObjectClass(heap, pointer)
         if sizeClass != 0 {
-            FrontEnd.deallocateSlow(heap, pointer, Int(sizeClass))
+            FrontEnd.deallocateSlow(heap, pointer, sizeClass)
             return
         }
         deallocateLarge(heap, pointer)
+    }
+
+    /// The size class of the small object that starts at `pointer`, or 0
+    /// when `pointer` is not the start of one: then it must be a large
+    /// allocation, and the large paths (free, realloc, malloc_usable_size)
+    /// stop the process if it is not.
+    /// That catches a pointer into a small span that is not where one of
+    /// its objects starts (inside an object, or misaligned) before it could
+    /// reach a cache and be handed out again overlapping a live block. The
+    /// check is a multiply and a compare on the span's start, exact for the
+    /// page of a live object; it feeds only a predicted branch, so it adds
+    /// no latency to the chain from one call to the next, and its way out is
+    /// the large path's tail call, so the fast path still needs no frame.
+    @inline(__always)
+    static func smallObjectClass(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) -> Int {
+        let address = UInt(bitPattern: pointer)
+        let entry = heap.pointee.pageMap.smallObjectEntry(ofPage: Page.number(of: address))
+        let sizeClass = Int(entry.sizeClass)
+        guard sizeClass != 0, let span = entry.span,
+              _fastPath(SizeClassTable.isMultiple(address &- span.pointee.startAddress,
+                                                  divisibility: span.pointee.objectDivisibility))
+        else { return 0 }
+        return sizeClass
     }
 
     @inline(never)
@@ -156,8 +179,8 @@ enum Allocator {
         guard let pointer else { return 0 }
         guard let root = sm_heap_get() else { fatal("malloc_usable_size(): invalid pointer ", pointer: pointer) }
         let heap = root.assumingMemoryBound(to: Heap.self)
-        let sizeClass = heap.pointee.pageMap.sizeClass(ofPage: Page.number(of: UInt(bitPattern: pointer)))
-        if sizeClass != 0 { return UInt(heap.pointee.sizeClasses.sizes[Int(sizeClass)]) }
+        let sizeClass = smallObjectClass(heap, pointer)
+        if sizeClass != 0 { return UInt(heap.pointee.sizeClasses.sizes[sizeClass]) }
         return largeUsableSize(heap, pointer)
     }
 
@@ -210,7 +233,7 @@ enum Allocator {
             return nil
         }
         let heap = Heap.ensureInitialized()
-        let sizeClass = Int(heap.pointee.pageMap.sizeClass(ofPage: Page.number(of: UInt(bitPattern: pointer))))
+        let sizeClass = smallObjectClass(heap, pointer)
         let oldSize: UInt
         if sizeClass != 0 {
             oldSize = UInt(heap.pointee.sizeClasses.sizes[sizeClass])

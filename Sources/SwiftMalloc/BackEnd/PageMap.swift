@@ -51,6 +51,19 @@ struct PageMap {
         return classes.load(fromByteOffset: Int(page & UInt(PageMap.leafEntries - 1)), as: UInt8.self)
     }
 
+    /// The size class of `page` (as `sizeClass(ofPage:)`) and, for a small
+    /// span's page, its span, from one leaf lookup. Every page of a small
+    /// span is recorded and its record stays put while any of its objects is
+    /// live, so for the page of a live object both are exact.
+    @inline(__always)
+    func smallObjectEntry(ofPage page: UInt) -> (sizeClass: UInt8, span: UnsafeMutablePointer<Span>?) {
+        guard let leaf = leaf(of: page) else { return (0, nil) }
+        let slot = Int(page & UInt(PageMap.leafEntries - 1))
+        let classes = leaf + PageMap.leafEntries * MemoryLayout<UnsafeMutablePointer<Span>?>.stride
+        return (classes.load(fromByteOffset: slot, as: UInt8.self),
+                leaf.load(fromByteOffset: slot &* 8, as: UnsafeMutablePointer<Span>?.self))
+    }
+
     /// The span recorded for `page`, possibly stale (see above).
     @inline(__always)
     func span(ofPage page: UInt) -> UnsafeMutablePointer<Span>? {

@@ -23,6 +23,10 @@ enum SpanState: UInt8 {
 struct Span {
     var firstPage: UInt = 0
     var pageCount: UInt = 0
+    /// Small spans: SizeClassTable.divisibilityConstant of the object size,
+    /// next to `firstPage` because `free` reads both to check that a pointer
+    /// is where an object starts.
+    var objectDivisibility: UInt64 = 0
     var next: UnsafeMutablePointer<Span>? = nil
     var prev: UnsafeMutablePointer<Span>? = nil
 

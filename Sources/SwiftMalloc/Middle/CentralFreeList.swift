@@ -52,6 +52,7 @@ struct CentralFreeList {
         // The page heap has its own lock; taking it under ours is the one
         // lock order of the middle (central -> page heap).
         guard let span = Heap.pageHeap.pointee.allocateSmallSpan(pages: spanPages, sizeClass: sizeClass) else { return nil }
+        span.pointee.objectDivisibility = SizeClassTable.divisibilityConstant(forSize: Int(objectSize))
         span.pointee.bumpNext = span.pointee.startAddress
         span.pointee.bumpEnd = span.pointee.startAddress &+ (span.pointee.byteCount / objectSize) &* objectSize
         span.pointee.inPartialList = true

@@ -97,4 +97,20 @@ struct SizeClassTable {
     }
 
     @inline(__always) func size(of sizeClass: Int) -> Int { Int(sizes[sizeClass]) }
+
+    /// ceil(2^64 / size): with it, a multiply and a compare tell whether an
+    /// offset below 2^32 is a multiple of `size` (`isMultiple`), which is how
+    /// `free` checks that a pointer is where an object starts. Lemire, Kaser
+    /// and Kurz, "Faster remainder by direct computation" (2019).
+    static func divisibilityConstant(forSize size: Int) -> UInt64 {
+        UInt64.max / UInt64(size) &+ 1
+    }
+
+    /// Whether `offset` (below 2^32: offsets inside a span of small objects,
+    /// at most 255 pages, are) is a multiple of the size whose
+    /// `divisibilityConstant` is `c`.
+    @inline(__always)
+    static func isMultiple(_ offset: UInt, divisibility c: UInt64) -> Bool {
+        UInt64(UInt32(truncatingIfNeeded: offset)) &* c < c
+    }
 }
