@@ -13,11 +13,16 @@ struct Heap {
     /// Read-only copy of the page heap's page map (same tree) for lookups.
     var pageMap: PageMap
     var sizeClasses: SizeClassTable
+    // What the malloc and free fast paths read comes first (the page map's
+    // root, the class index, these two), within the first 128 bytes, where
+    // x86 addresses a field with a one-byte displacement: shorter fast paths.
+    var frontEnd: FrontEndKind
+    /// The per-CPU front end's slabs (empty for the others).
+    var percpu: PerCPUSlabs
     var central: UnsafeMutablePointer<CentralFreeList>
     var transfer: UnsafeMutablePointer<TransferCache>
     var threads: UnsafeMutablePointer<ThreadRegistry>
     var config: Configuration
-    var frontEnd: FrontEndKind
     var statsScratch: StatsScratch
     /// The arenas front end's caches (none for the others).
     var shared: SharedCaches
@@ -27,8 +32,6 @@ struct Heap {
     var scavengerLock = Lock()
     var scavengerPasses: UInt64 = 0
     var scavengedBytes: UInt64 = 0
-    /// The per-CPU front end's slabs (empty for the others).
-    var percpu: PerCPUSlabs
     /// liburcu's call_rcu worker runs (set once, after start-up).
     var rcuReady = false
     var rcuFailed = false
@@ -98,8 +101,9 @@ struct Heap {
         let exitedClasses = ClassCounts(base: arena.pointee.allocateArray(of: UInt64.self, count: 2 * SizeClassTable.maxClasses))
         threads.initialize(to: ThreadRegistry(exitedClasses: exitedClasses))
         heap.initialize(to: Heap(metadata: arena, pageHeap: pageHeap, pageMap: ph.pageMap, sizeClasses: table,
+                                 frontEnd: config.frontEnd, percpu: percpu,
                                  central: central, transfer: transfer, threads: threads,
-                                 config: config, frontEnd: config.frontEnd, statsScratch: statsScratch, shared: shared, percpu: percpu))
+                                 config: config, statsScratch: statsScratch, shared: shared))
         _ = sm_thread_key_create(threadDidExit)
         sm_heap_set(UnsafeMutableRawPointer(heap))
         sm_unlock(sm_init_lock_get())
