@@ -2,7 +2,10 @@
 //
 // Usage: invalid_free MODE [free|realloc|usable]
 //   MODE: stack|large-interior|mmap|mmap-interior|small-interior|
-//         small-misaligned|freed-large
+//         small-misaligned|small-slack|freed-large
+//   small-slack: where a 4th 20000-byte block would start in the span of
+//   three (20 KiB objects, 64 KiB spans: a multiple of the object size
+//   inside the span, but past its last object).
 //
 // Prints "address 0x<hex>" (the pointer about to be passed) on stdout,
 // flushes, then calls free() on it (or realloc(p, 24), or
@@ -24,7 +27,7 @@ static void *volatile sink;
 
 int main(int argc, char **argv) {
     if (argc != 2 && argc != 3) {
-        fprintf(stderr, "usage: %s stack|large-interior|mmap|mmap-interior|small-interior|small-misaligned|"
+        fprintf(stderr, "usage: %s stack|large-interior|mmap|mmap-interior|small-interior|small-misaligned|small-slack|"
                         "freed-large [free|realloc|usable]\n", argv[0]);
         return 2;
     }
@@ -63,6 +66,17 @@ int main(int argc, char **argv) {
         if (!small) return 4;
         memset(small, 5, 64);
         target = small + 16;
+    } else if (strcmp(mode, "small-slack") == 0) {
+        char *blocks[3];
+        for (int i = 0; i < 3; i++) {
+            blocks[i] = malloc(20000);
+            if (!blocks[i]) return 4;
+            memset(blocks[i], 6, 20000);
+        }
+        char *lowest = blocks[0];
+        for (int i = 1; i < 3; i++) if (blocks[i] < lowest) lowest = blocks[i];
+        small = lowest;
+        target = lowest + 3 * malloc_usable_size(lowest);
     } else if (strcmp(mode, "small-misaligned") == 0) {
         small = malloc(64);
         if (!small) return 4;

@@ -123,6 +123,8 @@ final class IntegrationAPISemanticsTests: XCTestCase {
             try assertInvalidFreeAborts("small-interior", frontEnd: frontEnd)
             try assertInvalidFreeAborts("small-misaligned", frontEnd: frontEnd)
         }
+        // Where an object would start, but past the span's last one.
+        try assertInvalidFreeAborts("small-slack")
         for call in ["realloc", "usable"] {
             try assertInvalidFreeAborts("small-interior", call: call)
             try assertInvalidFreeAborts("small-misaligned", call: call)

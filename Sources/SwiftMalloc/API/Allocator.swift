@@ -129,12 +129,15 @@ enum Allocator {
     /// allocation, and the large paths (free, realloc, malloc_usable_size)
     /// stop the process if it is not.
     /// That catches a pointer into a small span that is not where one of
-    /// its objects starts (inside an object, or misaligned) before it could
-    /// reach a cache and be handed out again overlapping a live block. The
-    /// check is a multiply and a compare on the span's start, exact for the
-    /// page of a live object; it feeds only a predicted branch, so it adds
-    /// no latency to the chain from one call to the next, and its way out is
-    /// the large path's tail call, so the fast path still needs no frame.
+    /// its objects starts (inside an object, or misaligned), or is where an
+    /// object would start but none was ever carved (the span's untouched
+    /// tail, or the slack after its last object), before it could reach a
+    /// cache and be handed out again overlapping a live block. The check is
+    /// a multiply and two compares on the span's record, exact for the page
+    /// of a live object (its span stays put and `bumpNext` only grows while
+    /// it lives); it feeds only predicted branches, so it adds no latency to
+    /// the chain from one call to the next, and its way out is the large
+    /// path's tail call, so the fast path still needs no frame.
     @inline(__always)
     static func smallObjectClass(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) -> Int {
         let address = UInt(bitPattern: pointer)
@@ -142,7 +145,8 @@ enum Allocator {
         let sizeClass = Int(entry.sizeClass)
         guard sizeClass != 0, let span = entry.span,
               _fastPath(SizeClassTable.isMultiple(address &- span.pointee.startAddress,
-                                                  divisibility: span.pointee.objectDivisibility))
+                                                  divisibility: span.pointee.objectDivisibility)),
+              _fastPath(address < span.pointee.bumpNext)
         else { return 0 }
         return sizeClass
     }
