@@ -2,7 +2,9 @@
 //
 // Usage: invalid_free MODE [free|realloc|usable]
 //   MODE: stack|large-interior|mmap|mmap-interior|small-interior|
-//         small-misaligned|small-slack|freed-large
+//         small-misaligned|small-slack|freed-large|double
+//   double: a 48-byte block, freed once before (the message is then
+//   "free(): double free 0x<hex>").
 //   small-slack: where a 4th 20000-byte block would start in the span of
 //   three (20 KiB objects, 64 KiB spans: a multiple of the object size
 //   inside the span, but past its last object).
@@ -27,7 +29,7 @@ static void *volatile sink;
 
 int main(int argc, char **argv) {
     if (argc != 2 && argc != 3) {
-        fprintf(stderr, "usage: %s stack|large-interior|mmap|mmap-interior|small-interior|small-misaligned|small-slack|"
+        fprintf(stderr, "usage: %s stack|large-interior|mmap|mmap-interior|small-interior|small-misaligned|small-slack|double|"
                         "freed-large [free|realloc|usable]\n", argv[0]);
         return 2;
     }
@@ -66,6 +68,12 @@ int main(int argc, char **argv) {
         if (!small) return 4;
         memset(small, 5, 64);
         target = small + 16;
+    } else if (strcmp(mode, "double") == 0) {
+        char *p = malloc(48);
+        if (!p) return 4;
+        memset(p, 4, 48);
+        free(p);
+        target = p;
     } else if (strcmp(mode, "small-slack") == 0) {
         char *blocks[3];
         for (int i = 0; i < 3; i++) {

@@ -63,6 +63,7 @@ final class IntegrationAPISemanticsTests: XCTestCase {
     /// with the library's message naming exactly the address it printed, as
     /// the only thing on stderr (no crash report after it).
     private func assertInvalidFreeAborts(_ mode: String, call: String = "free", frontEnd: String? = nil,
+                                         message: String = "invalid pointer",
                                          file: StaticString = #filePath, line: UInt = #line) throws {
         let program = try Preload.cProgram("invalid_free", file: file, line: line)
         let lib = try Preload.library(file: file, line: line)
@@ -84,7 +85,7 @@ final class IntegrationAPISemanticsTests: XCTestCase {
             return XCTFail("bad address line \(addressLine)", file: file, line: line)
         }
         let function = ["free": "free()", "realloc": "realloc()", "usable": "malloc_usable_size()"][call] ?? call
-        let prefix = "swiftmalloc: \(function): invalid pointer 0x"
+        let prefix = "swiftmalloc: \(function): \(message) 0x"
         guard let range = result.stderr.range(of: prefix) else {
             return XCTFail("stderr lacks \"\(prefix)\" (\(what)):\n\(result.summary)", file: file, line: line)
         }
@@ -95,6 +96,16 @@ final class IntegrationAPISemanticsTests: XCTestCase {
         // line; and that line is the whole of stderr.
         XCTAssertEqual(result.stderr, prefix + address.dropFirst(2) + "\n",
                        "stderr is not just the line \"\(prefix)\(address.dropFirst(2))\" (\(what))", file: file, line: line)
+    }
+
+    /// free(p); free(p): the second free finds p on top of the list it goes
+    /// to (the thread's or CPU's cache, an arena's, or the span's free list
+    /// for the global front end) and stops the process instead of caching
+    /// p twice, which would hand it out to two callers.
+    func testImmediateDoubleFreeAbortsUnderEveryFrontEnd() throws {
+        for frontEnd in ["percpu", "thread", "arenas", "global"] {
+            try assertInvalidFreeAborts("double", frontEnd: frontEnd, message: "double free")
+        }
     }
 
     func testSecondFreeOfALargeBlockKeptMappedAborts() throws {

@@ -194,10 +194,29 @@ unavailable:
     return NULL;
 }
 
-// Pushes one object of class `cl` onto the current CPU's slab. Returns false
-// when the list is full, stopped, or the CPU has no slab.
+// Inside a push, after `current` (edx) was loaded: if the list is not empty
+// and its top slot already holds the object being pushed, the object is
+// being freed twice in a row; leave by `label` instead of pushing it again
+// (which would hand it out twice). Slots below `begin` may hold stale
+// pointers from an earlier layout, so an empty list is not compared.
+#define SM_PERCPU_REFUSE_TOP(label)                                             \
+    "movzwl 4(%%rax,%[cl],8), %%ecx\n\t"     /* begin */                       \
+    "cmpl %%ecx, %%edx\n\t"                                                     \
+    "jbe 6f\n\t"                                                                \
+    "cmpq %[object], -8(%%rax,%%rdx,8)\n\t"                                     \
+    "je %l[" #label "]\n\t"                                                     \
+    "6:\n\t"
+
+// Pushes one object of class `cl` onto the current CPU's slab, retrying
+// after an abort. SM_PUSH_DONE; SM_PUSH_FULL when the list is full or
+// stopped, or the CPU has no slab; SM_PUSH_TWICE when the object is already
+// on top of the list (a double free; nothing is pushed).
+#define SM_PUSH_FULL 0
+#define SM_PUSH_DONE 1
+#define SM_PUSH_TWICE 2
+
 static inline __attribute__((always_inline))
-bool sm_percpu_push(char *base, uint32_t nslabs, size_t cl, void *object, uint64_t *aborts) {
+int32_t sm_percpu_push_checked(char *base, uint32_t nslabs, size_t cl, void *object, uint64_t *aborts) {
 retry:
     __asm__ __volatile__ goto(
         SM_RSEQ_CS_BEGIN
@@ -205,6 +224,7 @@ retry:
         "movzwl 2(%%rax,%[cl],8), %%ecx\n\t"     /* end */
         "cmpl %%ecx, %%edx\n\t"
         "jae %l[full]\n\t"
+        SM_PERCPU_REFUSE_TOP(twice)
         "movq %[object], (%%rax,%%rdx,8)\n\t"
         "incl %%edx\n\t"
         "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
@@ -212,19 +232,29 @@ retry:
         :
         : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [object] "r"(object)
         : "memory", "cc", "rax", "rcx", "rdx"
-        : aborted, full, unavailable);
-    return true;
+        : aborted, full, unavailable, twice);
+    return SM_PUSH_DONE;
 aborted:
     (*aborts)++;
     goto retry;
 full:
 unavailable:
-    return false;
+    return SM_PUSH_FULL;
+twice:
+    return SM_PUSH_TWICE;
+}
+
+// Pushes one object, retrying after an abort: false when the list is full or
+// stopped, the CPU has no slab, or the object is already on top.
+static inline __attribute__((always_inline))
+bool sm_percpu_push(char *base, uint32_t nslabs, size_t cl, void *object, uint64_t *aborts) {
+    return sm_percpu_push_checked(base, nslabs, cl, object, aborts) == SM_PUSH_DONE;
 }
 
 // The free fast path's push: false when the list is full or stopped, the
-// CPU has no slab, or the section was aborted (counted); the caller's slow
-// path then retries with sm_percpu_push.
+// CPU has no slab, the object is already on top of the list (freed twice),
+// or the section was aborted (counted); the caller's slow path then retries
+// with sm_percpu_push_checked, which tells these apart.
 static inline __attribute__((always_inline))
 bool sm_percpu_push_fast(char *base, uint32_t nslabs, size_t cl, void *object, uint64_t *aborts) {
     __asm__ __volatile__ goto(
@@ -233,6 +263,7 @@ bool sm_percpu_push_fast(char *base, uint32_t nslabs, size_t cl, void *object, u
         "movzwl 2(%%rax,%[cl],8), %%ecx\n\t"     /* end */
         "cmpl %%ecx, %%edx\n\t"
         "jae %l[full]\n\t"
+        SM_PERCPU_REFUSE_TOP(full)
         "movq %[object], (%%rax,%%rdx,8)\n\t"
         "incl %%edx\n\t"
         "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */

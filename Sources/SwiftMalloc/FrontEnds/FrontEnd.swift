@@ -11,6 +11,7 @@
 //
 // Every path counts into the calling thread's ThreadState, so counters need
 // no atomics; a thread without a record gets one at its first call.
+import SwiftMallocShims
 
 enum FrontEnd {
     /// A small object of `sizeClass`: from the cache of the thread or CPU,
@@ -92,6 +93,7 @@ enum FrontEnd {
             return
         }
         if kind == .thread {
+            if _slowPath(state.pointee.cache.isOnTop(object, sizeClass)) { return doubleFree(object) }
             ThreadState.classCounts(state).countFree(sizeClass)
             if state.pointee.cache.push(object, sizeClass) { return }
             overflow(heap, state, sizeClass)
@@ -113,8 +115,21 @@ enum FrontEnd {
     @inline(never)
     static func percpuPushSlow(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
                                _ object: ObjectPointer, _ sizeClass: Int) {
-        if heap.pointee.percpu.push(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) { return }
-        percpuOverflow(heap, state, object, sizeClass)
+        switch heap.pointee.percpu.push(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) {
+        case Int32(SM_PUSH_DONE): return
+        case Int32(SM_PUSH_TWICE): doubleFree(object)
+        default: percpuOverflow(heap, state, object, sizeClass)
+        }
+    }
+
+    /// free of the object on top of the list it goes to: it is being freed
+    /// twice in a row, and pushing it again would hand it out twice. (Only
+    /// this case is caught: a double free with other frees in between is
+    /// not.) Declared to return so that the fast paths reach it by a tail
+    /// jump and need no frame.
+    @inline(never)
+    static func doubleFree(_ object: ObjectPointer) {
+        fatal("free(): double free ", pointer: object)
     }
 
     @inline(never)
@@ -138,14 +153,17 @@ enum FrontEnd {
         ThreadState.classCounts(state).countFree(sizeClass)
         switch heap.pointee.frontEnd {
         case .percpu:
-            if !heap.pointee.percpu.push(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) {
-                percpuOverflow(heap, state, object, sizeClass)
-            }
+            percpuPushSlow(heap, state, object, sizeClass)
         case .thread:
+            if state.pointee.cache.isOnTop(object, sizeClass) { doubleFree(object) }
             if !state.pointee.cache.push(object, sizeClass) { overflow(heap, state, sizeClass) }
         case .arenas:
             let shared = heap.pointee.shared.cache(for: state)
             shared.pointee.lock.lock()
+            if shared.pointee.cache.isOnTop(object, sizeClass) {
+                shared.pointee.lock.unlock()
+                doubleFree(object)
+            }
             if !shared.pointee.cache.push(object, sizeClass) {
                 let table = heap.pointee.sizeClasses
                 shared.pointee.cache.overflow(sizeClass, size: size, batchSize: UInt32(table.batch[sizeClass]),

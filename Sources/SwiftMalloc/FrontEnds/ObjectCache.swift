@@ -51,6 +51,13 @@ struct ObjectCache {
         return object
     }
 
+    /// Whether `object` is the top of its class's list: freeing it now
+    /// would be freeing it twice in a row.
+    @inline(__always)
+    func isOnTop(_ object: ObjectPointer, _ sizeClass: Int) -> Bool {
+        lists[sizeClass].head == object
+    }
+
     /// Pushes a freed object; returns false when the list or the cache is
     /// over its bound and `overflow` must run.
     @inline(__always)

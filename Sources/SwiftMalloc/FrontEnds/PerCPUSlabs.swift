@@ -126,13 +126,16 @@ struct PerCPUSlabs {
         sm_percpu_pop_fast(base, slabCount, sizeClass, aborts)
     }
 
-    /// Pushes one object, retrying after an abort.
+    /// Pushes one object, retrying after an abort: SM_PUSH_DONE, or
+    /// SM_PUSH_FULL (full, stopped, no slab), or SM_PUSH_TWICE (the object is
+    /// already on top: freed twice; not pushed).
     @inline(__always)
-    func push(_ object: ObjectPointer, _ sizeClass: Int, aborts: UnsafeMutablePointer<UInt64>) -> Bool {
-        sm_percpu_push(base, slabCount, sizeClass, object, aborts)
+    func push(_ object: ObjectPointer, _ sizeClass: Int, aborts: UnsafeMutablePointer<UInt64>) -> Int32 {
+        sm_percpu_push_checked(base, slabCount, sizeClass, object, aborts)
     }
 
-    /// `push` for the free fast path: an abort fails it too (see the shim).
+    /// `push` for the free fast path: false for anything but a push (an
+    /// abort too; see the shim); the slow path retries with `push`.
     @inline(__always)
     func pushFast(_ object: ObjectPointer, _ sizeClass: Int, aborts: UnsafeMutablePointer<UInt64>) -> Bool {
         sm_percpu_push_fast(base, slabCount, sizeClass, object, aborts)

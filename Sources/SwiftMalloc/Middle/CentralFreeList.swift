@@ -77,9 +77,12 @@ struct CentralFreeList {
                 lock.unlock()
                 fatal("free(): invalid pointer ", pointer: object)
             }
-            if span.pointee.liveObjects == 0 {
+            // A span with no object out, or whose free list starts with this
+            // one: the object is being freed twice (the second case catches
+            // the global front end's free(p); free(p)).
+            if span.pointee.liveObjects == 0 || span.pointee.freeObjects == object {
                 lock.unlock()
-                fatal("free(): double free of ", pointer: object)
+                fatal("free(): double free ", pointer: object)
             }
             object.nextFree = span.pointee.freeObjects
             span.pointee.freeObjects = object
