@@ -31,6 +31,9 @@ void *swiftmalloc_malloc(size_t size);
 // did return) stops the process with "swiftmalloc: free(): invalid pointer
 // 0x…" on stderr and SIGABRT. realloc and malloc_usable_size check the same
 // way ("realloc(): invalid pointer", "malloc_usable_size(): invalid pointer").
+// Freeing a small block that is the last one freed to the same cache (a
+// double free with nothing in between) stops the process with
+// "swiftmalloc: free(): double free 0x…".
 void swiftmalloc_free(void *ptr);
 
 // calloc(n, m): n*m zeroed bytes; NULL/ENOMEM when n*m overflows.
