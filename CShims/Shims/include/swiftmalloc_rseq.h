@@ -132,6 +132,18 @@ int32_t sm_rseq_fence(int32_t cpu);
 #define SM_RSEQ_CS_END_FAILING_TO(fail)                                         \
     SM_RSEQ_CS_END_THEN("incq %[aborts]\n\t" "jmp %l[" #fail "]\n\t")
 
+// The body of a pop, after SM_RSEQ_CS_BEGIN left the CPU's region in rax:
+// take slot current-1 of class `cl` unless the list is empty (or stopped),
+// commit by storing current-1.
+#define SM_PERCPU_POP_BODY                                                      \
+    "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */                       \
+    "movzwl 4(%%rax,%[cl],8), %%ecx\n\t"     /* begin */                         \
+    "cmpl %%ecx, %%edx\n\t"                                                     \
+    "jbe %l[empty]\n\t"                                                         \
+    "movq -8(%%rax,%%rdx,8), %[object]\n\t"                                     \
+    "decl %%edx\n\t"                                                            \
+    "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+
 // Pops one object of class `cl` from the current CPU's slab. `ok` says
 // whether one was popped (false: the list is empty or stopped, the CPU has
 // no slab, or the section was aborted: counted, and the caller's slow path
@@ -148,13 +160,7 @@ sm_pop_result_t sm_percpu_pop_fast(char *base, uint32_t nslabs, size_t cl, uint6
     void *object;
     __asm__ __volatile__ goto(
         SM_RSEQ_CS_BEGIN
-        "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
-        "movzwl 4(%%rax,%[cl],8), %%ecx\n\t"     /* begin */
-        "cmpl %%ecx, %%edx\n\t"
-        "jbe %l[empty]\n\t"
-        "movq -8(%%rax,%%rdx,8), %[object]\n\t"
-        "decl %%edx\n\t"
-        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+        SM_PERCPU_POP_BODY
         SM_RSEQ_CS_END_FAILING_TO(empty)
         : [object] "=&r"(object)
         : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [aborts] "m"(*aborts)
@@ -173,13 +179,7 @@ void *sm_percpu_pop(char *base, uint32_t nslabs, size_t cl, uint64_t *aborts) {
 retry:
     __asm__ __volatile__ goto(
         SM_RSEQ_CS_BEGIN
-        "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
-        "movzwl 4(%%rax,%[cl],8), %%ecx\n\t"     /* begin */
-        "cmpl %%ecx, %%edx\n\t"
-        "jbe %l[empty]\n\t"
-        "movq -8(%%rax,%%rdx,8), %[object]\n\t"
-        "decl %%edx\n\t"
-        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+        SM_PERCPU_POP_BODY
         SM_RSEQ_CS_END
         : [object] "=&r"(object)
         : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl)
@@ -207,6 +207,19 @@ unavailable:
     "je %l[" #label "]\n\t"                                                     \
     "6:\n\t"
 
+// The body of a push: write the object to slot `current` of class `cl`
+// unless the list is full (or stopped) or has the object on top (leave by
+// `twice_label`), commit by storing current+1.
+#define SM_PERCPU_PUSH_BODY(twice_label)                                        \
+    "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */                       \
+    "movzwl 2(%%rax,%[cl],8), %%ecx\n\t"     /* end */                           \
+    "cmpl %%ecx, %%edx\n\t"                                                     \
+    "jae %l[full]\n\t"                                                          \
+    SM_PERCPU_REFUSE_TOP(twice_label)                                           \
+    "movq %[object], (%%rax,%%rdx,8)\n\t"                                       \
+    "incl %%edx\n\t"                                                            \
+    "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+
 // Pushes one object of class `cl` onto the current CPU's slab, retrying
 // after an abort. SM_PUSH_DONE; SM_PUSH_FULL when the list is full or
 // stopped, or the CPU has no slab; SM_PUSH_TWICE when the object is already
@@ -220,14 +233,7 @@ int32_t sm_percpu_push_checked(char *base, uint32_t nslabs, size_t cl, void *obj
 retry:
     __asm__ __volatile__ goto(
         SM_RSEQ_CS_BEGIN
-        "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
-        "movzwl 2(%%rax,%[cl],8), %%ecx\n\t"     /* end */
-        "cmpl %%ecx, %%edx\n\t"
-        "jae %l[full]\n\t"
-        SM_PERCPU_REFUSE_TOP(twice)
-        "movq %[object], (%%rax,%%rdx,8)\n\t"
-        "incl %%edx\n\t"
-        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+        SM_PERCPU_PUSH_BODY(twice)
         SM_RSEQ_CS_END
         :
         : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [object] "r"(object)
@@ -259,14 +265,7 @@ static inline __attribute__((always_inline))
 bool sm_percpu_push_fast(char *base, uint32_t nslabs, size_t cl, void *object, uint64_t *aborts) {
     __asm__ __volatile__ goto(
         SM_RSEQ_CS_BEGIN
-        "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
-        "movzwl 2(%%rax,%[cl],8), %%ecx\n\t"     /* end */
-        "cmpl %%ecx, %%edx\n\t"
-        "jae %l[full]\n\t"
-        SM_PERCPU_REFUSE_TOP(full)
-        "movq %[object], (%%rax,%%rdx,8)\n\t"
-        "incl %%edx\n\t"
-        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+        SM_PERCPU_PUSH_BODY(full)
         SM_RSEQ_CS_END_FAILING_TO(full)
         :
         : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [object] "r"(object), [aborts] "m"(*aborts)
