@@ -505,6 +505,21 @@ private let fragmentationBody: @convention(c) (UnsafeMutableRawPointer) -> Void 
         t.sizes[j] = t.sizes[count]
         t.tags[j] = t.tags[count]
     }
+    // Allocates one object of a random size in [lo, lo + span), stamped and
+    // recorded in the table.
+    @inline(__always) func allocateOne(_ lo: Int, _ span: Int) {
+        let size = lo + Int(rng.next() % UInt64(span))
+        let p = tmalloc(w, size)
+        seq &+= 1
+        stamp(p, size, seq)
+        t.ptrs[count] = bits(p)
+        t.sizes[count] = size
+        t.tags[count] = seq
+        count += 1
+        live += size
+        addLive(w, size)
+        calls &+= 1
+    }
     for phase in 0..<sh.pointee.phases {
         let lo = sh.pointee.phaseLo[phase], span = sh.pointee.phaseHi[phase] - lo
         for _ in 0..<sh.pointee.phaseOps[phase] {
@@ -513,30 +528,10 @@ private let fragmentationBody: @convention(c) (UnsafeMutableRawPointer) -> Void 
             while count > 0 && (live >= fragLiveTarget || count >= t.count) {
                 freeAt(Int(rng.next() % UInt64(count)))
             }
-            let size = lo + Int(rng.next() % UInt64(span))
-            let p = tmalloc(w, size)
-            seq &+= 1
-            stamp(p, size, seq)
-            t.ptrs[count] = bits(p)
-            t.sizes[count] = size
-            t.tags[count] = seq
-            count += 1
-            live += size
-            addLive(w, size)
-            calls &+= 1
+            allocateOne(lo, span)
             // Top the live set up to its target.
             while live < fragLiveTarget - 16384 && count < t.count {
-                let s2 = lo + Int(rng.next() % UInt64(span))
-                let q = tmalloc(w, s2)
-                seq &+= 1
-                stamp(q, s2, seq)
-                t.ptrs[count] = bits(q)
-                t.sizes[count] = s2
-                t.tags[count] = seq
-                count += 1
-                live += s2
-                addLive(w, s2)
-                calls &+= 1
+                allocateOne(lo, span)
             }
         }
         if w.pointee.index == 0 {
