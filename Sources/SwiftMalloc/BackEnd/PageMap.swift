@@ -43,7 +43,7 @@ struct PageMap {
     }
 
     /// The size class of the objects on `page`; 0 for anything that is not a
-    /// small span (large, free, unknown). The free fast path's only lookup.
+    /// small span (large, free, unknown). (free uses `smallObjectEntry`.)
     @inline(__always)
     func sizeClass(ofPage page: UInt) -> UInt8 {
         guard let leaf = leaf(of: page) else { return 0 }
