@@ -52,6 +52,18 @@ struct SlotTable {
                                    tags: prealloc(n, of: UInt64.self), count: n))
         return UnsafeMutableRawPointer(t)
     }
+
+    /// Allocates `size` bytes for worker `w`, stamps them with `tag` and
+    /// records the object in `slot`.
+    @inline(__always)
+    func fill(_ slot: Int, _ w: UnsafeMutablePointer<Worker>, size: Int, tag: UInt64) {
+        let p = tmalloc(w, size)
+        stamp(p, size, tag)
+        ptrs[slot] = bits(p)
+        sizes[slot] = size
+        tags[slot] = tag
+        addLive(w, size)
+    }
 }
 
 private let churnSlots = 8192
@@ -75,13 +87,8 @@ private let churnBody: @convention(c) (UnsafeMutableRawPointer) -> Void = { raw 
         }
         let k = Int((r >> 13) % 7) + 3
         let size = 8 + Int((r >> 16) & ((1 << k) - 1))
-        let p = tmalloc(w, size)
         seq &+= 1
-        stamp(p, size, seq)
-        t.ptrs[s] = bits(p)
-        t.sizes[s] = size
-        t.tags[s] = seq
-        addLive(w, size)
+        t.fill(s, w, size: size, tag: seq)
     }
     // Drain (checked).
     for s in 0..<churnSlots where t.ptrs[s] != 0 {
@@ -509,15 +516,10 @@ private let fragmentationBody: @convention(c) (UnsafeMutableRawPointer) -> Void 
     // recorded in the table.
     @inline(__always) func allocateOne(_ lo: Int, _ span: Int) {
         let size = lo + Int(rng.next() % UInt64(span))
-        let p = tmalloc(w, size)
         seq &+= 1
-        stamp(p, size, seq)
-        t.ptrs[count] = bits(p)
-        t.sizes[count] = size
-        t.tags[count] = seq
+        t.fill(count, w, size: size, tag: seq)
         count += 1
         live += size
-        addLive(w, size)
         calls &+= 1
     }
     for phase in 0..<sh.pointee.phases {
