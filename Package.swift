@@ -43,7 +43,17 @@ let package = Package(
             name: "SwiftMallocExports",
             dependencies: ["SwiftMalloc"],
             path: "CShims/Exports",
-            cSettings: [.define("_GNU_SOURCE")]
+            cSettings: [.define("_GNU_SOURCE")],
+            // malloc, free and cfree are the Swift entry points themselves
+            // (Sources/SwiftMalloc/API/Exports.swift, by mangled name; the link
+            // fails if a signature changes): no jump between the program's
+            // call and the fast path. It costs `unsafeFlags`, so other packages
+            // cannot depend on this one by version (DESIGN.md weighs this).
+            linkerSettings: [.unsafeFlags([
+                "-Xlinker", "--defsym=malloc=\"$s11SwiftMalloc18swiftmalloc_mallocySvSgSuF\"",
+                "-Xlinker", "--defsym=free=\"$s11SwiftMalloc16swiftmalloc_freeyySvSgF\"",
+                "-Xlinker", "--defsym=cfree=\"$s11SwiftMalloc16swiftmalloc_freeyySvSgF\"",
+            ])]
         ),
         .executableTarget(
             name: "SwiftMallocAdoptDemo",

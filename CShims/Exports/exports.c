@@ -1,5 +1,5 @@
 // The standard malloc names, each a jump into the Swift entry point of the
-// same meaning (swiftmalloc_*). Declaring those protected makes the jumps
+// same meaning (swiftmalloc_*), except malloc and free (see below). Declaring those protected makes the jumps
 // direct inside the library, with no PLT indirection, while the
 // swiftmalloc_* names stay exported for programs that link against them.
 #include "swiftmalloc.h"
@@ -37,17 +37,15 @@ void swiftmalloc_internal_on_exit(void);
             ".size " #name ", . - " #name "\n"                   \
             ".protected \"" #target "\"\n");
 
-// malloc and free, the two hottest names, jump past the @_cdecl thunks
-// (which only set up a frame and jump) straight to the Swift functions. For
+// malloc, free and cfree are not here: they are the Swift functions
+// themselves, given the standard names at link time (Package.swift,
+// --defsym), so a call from the program's PLT lands in Swift's fast path
+// with no jump in between. (A jump here costs about one cycle per call;
+// the @_cdecl thunks swiftmalloc_malloc/free set up a frame besides.) For
 // these signatures (one integer or pointer argument, a pointer or nothing
 // returned, no context or error register) the Swift calling convention
-// passes and returns in the same registers as C, and keeps the same
-// registers. The mangled names are those of the public functions in
-// Sources/SwiftMalloc/API/Exports.swift; if their signatures change, the
-// link fails instead of anything silently going wrong.
-SM_ALIAS(malloc, $s11SwiftMalloc18swiftmalloc_mallocySvSgSuF)
-SM_ALIAS(free, $s11SwiftMalloc16swiftmalloc_freeyySvSgF)
-SM_ALIAS(cfree, $s11SwiftMalloc16swiftmalloc_freeyySvSgF)
+// passes and returns in the same registers as C and keeps the same
+// registers.
 SM_ALIAS(calloc, swiftmalloc_calloc)
 SM_ALIAS(realloc, swiftmalloc_realloc)
 SM_ALIAS(reallocarray, swiftmalloc_reallocarray)

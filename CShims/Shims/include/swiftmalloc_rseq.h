@@ -208,17 +208,27 @@ unavailable:
     "6:\n\t"
 
 // The body of a push: write the object to slot `current` of class `cl`
-// unless the list is full (or stopped) or has the object on top (leave by
-// `twice_label`), commit by storing current+1.
-#define SM_PERCPU_PUSH_BODY(twice_label)                                        \
+// unless the list is full (or stopped) or `refuse_top` (one of the two
+// below) leaves, commit by storing current+1.
+#define SM_PERCPU_PUSH_BODY_WITH(refuse_top)                                    \
     "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */                       \
     "movzwl 2(%%rax,%[cl],8), %%ecx\n\t"     /* end */                           \
     "cmpl %%ecx, %%edx\n\t"                                                     \
     "jae %l[full]\n\t"                                                          \
-    SM_PERCPU_REFUSE_TOP(twice_label)                                           \
+    refuse_top                                                                  \
     "movq %[object], (%%rax,%%rdx,8)\n\t"                                       \
     "incl %%edx\n\t"                                                            \
     "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+
+#define SM_PERCPU_PUSH_BODY(twice_label) SM_PERCPU_PUSH_BODY_WITH(SM_PERCPU_REFUSE_TOP(twice_label))
+
+// The fast path's double-free test, without the emptiness test: it compares
+// the slot below `current` even when the list is empty, where a stale
+// pointer may sit. So it may refuse a push that is fine; it then leaves by
+// `label` to the slow path, whose exact test (SM_PERCPU_REFUSE_TOP) decides.
+#define SM_PERCPU_MAYBE_TOP(label)                                              \
+    "cmpq %[object], -8(%%rax,%%rdx,8)\n\t"                                     \
+    "je %l[" #label "]\n\t"
 
 // Pushes one object of class `cl` onto the current CPU's slab, retrying
 // after an abort. SM_PUSH_DONE; SM_PUSH_FULL when the list is full or
@@ -258,14 +268,14 @@ bool sm_percpu_push(char *base, uint32_t nslabs, size_t cl, void *object, uint64
 }
 
 // The free fast path's push: false when the list is full or stopped, the
-// CPU has no slab, the object is already on top of the list (freed twice),
-// or the section was aborted (counted); the caller's slow path then retries
+// CPU has no slab, the slot below `current` holds the object (freed twice,
+// or a stale copy below an empty list), or the section was aborted (counted); the caller's slow path then retries
 // with sm_percpu_push_checked, which tells these apart.
 static inline __attribute__((always_inline))
 bool sm_percpu_push_fast(char *base, uint32_t nslabs, size_t cl, void *object, uint64_t *aborts) {
     __asm__ __volatile__ goto(
         SM_RSEQ_CS_BEGIN
-        SM_PERCPU_PUSH_BODY(full)
+        SM_PERCPU_PUSH_BODY_WITH(SM_PERCPU_MAYBE_TOP(full))
         SM_RSEQ_CS_END_FAILING_TO(full)
         :
         : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [object] "r"(object), [aborts] "m"(*aborts)

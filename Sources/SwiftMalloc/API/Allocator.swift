@@ -18,15 +18,22 @@ enum Allocator {
 
     // The fast path keeps nothing alive across a call: every way out of it
     // is a return or a tail call, so it needs no saved registers. A thread
-    // with a record implies a built heap: one TLS test covers both.
+    // with a record implies a built heap, and the TLS slot also tells the
+    // per-CPU front end from the others (ThreadState): one signed compare
+    // selects the path.
     @inline(__always)
     static func allocate(_ size: UInt) -> UnsafeMutableRawPointer? {
         let bits = ThreadState.currentBits
         if _fastPath(size <= UInt(SizeClassTable.maxSize)) {
-            if _fastPath(bits > ThreadState.exitedMarker) {
+            if _fastPath(bits > Int(ThreadState.exitedMarker)) {
                 let heap = Heap.shared
                 let sizeClass = heap.pointee.sizeClasses.sizeClass(for: Int(size))
-                return FrontEnd.allocate(heap, ThreadState.record(bits), sizeClass)
+                return FrontEnd.allocatePerCPU(heap, ThreadState.record(UInt(bitPattern: bits)), sizeClass)
+            }
+            if bits < 0 {
+                let heap = Heap.shared
+                let sizeClass = heap.pointee.sizeClasses.sizeClass(for: Int(size))
+                return FrontEnd.allocateOther(heap, ThreadState.record(UInt(bitPattern: bits)), sizeClass)
             }
         }
         return allocateGeneral(size)
@@ -98,17 +105,30 @@ enum Allocator {
     static func deallocate(_ pointer: UnsafeMutableRawPointer?) {
         guard let pointer else { return }
         let bits = ThreadState.currentBits
-        if _fastPath(bits > ThreadState.exitedMarker) {
-            let heap = Heap.shared
-            let sizeClass = smallObjectClass(heap, pointer)
-            if _fastPath(sizeClass != 0) {
-                FrontEnd.deallocateFast(heap, ThreadState.record(bits), pointer, sizeClass)
-                return
-            }
-            deallocateLarge(heap, pointer)
-            return
+        if _fastPath(bits > Int(ThreadState.exitedMarker)) {
+            return deallocate(pointer, ThreadState.record(UInt(bitPattern: bits)), perCPU: true)
+        }
+        if bits < 0 {
+            return deallocate(pointer, ThreadState.record(UInt(bitPattern: bits)), perCPU: false)
         }
         deallocateGeneral(pointer)
+    }
+
+    /// free from a thread with a record; `perCPU`: whether the front end is
+    /// percpu (a constant at each call).
+    @inline(__always)
+    static func deallocate(_ pointer: UnsafeMutableRawPointer, _ state: UnsafeMutablePointer<ThreadState>, perCPU: Bool) {
+        let heap = Heap.shared
+        let sizeClass = smallObjectClass(heap, pointer)
+        if _fastPath(sizeClass != 0) {
+            if perCPU {
+                FrontEnd.deallocatePerCPU(heap, state, pointer, sizeClass)
+            } else {
+                FrontEnd.deallocateOther(heap, state, pointer, sizeClass)
+            }
+            return
+        }
+        deallocateLarge(heap, pointer)
     }
 
     /// free from a thread without a record.
@@ -143,8 +163,9 @@ enum Allocator {
         let address = UInt(bitPattern: pointer)
         let entry = heap.pointee.pageMap.smallObjectEntry(ofPage: Page.number(of: address))
         let sizeClass = Int(entry.sizeClass)
-        guard sizeClass != 0, let span = entry.span,
-              _fastPath(SizeClassTable.isMultiple(address &- span.pointee.startAddress,
+        guard sizeClass != 0 else { return 0 }
+        let span = entry.span.unsafelyUnwrapped
+        guard _fastPath(SizeClassTable.isMultiple(address &- span.pointee.startAddress,
                                                   divisibility: span.pointee.objectDivisibility)),
               _fastPath(address < span.pointee.bumpNext)
         else { return 0 }

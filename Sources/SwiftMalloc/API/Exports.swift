@@ -1,6 +1,9 @@
 // The C entry points, under the swiftmalloc_* names. The standard names
-// (malloc, free, ...) are defined in CShims/Exports as tail calls to these;
-// <swiftmalloc.h> documents them.
+// (malloc, free, ...) are defined in CShims/Exports as tail calls to these,
+// except malloc, free and cfree: the linker gives those names to the Swift
+// functions below themselves (Package.swift, by their mangled names, which
+// change, failing the link, if their signatures do); <swiftmalloc.h>
+// documents them.
 import SwiftMallocShims
 
 @_cdecl("swiftmalloc_malloc")

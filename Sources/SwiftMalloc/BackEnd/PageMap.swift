@@ -55,13 +55,21 @@ struct PageMap {
     /// span's page, its span, from one leaf lookup. Every page of a small
     /// span is recorded and its record stays put while any of its objects is
     /// live, so for the page of a live object both are exact.
+    ///
+    /// This is free's lookup, so it is pared down: the root index is masked
+    /// instead of range-checked (an address above 48 bits reads the entry of
+    /// its low 48 bits, and the caller's `bumpNext` bound rejects it), and
+    /// the span is only meaningful when the class is not 0 (a page with a
+    /// class always has a span: `set` stores the span before the class and
+    /// `clear` the class before the span).
     @inline(__always)
     func smallObjectEntry(ofPage page: UInt) -> (sizeClass: UInt8, span: UnsafeMutablePointer<Span>?) {
-        guard let leaf = leaf(of: page) else { return (0, nil) }
-        let slot = Int(page & UInt(PageMap.leafEntries - 1))
-        let classes = leaf + PageMap.leafEntries * MemoryLayout<UnsafeMutablePointer<Span>?>.stride
-        return (classes.load(fromByteOffset: slot, as: UInt8.self),
-                leaf.load(fromByteOffset: slot &* 8, as: UnsafeMutablePointer<Span>?.self))
+        let index = (page >> UInt(PageMap.leafBits)) & UInt(PageMap.rootEntries - 1)
+        guard let leaf = root[Int(bitPattern: index)] else { return (0, nil) }
+        let slot = Int(bitPattern: page & UInt(PageMap.leafEntries - 1))
+        let spans = leaf.assumingMemoryBound(to: UnsafeMutablePointer<Span>?.self)
+        let classes = UnsafeMutableRawPointer(spans + PageMap.leafEntries).assumingMemoryBound(to: UInt8.self)
+        return (classes[slot], spans[slot])
     }
 
     /// The span recorded for `page`, possibly stale (see above).
@@ -87,8 +95,15 @@ struct PageMap {
     mutating func set(page: UInt, span: UnsafeMutablePointer<Span>?, sizeClass: UInt8 = 0) {
         let leaf = ensureLeaf(for: page)
         let slot = Int(page & UInt(PageMap.leafEntries - 1))
-        leaf.storeBytes(of: span, toByteOffset: slot &* 8, as: UnsafeMutablePointer<Span>?.self)
-        leaf.storeBytes(of: sizeClass, toByteOffset: PageMap.leafEntries &* 8 &+ slot, as: UInt8.self)
+        // A span before its class, a class of 0 before a nil span (free
+        // reads the span only where the class is not 0).
+        if span != nil {
+            leaf.storeBytes(of: span, toByteOffset: slot &* 8, as: UnsafeMutablePointer<Span>?.self)
+            leaf.storeBytes(of: sizeClass, toByteOffset: PageMap.leafEntries &* 8 &+ slot, as: UInt8.self)
+        } else {
+            leaf.storeBytes(of: 0, toByteOffset: PageMap.leafEntries &* 8 &+ slot, as: UInt8.self)
+            leaf.storeBytes(of: nil, toByteOffset: slot &* 8, as: UnsafeMutablePointer<Span>?.self)
+        }
     }
 
     /// Records `span` for every page of it, with `sizeClass`.
@@ -111,7 +126,9 @@ struct PageMap {
     mutating func clear(page: UInt) {
         guard let leaf = leaf(of: page) else { return }
         let slot = Int(page & UInt(PageMap.leafEntries - 1))
-        leaf.storeBytes(of: nil, toByteOffset: slot &* 8, as: UnsafeMutablePointer<Span>?.self)
+        // The class first: a page with a class always has a span (free
+        // reads the span only where the class is not 0).
         leaf.storeBytes(of: 0, toByteOffset: PageMap.leafEntries &* 8 &+ slot, as: UInt8.self)
+        leaf.storeBytes(of: nil, toByteOffset: slot &* 8, as: UnsafeMutablePointer<Span>?.self)
     }
 }

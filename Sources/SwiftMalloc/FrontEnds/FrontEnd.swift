@@ -21,16 +21,29 @@ enum FrontEnd {
     @inline(__always)
     static func allocate(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
                          _ sizeClass: Int) -> ObjectPointer? {
-        // percpu is tested first: it is the default, and its path is the
-        // one that must be shortest (a test and a branch to get there).
-        let kind = heap.pointee.frontEnd
-        if _fastPath(kind == .percpu) {
-            let popped = heap.pointee.percpu.popFast(sizeClass, aborts: &state.pointee.counters.rseqAborts)
-            if _fastPath(popped.ok) {
-                ThreadState.classCounts(state).countAllocation(sizeClass)
-                return popped.object
-            }
-        } else if kind == .thread, let object = state.pointee.cache.pop(sizeClass) {
+        if heap.pointee.frontEnd == .percpu { return allocatePerCPU(heap, state, sizeClass) }
+        return allocateOther(heap, state, sizeClass)
+    }
+
+    /// `allocate` under the percpu front end (malloc knows it from the TLS
+    /// slot, see ThreadState).
+    @inline(__always)
+    static func allocatePerCPU(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
+                               _ sizeClass: Int) -> ObjectPointer? {
+        let popped = heap.pointee.percpu.popFast(sizeClass, aborts: &state.pointee.counters.rseqAborts)
+        if _fastPath(popped.ok) {
+            ThreadState.classCounts(state).countAllocation(sizeClass)
+            return popped.object
+        }
+        return Allocator.allocateSmallSlow(heap, sizeClass)
+    }
+
+    /// `allocate` under the other front ends: thread has a fast path, the
+    /// shared ones are served by `allocateSlow`.
+    @inline(__always)
+    static func allocateOther(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
+                              _ sizeClass: Int) -> ObjectPointer? {
+        if heap.pointee.frontEnd == .thread, let object = state.pointee.cache.pop(sizeClass) {
             ThreadState.classCounts(state).countAllocation(sizeClass)
             return object
         }
@@ -81,18 +94,21 @@ enum FrontEnd {
         return object
     }
 
-    /// Takes back a small object of `sizeClass` from a thread with a record.
+    /// Takes back a small object of `sizeClass` from a thread with a record,
+    /// under the percpu front end.
     @inline(__always)
-    static func deallocateFast(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
-                               _ object: ObjectPointer, _ sizeClass: Int) {
-        let kind = heap.pointee.frontEnd
-        if _fastPath(kind == .percpu) {
-            ThreadState.classCounts(state).countFree(sizeClass)
-            if heap.pointee.percpu.pushFast(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) { return }
-            percpuPushSlow(heap, state, object, sizeClass)
-            return
-        }
-        if kind == .thread {
+    static func deallocatePerCPU(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
+                                 _ object: ObjectPointer, _ sizeClass: Int) {
+        ThreadState.classCounts(state).countFree(sizeClass)
+        if heap.pointee.percpu.pushFast(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) { return }
+        percpuPushSlow(heap, state, object, sizeClass)
+    }
+
+    /// The same under the other front ends.
+    @inline(__always)
+    static func deallocateOther(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
+                                _ object: ObjectPointer, _ sizeClass: Int) {
+        if heap.pointee.frontEnd == .thread {
             if _slowPath(state.pointee.cache.isOnTop(object, sizeClass)) { return doubleFree(object) }
             ThreadState.classCounts(state).countFree(sizeClass)
             if state.pointee.cache.push(object, sizeClass) { return }

@@ -53,7 +53,7 @@ struct ThreadRegistry {
         _ = sm_rseq_thread_register()
         state.pointee.threadID = sm_gettid()
         // Visible to this thread before anything below can call malloc again.
-        sm_tls_thread_set(UnsafeMutableRawPointer(state))
+        sm_tls_thread_set(ThreadState.slotValue(state, heap.pointee.frontEnd))
 
         registry.pointee.lock.lock()
         state.pointee.next = registry.pointee.live

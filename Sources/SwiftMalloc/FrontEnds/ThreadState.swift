@@ -6,7 +6,13 @@
 //   nil            the thread has not allocated yet;
 //   exitedMarker   the thread's exit handler has run; later calls (from other
 //                  exit handlers) go straight to the middle, uncached;
-//   a record       registered in the ThreadRegistry.
+//   a record       registered in the ThreadRegistry; its address, with the
+//                  top bit (`otherFrontEndTag`) set unless the front end is
+//                  percpu. So as a signed integer the slot is > exitedMarker
+//                  exactly when the per-CPU fast path applies, and < 0 when
+//                  another front end's does: malloc and free learn both
+//                  "registered?" and "which front end?" from one compare of
+//                  a value they load anyway.
 import SwiftMallocShims
 
 /// Counters that are not per size class.
@@ -98,6 +104,15 @@ struct ThreadState {
     var nextScavenge: UInt64 = 0
 
     static let exitedMarker = UInt(1)
+    /// Set in the TLS slot's value when the front end is not percpu.
+    static let otherFrontEndTag = UInt(1) << 63
+
+    /// What the TLS slot holds for `state` under `frontEnd`.
+    @inline(__always)
+    static func slotValue(_ state: UnsafeMutablePointer<ThreadState>, _ frontEnd: FrontEndKind) -> UnsafeMutableRawPointer {
+        let bits = UInt(bitPattern: state) | (frontEnd == .percpu ? 0 : otherFrontEndTag)
+        return UnsafeMutableRawPointer(bitPattern: bits).unsafelyUnwrapped
+    }
 
     /// The per-class counts, right after the record (see ThreadRegistry).
     @inline(__always)
@@ -109,18 +124,20 @@ struct ThreadState {
     /// The calling thread's record, or nil (not yet registered, or exited).
     @inline(__always)
     static var current: UnsafeMutablePointer<ThreadState>? {
-        let raw = sm_tls_thread_get()
-        if UInt(bitPattern: raw) > exitedMarker { return raw!.assumingMemoryBound(to: ThreadState.self) }
+        let bits = sm_tls_thread_bits() & ~otherFrontEndTag
+        if bits > exitedMarker { return record(bits) }
         return nil
     }
 
-    /// The TLS slot as an integer: a record's address iff > exitedMarker.
+    /// The TLS slot as a signed integer: > exitedMarker for a record under
+    /// percpu, < 0 for a record under another front end (see above).
     @inline(__always)
-    static var currentBits: UInt { sm_tls_thread_bits() }
+    static var currentBits: Int { Int(bitPattern: sm_tls_thread_bits()) }
 
+    /// The record of a slot value that holds one (tagged or not).
     @inline(__always)
     static func record(_ bits: UInt) -> UnsafeMutablePointer<ThreadState> {
-        UnsafeMutablePointer<ThreadState>(bitPattern: bits).unsafelyUnwrapped
+        UnsafeMutablePointer<ThreadState>(bitPattern: bits & ~otherFrontEndTag).unsafelyUnwrapped
     }
 
     @inline(__always)

@@ -11,16 +11,17 @@
 // most 1/8 of its bytes on the tail and holds enough objects) and its batch
 // size (objects moved at once between caches and the middle).
 //
-// Lookup is one small byte table, no division and no search (tcmalloc's
-// layout): index (size + 7) >> 3 up to 1 KiB, then (size + 127) >> 7 + 120,
-// so both ranges share the table without overlapping.
+// Lookup is one byte table indexed by (size + 7) >> 3: no division, no
+// search, no branch. Every class size is a multiple of 8, so each index
+// holds exactly the sizes of one class. (tcmalloc splits the table at 1 KiB
+// into steps of 8 and 128 bytes to keep it at 377 entries; the flat 4 KiB
+// table costs malloc one add, one shift and one load, where the split one
+// takes seven instructions.)
 
 struct SizeClassTable {
     static let maxSize = 32 * 1024
     static let maxClasses = 128
-    static let smallLimit = 1024
-    static let largeIndexBias = 120
-    static let indexEntries = (maxSize + 127) >> 7 + largeIndexBias + 1   // 377
+    static let indexEntries = (maxSize + 7) >> 3 + 1   // 4097
 
     /// Number of classes, including the unused class 0 (0 means "not small").
     var count: Int = 0
@@ -88,7 +89,7 @@ struct SizeClassTable {
     /// The class for a request of `size` bytes (0 ... maxSize).
     @inline(__always)
     static func index(for size: Int) -> Int {
-        size <= smallLimit ? (size &+ 7) &>> 3 : (size &+ 127 &+ (largeIndexBias << 7)) &>> 7
+        (size &+ 7) &>> 3
     }
 
     @inline(__always)
