@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 void *sm_heap_root SM_HIDDEN = NULL;
+sm_fast_paths_t sm_fast SM_HIDDEN = {0};
 sm_lock_t sm_init_lock SM_HIDDEN = {0};
 __thread void *sm_tls_thread SM_HIDDEN __attribute__((tls_model("initial-exec"))) = NULL;
 

@@ -105,6 +105,12 @@ struct Heap {
                                  central: central, transfer: transfer, threads: threads,
                                  config: config, statsScratch: statsScratch, shared: shared))
         _ = sm_thread_key_create(threadDidExit)
+        // What the fast paths read, before any thread can take them.
+        let fast = sm_fast_get().unsafelyUnwrapped
+        fast.pointee.class_index = UnsafePointer(table.classIndex)
+        fast.pointee.page_map_root = UnsafeRawPointer(ph.pageMap.root).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+        fast.pointee.slab_base = percpu.base
+        fast.pointee.slab_count = percpu.slabCount
         sm_heap_set(UnsafeMutableRawPointer(heap))
         sm_unlock(sm_init_lock_get())
 

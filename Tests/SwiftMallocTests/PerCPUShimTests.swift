@@ -29,7 +29,7 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 final class TestSlabs: @unchecked Sendable {
     let slabCount: UInt32
     let base: UnsafeMutablePointer<CChar>
-    let begin: UInt16 = 8
+    let begin = UInt16(SM_SLAB_FIRST_SLOT)
     let capacity: UInt16
 
     init(slabCount: Int, capacity: UInt16) {
@@ -38,8 +38,7 @@ final class TestSlabs: @unchecked Sendable {
         let bytes = slabCount << Int(SM_SLAB_SHIFT)
         base = sm_os_map(bytes)!.assumingMemoryBound(to: CChar.self)
         for s in 0..<slabCount {
-            let header = UnsafeMutableRawPointer(base + (s << Int(SM_SLAB_SHIFT))).assumingMemoryBound(to: sm_slab_header_t.self)
-            header[1] = sm_slab_header_t(current: begin, end: begin + capacity, begin: begin, unused: 0)
+            sm_slab_init_list(base + (s << Int(SM_SLAB_SHIFT)), 1, begin, capacity)
         }
     }
 
@@ -47,10 +46,9 @@ final class TestSlabs: @unchecked Sendable {
     func remaining() -> [UInt] {
         var result: [UInt] = []
         for s in 0..<Int(slabCount) {
-            let region = UnsafeMutableRawPointer(base + (s << Int(SM_SLAB_SHIFT)))
-            let header = region.assumingMemoryBound(to: sm_slab_header_t.self)[1]
-            let slots = region.assumingMemoryBound(to: UInt.self)
-            for i in Int(header.begin)..<Int(header.current) { result.append(slots[i]) }
+            let slab = base + (s << Int(SM_SLAB_SHIFT))
+            let slots = UnsafeMutableRawPointer(slab).assumingMemoryBound(to: UInt.self)
+            for i in Int(sm_slab_begin(slab, 1))..<Int(sm_slab_current(slab, 1)) { result.append(slots[i]) }
         }
         return result
     }
@@ -121,6 +119,7 @@ final class PerCPUShimTests: XCTestCase {
         let seenAddress = UInt(bitPattern: seen)
         let abortsAddress = UInt(bitPattern: aborts)
         let lock = NSLock()
+        nonisolated(unsafe) var singlePops: UInt64 = 0
         // Signals abort critical sections too: a storm of them makes sure
         // the abort path runs even if no thread is preempted mid-section.
         let storm = SignalStorm(threads: threads)
@@ -139,6 +138,7 @@ final class PerCPUShimTests: XCTestCase {
             var next = t * perThread
             let end = next + perThread
             var step = 0
+            var mySinglePops: UInt64 = 0
             while next < end {
                 step += 1
                 // Objects are ids shifted left, never NULL.
@@ -154,7 +154,7 @@ final class PerCPUShimTests: XCTestCase {
                 }
                 // Take objects out at a slightly lower rate, in single pops and batches.
                 if step % 3 != 0 {
-                    if let p = sm_percpu_pop(slabs.base, slabs.slabCount, 1, myAborts) { note(p) }
+                    if let p = sm_percpu_pop(slabs.base, slabs.slabCount, 1, myAborts) { note(p); mySinglePops += 1 }
                 } else {
                     let n = out.withUnsafeMutableBufferPointer {
                         sm_percpu_pop_batch(slabs.base, slabs.slabCount, 1, $0.baseAddress, 4, myAborts)
@@ -170,6 +170,7 @@ final class PerCPUShimTests: XCTestCase {
             }
             lock.lock()
             for id in popped { seen[id] &+= 1 }
+            singlePops += mySinglePops
             lock.unlock()
         }
         for value in slabs.remaining() { seen[Int(value >> 4)] &+= 1 }
@@ -180,6 +181,10 @@ final class PerCPUShimTests: XCTestCase {
         }
         XCTAssertEqual(missing, 0, "objects lost")
         XCTAssertEqual(duplicated, 0, "objects that came out twice")
+        // Each list word counts the single pops committed on its CPU: aborted
+        // ones never, batch pops not at all.
+        let counted = (0..<Int(slabs.slabCount)).reduce(UInt64(0)) { $0 + sm_slab_pops(slabs.base + ($1 << Int(SM_SLAB_SHIFT)), 1) }
+        XCTAssertEqual(counted, singlePops, "pops counted in the slabs' list words")
         let abortCount = (0..<threads).reduce(UInt64(0)) { $0 + aborts[$1] }
         print("rseq aborts over \(total) pushes: \(abortCount)")
         XCTAssertGreaterThan(abortCount, 0, "no critical section was ever aborted: the abort path went untested")

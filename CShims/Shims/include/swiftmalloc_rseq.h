@@ -7,14 +7,25 @@
 // commit" atomic with respect to everything else on that CPU.
 //
 // The per-CPU slab: one region per CPU (or per mm_cid) of 2^SM_SLAB_SHIFT
-// bytes. The region starts with one 8-byte header per size class
-//     { uint16 current, uint16 end, uint16 begin, uint16 unused }
-// followed by the slots: class c owns slots [begin, end) (indices in
-// pointer-sized units from the region start); [begin, current) hold cached
-// objects. pop takes slot current-1, push writes slot current; each commits
-// by storing the new `current` (one 16-bit store).
+// bytes, in 8-byte units ("slots"). It starts with two arrays of
+// SM_SLAB_MAX_CLASSES 8-byte entries, indexed by size class:
+//     the list word     current (bits 0-15) | pops (bits 16-63)
+//     the list limits   { uint16 end, uint16 begin, uint32 unused }
+// (the limits SM_SLAB_LIMITS_OFFSET bytes after the word), then the object
+// slots, from slot SM_SLAB_FIRST_SLOT on: class c owns slots [begin, end);
+// [begin, current) hold cached objects. pop takes slot current-1, push
+// writes slot current; each commits by storing the new list word (one
+// 64-bit store): a pop adds 0xffff to it (current - 1, pops + 1), a push
+// adds 1. So the word also counts the class's single pops on that CPU (the
+// malloc calls it served) at no extra cost: no counter of its own to load
+// and store. Batch operations, and writers outside the critical sections,
+// store only `current` (the word's low 16 bits) and leave pops alone.
+// (Measured: the single operations must load and store the word at one
+// width, 64 bits: a 64-bit load of a word just written by a 16-bit store
+// cannot be forwarded from the store and stalls. Compares take `begin` and
+// `end` into a register first: `cmpw mem, reg` cost a cycle per call.)
 //
-// A header is *stopped* by setting begin = 0xffff and end = 0: pops see
+// A list is *stopped* by setting begin = 0xffff and end = 0: pops see
 // current <= begin, pushes see current >= end, so both fail and the caller
 // takes its slow path. Stopping, then fencing the CPU (membarrier restarts
 // any critical section running there) makes the slots safe to drain or
@@ -36,12 +47,45 @@
 #define SM_SLAB_SHIFT 18
 #define SM_SLAB_STOPPED_BEGIN 0xffff
 
-typedef struct sm_slab_header {
-    uint16_t current;
+#define SM_SLAB_MAX_CLASSES 128
+#define SM_SLAB_LIMITS_OFFSET (8 * SM_SLAB_MAX_CLASSES)
+#define SM_SLAB_FIRST_SLOT (2 * SM_SLAB_MAX_CLASSES)
+_Static_assert(SM_SLAB_LIMITS_OFFSET == 1024, "the critical sections below address the limits as 1024(...)");
+
+typedef struct sm_slab_limits {
     uint16_t end;
     uint16_t begin;
-    uint16_t unused;
-} sm_slab_header_t;
+    uint32_t unused;
+} sm_slab_limits_t;
+
+// The list word and limits of class `cl` in the slab at `slab`, for code
+// outside the critical sections (set-up, drains, statistics).
+static inline uint64_t *sm_slab_word(char *slab, size_t cl) { return (uint64_t *)(slab + 8 * cl); }
+static inline sm_slab_limits_t *sm_slab_limits(char *slab, size_t cl) {
+    return (sm_slab_limits_t *)(slab + SM_SLAB_LIMITS_OFFSET + 8 * cl);
+}
+static inline uint16_t sm_slab_current(char *slab, size_t cl) {
+    return __atomic_load_n((uint16_t *)sm_slab_word(slab, cl), __ATOMIC_ACQUIRE);
+}
+// Sets `current` alone (a 16-bit store: the pops above it stay).
+static inline void sm_slab_set_current(char *slab, size_t cl, uint16_t current) {
+    __atomic_store_n((uint16_t *)sm_slab_word(slab, cl), current, __ATOMIC_RELEASE);
+}
+static inline uint64_t sm_slab_pops(char *slab, size_t cl) {
+    return __atomic_load_n(sm_slab_word(slab, cl), __ATOMIC_RELAXED) >> 16;
+}
+static inline uint16_t sm_slab_begin(char *slab, size_t cl) {
+    return __atomic_load_n(&sm_slab_limits(slab, cl)->begin, __ATOMIC_ACQUIRE);
+}
+static inline void sm_slab_set_limits(char *slab, size_t cl, uint16_t begin, uint16_t end) {
+    __atomic_store_n(&sm_slab_limits(slab, cl)->end, end, __ATOMIC_RELEASE);
+    __atomic_store_n(&sm_slab_limits(slab, cl)->begin, begin, __ATOMIC_RELEASE);
+}
+// A new, empty list [first, first + capacity) with no pops counted.
+static inline void sm_slab_init_list(char *slab, size_t cl, uint16_t first, uint16_t capacity) {
+    __atomic_store_n(sm_slab_word(slab, cl), (uint64_t)first, __ATOMIC_RELAXED);
+    sm_slab_set_limits(slab, cl, first, (uint16_t)(first + capacity));
+}
 
 // Where the calling thread's rseq fields are, relative to %fs (the same for
 // every thread: glibc's area and the shim's own are at fixed TLS offsets).
@@ -134,15 +178,16 @@ int32_t sm_rseq_fence(int32_t cpu);
 
 // The body of a pop, after SM_RSEQ_CS_BEGIN left the CPU's region in rax:
 // take slot current-1 of class `cl` unless the list is empty (or stopped),
-// commit by storing current-1.
+// commit by storing the list word with current-1 and one more pop.
 #define SM_PERCPU_POP_BODY                                                      \
-    "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */                       \
-    "movzwl 4(%%rax,%[cl],8), %%ecx\n\t"     /* begin */                         \
-    "cmpl %%ecx, %%edx\n\t"                                                     \
+    "movq (%%rax,%[cl],8), %%rdx\n\t"        /* list word */                    \
+    "movzwl 1026(%%rax,%[cl],8), %%r8d\n\t"  /* begin */                        \
+    "movzwl %%dx, %%ecx\n\t"                  /* current */                      \
+    "cmpl %%r8d, %%ecx\n\t"                                                     \
     "jbe %l[empty]\n\t"                                                         \
-    "movq -8(%%rax,%%rdx,8), %[object]\n\t"                                     \
-    "decl %%edx\n\t"                                                            \
-    "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+    "movq -8(%%rax,%%rcx,8), %[object]\n\t"                                     \
+    "addq $0xffff, %%rdx\n\t"                                                   \
+    "movq %%rdx, (%%rax,%[cl],8)\n\t"        /* commit */
 
 // Pops one object of class `cl` from the current CPU's slab. `ok` says
 // whether one was popped (false: the list is empty or stopped, the CPU has
@@ -155,16 +200,20 @@ typedef struct sm_pop_result {
     bool ok;
 } sm_pop_result_t;
 
+//
+// `base` and `nslabs` are read through pointers, as memory operands: with a
+// global's address (sm_fast_percpu_pop) each is folded into the instruction
+// that uses it as a RIP-relative operand.
 static inline __attribute__((always_inline))
-sm_pop_result_t sm_percpu_pop_fast(char *base, uint32_t nslabs, size_t cl, uint64_t *aborts) {
+sm_pop_result_t sm_percpu_pop_fast(char *const *base, const uint32_t *nslabs, size_t cl, uint64_t *aborts) {
     void *object;
     __asm__ __volatile__ goto(
         SM_RSEQ_CS_BEGIN
         SM_PERCPU_POP_BODY
         SM_RSEQ_CS_END_FAILING_TO(empty)
         : [object] "=&r"(object)
-        : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [aborts] "m"(*aborts)
-        : "memory", "cc", "rax", "rcx", "rdx"
+        : [nslabs] "m"(*nslabs), [base] "m"(*base), [cl] "r"(cl), [aborts] "m"(*aborts)
+        : "memory", "cc", "rax", "rcx", "rdx", "r8"
         : empty, unavailable);
     return (sm_pop_result_t){object, true};
 empty:
@@ -183,7 +232,7 @@ retry:
         SM_RSEQ_CS_END
         : [object] "=&r"(object)
         : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl)
-        : "memory", "cc", "rax", "rcx", "rdx"
+        : "memory", "cc", "rax", "rcx", "rdx", "r8"
         : aborted, empty, unavailable);
     return object;
 aborted:
@@ -194,31 +243,32 @@ unavailable:
     return NULL;
 }
 
-// Inside a push, after `current` (edx) was loaded: if the list is not empty
+// Inside a push, after `current` (ecx) was loaded: if the list is not empty
 // and its top slot already holds the object being pushed, the object is
 // being freed twice in a row; leave by `label` instead of pushing it again
 // (which would hand it out twice). Slots below `begin` may hold stale
 // pointers from an earlier layout, so an empty list is not compared.
 #define SM_PERCPU_REFUSE_TOP(label)                                             \
-    "movzwl 4(%%rax,%[cl],8), %%ecx\n\t"     /* begin */                       \
-    "cmpl %%ecx, %%edx\n\t"                                                     \
+    "movzwl 1026(%%rax,%[cl],8), %%r8d\n\t"  /* begin */                        \
+    "cmpl %%r8d, %%ecx\n\t"                                                     \
     "jbe 6f\n\t"                                                                \
-    "cmpq %[object], -8(%%rax,%%rdx,8)\n\t"                                     \
+    "cmpq %[object], -8(%%rax,%%rcx,8)\n\t"                                     \
     "je %l[" #label "]\n\t"                                                     \
     "6:\n\t"
 
 // The body of a push: write the object to slot `current` of class `cl`
 // unless the list is full (or stopped) or `refuse_top` (one of the two
-// below) leaves, commit by storing current+1.
+// below) leaves, commit by storing the list word with current+1.
 #define SM_PERCPU_PUSH_BODY_WITH(refuse_top)                                    \
-    "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */                       \
-    "movzwl 2(%%rax,%[cl],8), %%ecx\n\t"     /* end */                           \
-    "cmpl %%ecx, %%edx\n\t"                                                     \
+    "movq (%%rax,%[cl],8), %%rdx\n\t"        /* list word */                    \
+    "movzwl 1024(%%rax,%[cl],8), %%r8d\n\t"  /* end */                          \
+    "movzwl %%dx, %%ecx\n\t"                  /* current */                      \
+    "cmpl %%r8d, %%ecx\n\t"                                                     \
     "jae %l[full]\n\t"                                                          \
     refuse_top                                                                  \
-    "movq %[object], (%%rax,%%rdx,8)\n\t"                                       \
-    "incl %%edx\n\t"                                                            \
-    "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+    "movq %[object], (%%rax,%%rcx,8)\n\t"                                       \
+    "incq %%rdx\n\t"                                                            \
+    "movq %%rdx, (%%rax,%[cl],8)\n\t"        /* commit */
 
 #define SM_PERCPU_PUSH_BODY(twice_label) SM_PERCPU_PUSH_BODY_WITH(SM_PERCPU_REFUSE_TOP(twice_label))
 
@@ -227,7 +277,7 @@ unavailable:
 // pointer may sit. So it may refuse a push that is fine; it then leaves by
 // `label` to the slow path, whose exact test (SM_PERCPU_REFUSE_TOP) decides.
 #define SM_PERCPU_MAYBE_TOP(label)                                              \
-    "cmpq %[object], -8(%%rax,%%rdx,8)\n\t"                                     \
+    "cmpq %[object], -8(%%rax,%%rcx,8)\n\t"                                     \
     "je %l[" #label "]\n\t"
 
 // Pushes one object of class `cl` onto the current CPU's slab, retrying
@@ -247,7 +297,7 @@ retry:
         SM_RSEQ_CS_END
         :
         : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [object] "r"(object)
-        : "memory", "cc", "rax", "rcx", "rdx"
+        : "memory", "cc", "rax", "rcx", "rdx", "r8"
         : aborted, full, unavailable, twice);
     return SM_PUSH_DONE;
 aborted:
@@ -271,15 +321,16 @@ bool sm_percpu_push(char *base, uint32_t nslabs, size_t cl, void *object, uint64
 // CPU has no slab, the slot below `current` holds the object (freed twice,
 // or a stale copy below an empty list), or the section was aborted (counted); the caller's slow path then retries
 // with sm_percpu_push_checked, which tells these apart.
+// `base` and `nslabs` as for sm_percpu_pop_fast.
 static inline __attribute__((always_inline))
-bool sm_percpu_push_fast(char *base, uint32_t nslabs, size_t cl, void *object, uint64_t *aborts) {
+bool sm_percpu_push_fast(char *const *base, const uint32_t *nslabs, size_t cl, void *object, uint64_t *aborts) {
     __asm__ __volatile__ goto(
         SM_RSEQ_CS_BEGIN
         SM_PERCPU_PUSH_BODY_WITH(SM_PERCPU_MAYBE_TOP(full))
         SM_RSEQ_CS_END_FAILING_TO(full)
         :
-        : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [object] "r"(object), [aborts] "m"(*aborts)
-        : "memory", "cc", "rax", "rcx", "rdx"
+        : [nslabs] "m"(*nslabs), [base] "m"(*base), [cl] "r"(cl), [object] "r"(object), [aborts] "m"(*aborts)
+        : "memory", "cc", "rax", "rcx", "rdx", "r8"
         : full, unavailable);
     return true;
 full:
@@ -295,7 +346,7 @@ retry:
     __asm__ __volatile__ goto(
         SM_RSEQ_CS_BEGIN
         "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
-        "movzwl 4(%%rax,%[cl],8), %%ecx\n\t"     /* begin */
+        "movzwl 1026(%%rax,%[cl],8), %%ecx\n\t"  /* begin */
         "cmpl %%ecx, %%edx\n\t"
         "jbe %l[empty]\n\t"
         "movl %%edx, %%r8d\n\t"
@@ -311,7 +362,7 @@ retry:
         "cmpl %%r8d, %%r9d\n\t"
         "jb 5b\n\t"
         "movl %%r9d, %[count]\n\t"
-        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit: current alone */
         SM_RSEQ_CS_END
         :
         : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [out] "r"(out), [n] "r"(n),
@@ -336,7 +387,7 @@ retry:
     __asm__ __volatile__ goto(
         SM_RSEQ_CS_BEGIN
         "movzwl (%%rax,%[cl],8), %%edx\n\t"      /* current */
-        "movzwl 2(%%rax,%[cl],8), %%ecx\n\t"     /* end */
+        "movzwl 1024(%%rax,%[cl],8), %%ecx\n\t"  /* end */
         "cmpl %%ecx, %%edx\n\t"
         "jae %l[full]\n\t"
         "movl %%ecx, %%r8d\n\t"
@@ -352,7 +403,7 @@ retry:
         "cmpl %%r8d, %%r9d\n\t"
         "jb 5b\n\t"
         "movl %%r9d, %[count]\n\t"
-        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit */
+        "movw %%dx, (%%rax,%[cl],8)\n\t"         /* commit: current alone */
         SM_RSEQ_CS_END
         :
         : [nslabs] "r"(nslabs), [base] "r"(base), [cl] "r"(cl), [in] "r"(in), [n] "r"(n),

@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <errno.h>
 
+#include "swiftmalloc_rseq.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -62,6 +64,32 @@ static inline void sm_lock_reset(sm_lock_t *lock) { __atomic_store_n(&lock->stat
 // (a Swift global would go through a lazy-initialisation check).
 // ---------------------------------------------------------------------------
 extern void *sm_heap_root SM_HIDDEN;
+
+// What the malloc and free fast paths read besides their arguments, set
+// once by initialisation (before any thread has a record, so before any
+// fast path runs) and never changed. Kept in one C global so that each
+// value is one RIP-relative load, or a memory operand of the instruction
+// that uses it, with no pointer chase through the heap.
+typedef struct sm_fast_paths {
+    const uint8_t *class_index;     // SizeClassTable.classIndex
+    void *const *page_map_root;     // PageMap.root
+    char *slab_base;                // the per-CPU slabs (NULL unless percpu)
+    uint32_t slab_count;            // how many (0 unless percpu)
+} sm_fast_paths_t;
+extern sm_fast_paths_t sm_fast SM_HIDDEN;
+
+static inline sm_fast_paths_t *sm_fast_get(void) { return &sm_fast; }
+static inline uint8_t sm_fast_class(size_t index) { return sm_fast.class_index[index]; }
+static inline void *const *sm_fast_page_map_root(void) { return sm_fast.page_map_root; }
+// The per-CPU pop and push of the fast paths, on the process's slabs.
+static inline __attribute__((always_inline))
+sm_pop_result_t sm_fast_percpu_pop(size_t cl, uint64_t *aborts) {
+    return sm_percpu_pop_fast(&sm_fast.slab_base, &sm_fast.slab_count, cl, aborts);
+}
+static inline __attribute__((always_inline))
+bool sm_fast_percpu_push(size_t cl, void *object, uint64_t *aborts) {
+    return sm_percpu_push_fast(&sm_fast.slab_base, &sm_fast.slab_count, cl, object, aborts);
+}
 
 // Serialises the one-time initialisation of the heap.
 extern sm_lock_t sm_init_lock SM_HIDDEN;

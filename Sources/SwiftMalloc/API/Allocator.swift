@@ -26,14 +26,12 @@ enum Allocator {
         let bits = ThreadState.currentBits
         if _fastPath(size <= UInt(SizeClassTable.maxSize)) {
             if _fastPath(bits > Int(ThreadState.exitedMarker)) {
-                let heap = Heap.shared
-                let sizeClass = heap.pointee.sizeClasses.sizeClass(for: Int(size))
-                return FrontEnd.allocatePerCPU(heap, ThreadState.record(UInt(bitPattern: bits)), sizeClass)
+                let sizeClass = SizeClassTable.fastSizeClass(for: size)
+                return FrontEnd.allocatePerCPU(ThreadState.record(UInt(bitPattern: bits)), sizeClass)
             }
             if bits < 0 {
-                let heap = Heap.shared
-                let sizeClass = heap.pointee.sizeClasses.sizeClass(for: Int(size))
-                return FrontEnd.allocateOther(heap, ThreadState.record(UInt(bitPattern: bits)), sizeClass)
+                let sizeClass = SizeClassTable.fastSizeClass(for: size)
+                return FrontEnd.allocateOther(Heap.shared, ThreadState.record(UInt(bitPattern: bits)), sizeClass)
             }
         }
         return allocateGeneral(size)
@@ -118,17 +116,16 @@ enum Allocator {
     /// percpu (a constant at each call).
     @inline(__always)
     static func deallocate(_ pointer: UnsafeMutableRawPointer, _ state: UnsafeMutablePointer<ThreadState>, perCPU: Bool) {
-        let heap = Heap.shared
-        let sizeClass = smallObjectClass(heap, pointer)
+        let sizeClass = smallObjectClass(pointer)
         if _fastPath(sizeClass != 0) {
             if perCPU {
-                FrontEnd.deallocatePerCPU(heap, state, pointer, sizeClass)
+                FrontEnd.deallocatePerCPU(state, pointer, sizeClass)
             } else {
-                FrontEnd.deallocateOther(heap, state, pointer, sizeClass)
+                FrontEnd.deallocateOther(Heap.shared, state, pointer, sizeClass)
             }
             return
         }
-        deallocateLarge(heap, pointer)
+        deallocateLarge(Heap.shared, pointer)
     }
 
     /// free from a thread without a record.
@@ -136,7 +133,7 @@ enum Allocator {
     static func deallocateGeneral(_ pointer: UnsafeMutableRawPointer) {
         guard let root = sm_heap_get() else { fatal("free(): invalid pointer ", pointer: pointer) }
         let heap = root.assumingMemoryBound(to: Heap.self)
-        let sizeClass = smallObjectClass(heap, pointer)
+        let sizeClass = smallObjectClass(pointer)
         if sizeClass != 0 {
             FrontEnd.deallocateSlow(heap, pointer, sizeClass)
             return
@@ -158,10 +155,11 @@ enum Allocator {
     /// it lives); it feeds only predicted branches, so it adds no latency to
     /// the chain from one call to the next, and its way out is the large
     /// path's tail call, so the fast path still needs no frame.
+    /// (The page map's root comes from `sm_fast`, one RIP-relative load.)
     @inline(__always)
-    static func smallObjectClass(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) -> Int {
+    static func smallObjectClass(_ pointer: UnsafeMutableRawPointer) -> Int {
         let address = UInt(bitPattern: pointer)
-        let entry = heap.pointee.pageMap.smallObjectEntry(ofPage: Page.number(of: address))
+        let entry = PageMap.smallObjectEntry(root: sm_fast_page_map_root().unsafelyUnwrapped, ofPage: Page.number(of: address))
         let sizeClass = Int(entry.sizeClass)
         guard sizeClass != 0 else { return 0 }
         let span = entry.span.unsafelyUnwrapped
@@ -204,7 +202,7 @@ enum Allocator {
         guard let pointer else { return 0 }
         guard let root = sm_heap_get() else { fatal("malloc_usable_size(): invalid pointer ", pointer: pointer) }
         let heap = root.assumingMemoryBound(to: Heap.self)
-        let sizeClass = smallObjectClass(heap, pointer)
+        let sizeClass = smallObjectClass(pointer)
         if sizeClass != 0 { return UInt(heap.pointee.sizeClasses.sizes[sizeClass]) }
         return largeUsableSize(heap, pointer)
     }
@@ -258,7 +256,7 @@ enum Allocator {
             return nil
         }
         let heap = Heap.ensureInitialized()
-        let sizeClass = smallObjectClass(heap, pointer)
+        let sizeClass = smallObjectClass(pointer)
         let oldSize: UInt
         if sizeClass != 0 {
             oldSize = UInt(heap.pointee.sizeClasses.sizes[sizeClass])

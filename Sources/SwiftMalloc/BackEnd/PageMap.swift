@@ -62,8 +62,10 @@ struct PageMap {
     /// the span is only meaningful when the class is not 0 (a page with a
     /// class always has a span: `set` stores the span before the class and
     /// `clear` the class before the span).
+    /// `root`: this map's `root` (free passes it from `sm_fast`).
     @inline(__always)
-    func smallObjectEntry(ofPage page: UInt) -> (sizeClass: UInt8, span: UnsafeMutablePointer<Span>?) {
+    static func smallObjectEntry(root: UnsafePointer<UnsafeMutableRawPointer?>,
+                                 ofPage page: UInt) -> (sizeClass: UInt8, span: UnsafeMutablePointer<Span>?) {
         let index = (page >> UInt(PageMap.leafBits)) & UInt(PageMap.rootEntries - 1)
         guard let leaf = root[Int(bitPattern: index)] else { return (0, nil) }
         let slot = Int(bitPattern: page & UInt(PageMap.leafEntries - 1))

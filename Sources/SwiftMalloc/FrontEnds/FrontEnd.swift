@@ -21,21 +21,18 @@ enum FrontEnd {
     @inline(__always)
     static func allocate(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
                          _ sizeClass: Int) -> ObjectPointer? {
-        if heap.pointee.frontEnd == .percpu { return allocatePerCPU(heap, state, sizeClass) }
+        if heap.pointee.frontEnd == .percpu { return allocatePerCPU(state, sizeClass) }
         return allocateOther(heap, state, sizeClass)
     }
 
     /// `allocate` under the percpu front end (malloc knows it from the TLS
-    /// slot, see ThreadState).
+    /// slot, see ThreadState), on the process's slabs (`sm_fast`). A pop
+    /// counts itself, in its list word (PerCPUSlabs.pops).
     @inline(__always)
-    static func allocatePerCPU(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
-                               _ sizeClass: Int) -> ObjectPointer? {
-        let popped = heap.pointee.percpu.popFast(sizeClass, aborts: &state.pointee.counters.rseqAborts)
-        if _fastPath(popped.ok) {
-            ThreadState.classCounts(state).countAllocation(sizeClass)
-            return popped.object
-        }
-        return Allocator.allocateSmallSlow(heap, sizeClass)
+    static func allocatePerCPU(_ state: UnsafeMutablePointer<ThreadState>, _ sizeClass: Int) -> ObjectPointer? {
+        let popped = sm_fast_percpu_pop(sizeClass, &state.pointee.counters.rseqAborts)
+        if _fastPath(popped.ok) { return popped.object }
+        return Allocator.allocateSmallSlow(Heap.shared, sizeClass)
     }
 
     /// `allocate` under the other front ends: thread has a fast path, the
@@ -64,14 +61,13 @@ enum FrontEnd {
         switch heap.pointee.frontEnd {
         case .percpu:
             // A thread just registered has not tried its slab yet, and the
-            // fast path gives up after an abort: try (again) first.
+            // fast path gives up after an abort: try (again) first. A pop
+            // counts itself in the slab.
             object = heap.pointee.percpu.pop(sizeClass, aborts: &state.pointee.counters.rseqAborts)
-            hit = object != nil
-            if !hit {
-                object = heap.pointee.percpu.refill(heap, sizeClass, batchSize: batch, scratch: state.pointee.scratch,
-                                                    aborts: &state.pointee.counters.rseqAborts)
-                if heap.pointee.percpu.noteMiss(sizeClass) { heap.pointee.percpu.rebalance(heap) }
-            }
+            if object != nil { return object }
+            object = heap.pointee.percpu.refill(heap, sizeClass, batchSize: batch, scratch: state.pointee.scratch,
+                                                aborts: &state.pointee.counters.rseqAborts)
+            if heap.pointee.percpu.noteMiss(sizeClass) { heap.pointee.percpu.rebalance(heap) }
         case .thread:
             object = state.pointee.cache.pop(sizeClass)
             hit = object != nil
@@ -97,11 +93,10 @@ enum FrontEnd {
     /// Takes back a small object of `sizeClass` from a thread with a record,
     /// under the percpu front end.
     @inline(__always)
-    static func deallocatePerCPU(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
-                                 _ object: ObjectPointer, _ sizeClass: Int) {
+    static func deallocatePerCPU(_ state: UnsafeMutablePointer<ThreadState>, _ object: ObjectPointer, _ sizeClass: Int) {
         ThreadState.classCounts(state).countFree(sizeClass)
-        if heap.pointee.percpu.pushFast(object, sizeClass, aborts: &state.pointee.counters.rseqAborts) { return }
-        percpuPushSlow(heap, state, object, sizeClass)
+        if sm_fast_percpu_push(sizeClass, object, &state.pointee.counters.rseqAborts) { return }
+        percpuPushSlow(Heap.shared, state, object, sizeClass)
     }
 
     /// The same under the other front ends.

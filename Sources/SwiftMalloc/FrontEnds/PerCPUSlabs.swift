@@ -67,8 +67,9 @@ struct PerCPUSlabs {
         self.misses = metadata.allocateArray(of: UInt64.self, count: table.count)
         let layout = SlabLayout(metadata.allocateArray(of: UInt16.self, count: 2 * table.count), classCount: table.count)
         spare = SlabLayout(metadata.allocateArray(of: UInt16.self, count: 2 * table.count), classCount: table.count)
-        // Slots start after the headers (8 bytes each, like a slot).
-        var next = table.count
+        // Slots start after the list words and limits (swiftmalloc_rseq.h).
+        precondition(table.count <= Int(SM_SLAB_MAX_CLASSES), "more size classes than a slab has lists")
+        var next = Int(SM_SLAB_FIRST_SLOT)
         let perClass = 2 * budgetBytes / max(1, table.count - 1)
         let slotLimit = PerCPUSlabs.slabBytes / 8
         var c = 1
@@ -88,11 +89,10 @@ struct PerCPUSlabs {
         base = memory.assumingMemoryBound(to: CChar.self)
         var s = 0
         while s < slabCount {
-            let headers = header(slab: s)
+            let slab = self.slab(s)
             var c = 1
             while c < table.count {
-                let first = layout.begin[c]
-                headers[c] = sm_slab_header_t(current: first, end: first &+ layout.capacity[c], begin: first, unused: 0)
+                sm_slab_init_list(slab, c, layout.begin[c], layout.capacity[c])
                 c += 1
             }
             s += 1
@@ -107,10 +107,20 @@ struct PerCPUSlabs {
                    classCount: classCount)
     }
 
+    /// The slab of CPU (or mm_cid) `index`.
     @inline(__always)
-    func header(slab: Int) -> UnsafeMutablePointer<sm_slab_header_t> {
-        UnsafeMutableRawPointer(base.unsafelyUnwrapped + (slab << Int(SM_SLAB_SHIFT)))
-            .assumingMemoryBound(to: sm_slab_header_t.self)
+    func slab(_ index: Int) -> UnsafeMutablePointer<CChar> {
+        base.unsafelyUnwrapped + (index << Int(SM_SLAB_SHIFT))
+    }
+
+    /// malloc calls served by single pops from the slabs, for one class,
+    /// summed over CPUs: the pop counts in the list words (the per-CPU
+    /// front end's fast path counts nothing else; statistics add these).
+    func pops(_ sizeClass: Int) -> UInt64 {
+        var total: UInt64 = 0
+        var s = 0
+        while s < Int(slabCount) { total &+= sm_slab_pops(slab(s), sizeClass); s += 1 }
+        return total
     }
 
     // MARK: fast paths
@@ -118,12 +128,6 @@ struct PerCPUSlabs {
     @inline(__always)
     func pop(_ sizeClass: Int, aborts: UnsafeMutablePointer<UInt64>) -> ObjectPointer? {
         sm_percpu_pop(base, slabCount, sizeClass, aborts)
-    }
-
-    /// `pop` for the malloc fast path: `ok` tells success (see the shim).
-    @inline(__always)
-    func popFast(_ sizeClass: Int, aborts: UnsafeMutablePointer<UInt64>) -> sm_pop_result_t {
-        sm_percpu_pop_fast(base, slabCount, sizeClass, aborts)
     }
 
     /// Pushes one object, retrying after an abort: SM_PUSH_DONE, or
@@ -134,12 +138,8 @@ struct PerCPUSlabs {
         sm_percpu_push_checked(base, slabCount, sizeClass, object, aborts)
     }
 
-    /// `push` for the free fast path: false for anything but a push (an
-    /// abort too; see the shim); the slow path retries with `push`.
-    @inline(__always)
-    func pushFast(_ object: ObjectPointer, _ sizeClass: Int, aborts: UnsafeMutablePointer<UInt64>) -> Bool {
-        sm_percpu_push_fast(base, slabCount, sizeClass, object, aborts)
-    }
+    // The fast paths' pop and push are the shim's sm_fast_percpu_pop/push,
+    // on the process's slabs as published in `sm_fast` (Heap).
 
     // MARK: slow paths
 
@@ -228,9 +228,9 @@ struct PerCPUSlabs {
         let old = layout()
         var s = 0
         while s < Int(slabCount) {
-            let headers = header(slab: s)
+            let slab = self.slab(s)
             var c = 1
-            while c < classCount { stopHeader(headers + c); c += 1 }
+            while c < classCount { stopList(slab, c); c += 1 }
             s += 1
         }
         _ = sm_rseq_fence(-1)
@@ -245,17 +245,17 @@ struct PerCPUSlabs {
         }
         s = 0
         while s < Int(slabCount) {
-            let headers = header(slab: s)
+            let slab = self.slab(s)
             var c = 1
-            while c < classCount { sm_atomic_store_u16(&headers[c].current, now.begin[c]); c += 1 }
+            while c < classCount { sm_slab_set_current(slab, c, now.begin[c]); c += 1 }
             s += 1
         }
         _ = sm_rseq_fence(-1)
         s = 0
         while s < Int(slabCount) {
-            let headers = header(slab: s)
+            let slab = self.slab(s)
             var c = 1
-            while c < classCount { reopenHeader(headers + c, c, now); c += 1 }
+            while c < classCount { reopenList(slab, c, now); c += 1 }
             s += 1
         }
     }
@@ -320,7 +320,7 @@ struct PerCPUSlabs {
             c += 1
         }
         // Second pass: grow the classes that keep missing, while room lasts.
-        let slotLimit = PerCPUSlabs.slabBytes / 8 - classCount
+        let slotLimit = PerCPUSlabs.slabBytes / 8 - Int(SM_SLAB_FIRST_SLOT)
         c = 1
         while c < classCount {
             let m = sm_atomic_load_u64(misses + c)
@@ -336,7 +336,7 @@ struct PerCPUSlabs {
             }
             c += 1
         }
-        var next = classCount
+        var next = Int(SM_SLAB_FIRST_SLOT)
         c = 1
         while c < classCount {
             if fresh.capacity[c] != capacity[c] { changed = true }
@@ -355,12 +355,12 @@ struct PerCPUSlabs {
         let slots = UnsafeMutableRawPointer(base.unsafelyUnwrapped).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
         var s = 0
         while s < Int(slabCount) {
-            let headers = header(slab: s)
+            let slab = self.slab(s)
             let slabSlots = slots + (s << (Int(SM_SLAB_SHIFT) - 3))
             var c = 1
             while c < classCount {
                 let first = Int(layout.begin[c])
-                let current = Int(sm_atomic_load_u16(&headers[c].current))
+                let current = Int(sm_slab_current(slab, c))
                 if current > first { giveBack(c, slabSlots + first, count: UInt32(current - first)) }
                 c += 1
             }
@@ -369,17 +369,15 @@ struct PerCPUSlabs {
     }
 
     /// Makes pops and pushes on one list fail (see swiftmalloc_rseq.h).
-    func stopHeader(_ header: UnsafeMutablePointer<sm_slab_header_t>) {
-        sm_atomic_store_u16(&header.pointee.end, 0)
-        sm_atomic_store_u16(&header.pointee.begin, UInt16(SM_SLAB_STOPPED_BEGIN))
+    func stopList(_ slab: UnsafeMutablePointer<CChar>, _ sizeClass: Int) {
+        sm_slab_set_limits(slab, sizeClass, UInt16(SM_SLAB_STOPPED_BEGIN), 0)
     }
 
     /// Re-opens a stopped list whose `current` is already its first slot
     /// (and fenced: see `drainAndRelayout`).
-    func reopenHeader(_ header: UnsafeMutablePointer<sm_slab_header_t>, _ sizeClass: Int, _ layout: SlabLayout) {
+    func reopenList(_ slab: UnsafeMutablePointer<CChar>, _ sizeClass: Int, _ layout: SlabLayout) {
         let first = layout.begin[sizeClass]
-        sm_atomic_store_u16(&header.pointee.end, first &+ layout.capacity[sizeClass])
-        sm_atomic_store_u16(&header.pointee.begin, first)
+        sm_slab_set_limits(slab, sizeClass, first, first &+ layout.capacity[sizeClass])
     }
 
     /// Bytes cached in all slabs (statistics): a lock-free walk, with the
@@ -393,12 +391,12 @@ struct PerCPUSlabs {
         var total: UInt64 = 0
         var s = 0
         while s < Int(slabCount) {
-            let headers = header(slab: s)
+            let slab = self.slab(s)
             var c = 1
             while c < classCount {
-                let current = UInt64(sm_atomic_load_u16(&headers[c].current))
+                let current = UInt64(sm_slab_current(slab, c))
                 let first = UInt64(layout.begin[c])
-                if current > first && sm_atomic_load_u16(&headers[c].begin) != UInt16(SM_SLAB_STOPPED_BEGIN) {
+                if current > first && sm_slab_begin(slab, c) != UInt16(SM_SLAB_STOPPED_BEGIN) {
                     total &+= (current - first) &* UInt64(sizes.unsafelyUnwrapped[c])
                 }
                 c += 1

@@ -152,6 +152,14 @@ struct ThreadRegistry {
             cursor = state.pointee.next
         }
         if underRCU { RCUReader.exit() } else { registry.pointee.lock.unlock() }
+        // The per-CPU front end counts its hits in the slabs.
+        if heap.pointee.frontEnd == .percpu {
+            var c = 1
+            while c < classCount {
+                sum.addAllocations(heap.pointee.percpu.pops(c), size: sizes[c])
+                c += 1
+            }
+        }
         return sum
     }
 }

@@ -76,6 +76,15 @@ struct CounterTotals {
         }
     }
 
+    /// Small allocations counted outside thread records: the per-CPU
+    /// slabs' pops (PerCPUSlabs.pops). Counts are summed modulo 2^64, so a
+    /// class whose frees are in thread records and allocations here comes
+    /// out right in the total.
+    mutating func addAllocations(_ count: UInt64, size: UInt32) {
+        smallAllocations &+= count
+        smallInUseBytes &+= count &* UInt64(size)
+    }
+
     var allocations: UInt64 { smallAllocations &+ scalars.largeAllocations }
     var frees: UInt64 { smallFrees &+ scalars.largeFrees }
     var fastHits: UInt64 { smallAllocations &- scalars.fastMisses }

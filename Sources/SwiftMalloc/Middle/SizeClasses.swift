@@ -18,6 +18,8 @@
 // table costs malloc one add, one shift and one load, where the split one
 // takes seven instructions.)
 
+import SwiftMallocShims
+
 struct SizeClassTable {
     static let maxSize = 32 * 1024
     static let maxClasses = 128
@@ -95,6 +97,13 @@ struct SizeClassTable {
     @inline(__always)
     func sizeClass(for size: Int) -> Int {
         Int(classIndex[SizeClassTable.index(for: size)])
+    }
+
+    /// `sizeClass(for:)` of the heap's table, read through `sm_fast` (one
+    /// RIP-relative load for the table): malloc's lookup.
+    @inline(__always)
+    static func fastSizeClass(for size: UInt) -> Int {
+        Int(sm_fast_class(Int(bitPattern: (size &+ 7) &>> 3)))
     }
 
     @inline(__always) func size(of sizeClass: Int) -> Int { Int(sizes[sizeClass]) }
