@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 //
 // SwiftMalloc: a memory allocator for Linux written in Swift.
 //
@@ -47,8 +47,9 @@ let package = Package(
             // malloc, free and cfree are the Swift entry points themselves
             // (Sources/SwiftMalloc/API/Exports.swift, by mangled name; the link
             // fails if a signature changes): no jump between the program's
-            // call and the fast path. It costs `unsafeFlags`, so other packages
-            // cannot depend on this one by version (DESIGN.md weighs this).
+            // call and the fast path (a jump cost a cycle per call). It takes
+            // `unsafeFlags`, which SwiftPM accepts in a dependency from tools
+            // version 6.2 on (hence the 6.2 at the top of this file).
             linkerSettings: [.unsafeFlags([
                 "-Xlinker", "--defsym=malloc=\"$s11SwiftMalloc18swiftmalloc_mallocySvSgSuF\"",
                 "-Xlinker", "--defsym=free=\"$s11SwiftMalloc16swiftmalloc_freeyySvSgF\"",

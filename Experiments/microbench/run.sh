@@ -384,6 +384,22 @@ verdict() { # input: same rows; prints the acceptance line for each SwiftMalloc 
             if (fails == "") printf("- %s: within 1.5× of the fastest peer on every workload (worst %.2f× on %s). Goal met.\n", an[a], worst, worstw)
             else printf("- %s: NOT within 1.5× of the fastest peer on:%s. Goal not met.\n", an[a], fails)
         }
+        # The per-CPU front end has its own goal: within 1.1× of tcmalloc.
+        for (a = 1; a <= na; a++) {
+            if (an[a] != "swiftmalloc-percpu") continue
+            worst = 0; worstw = ""; fails = ""; seen = 0
+            for (x = 1; x <= nw; x++) {
+                w = order[x]; kp = an[a] SUBSEP w; kt = "tcmalloc" SUBSEP w
+                if (!(kp in vals) || !(kt in vals)) continue
+                seen = 1
+                r = median(kp) / median(kt)
+                if (r > worst) { worst = r; worstw = w }
+                if (r > 1.1) fails = fails " " w sprintf(" (%.3f×)", r)
+            }
+            if (!seen) continue
+            if (fails == "") printf("- swiftmalloc-percpu: within 1.1× of tcmalloc on every workload (worst %.3f× on %s). Goal met.\n", worst, worstw)
+            else printf("- swiftmalloc-percpu: NOT within 1.1× of tcmalloc on:%s. Goal not met.\n", fails)
+        }
         print ""
     }'
 }
@@ -417,7 +433,7 @@ if [ "$MODE" = time ]; then
     echo
     table "ns" 2 1 <"$WORK/stat.tsv"
     spread_table 2 <"$WORK/stat.tsv"
-    echo "## Acceptance (SwiftMalloc within 1.5× of the fastest peer)"
+    echo "## Acceptance (SwiftMalloc within 1.5× of the fastest peer; per-CPU within 1.1× of tcmalloc)"
     echo
     verdict <"$WORK/stat.tsv"
     [ -n "$OUT" ] && log "raw results: $OUT/raw.tsv (allocator, workload, size, wall_min, wall_median, cpu_min, cpu_median [ns/op], repetition)"

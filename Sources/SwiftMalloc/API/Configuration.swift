@@ -59,32 +59,32 @@ struct Configuration {
     /// once rseq has been probed.
     static func fromEnvironment() -> Configuration {
         var config = Configuration()
-        if let value = sm_getenv("SWIFTMALLOC_FRONTEND"), value.pointee != 0 {
+        if let value = environment("SWIFTMALLOC_FRONTEND"), value.pointee != 0 {
             if let kind = parseFrontEnd(value) {
                 config.requestedFrontEnd = kind
             } else {
                 config.badFrontEndValue = value
             }
         }
-        if let value = sm_getenv("SWIFTMALLOC_PERCPU_ID"), value.pointee != 0 {
+        if let value = environment("SWIFTMALLOC_PERCPU_ID"), value.pointee != 0 {
             if equals(value, "cpu") { config.requestedIDMode = .cpu }
             else if equals(value, "mmcid") { config.requestedIDMode = .mmcid }
             else { config.badIDModeValue = value }
         }
-        if let value = sm_getenv("SWIFTMALLOC_PERCPU_CACHE_BYTES"), let bytes = parseSize(value) {
+        if let value = environment("SWIFTMALLOC_PERCPU_CACHE_BYTES"), let bytes = parseSize(value) {
             config.perCPUCacheBytes = max(64 << 10, min(bytes, 64 << 20))
         }
-        if let value = sm_getenv("SWIFTMALLOC_DEBUG"), equals(value, "1") { config.debug = true }
-        if let value = sm_getenv("SWIFTMALLOC_SCAVENGE_INTERVAL"), let n = parseSize(value) {
+        if let value = environment("SWIFTMALLOC_DEBUG"), equals(value, "1") { config.debug = true }
+        if let value = environment("SWIFTMALLOC_SCAVENGE_INTERVAL"), let n = parseSize(value) {
             config.scavengeInterval = UInt64(min(n, 1 << 50))
         }
-        if let value = sm_getenv("SWIFTMALLOC_LARGE_CACHE_BYTES"), let bytes = parseSize(value) {
+        if let value = environment("SWIFTMALLOC_LARGE_CACHE_BYTES"), let bytes = parseSize(value) {
             config.largeCacheBytes = min(bytes, 1 << 40)
         }
-        if let value = sm_getenv("SWIFTMALLOC_PERCPU_REBALANCE"), let n = parseSize(value) {
+        if let value = environment("SWIFTMALLOC_PERCPU_REBALANCE"), let n = parseSize(value) {
             config.perCPURebalanceInterval = UInt64(min(n, 1 << 40))
         }
-        if let value = sm_getenv("SWIFTMALLOC_THREAD_CACHE_BYTES"), let bytes = parseSize(value) {
+        if let value = environment("SWIFTMALLOC_THREAD_CACHE_BYTES"), let bytes = parseSize(value) {
             config.threadCacheBytes = max(64 << 10, min(bytes, 1 << 30))
         }
         return config
@@ -100,7 +100,7 @@ struct Configuration {
 
     /// Copies the stats path out of the environment (heap built, metadata available).
     mutating func captureStatsPath(metadata: inout MetadataArena) {
-        guard let value = sm_getenv("SWIFTMALLOC_STATS_FILE"), value.pointee != 0 else { return }
+        guard let value = Configuration.environment("SWIFTMALLOC_STATS_FILE"), value.pointee != 0 else { return }
         var length = 0
         while value[length] != 0 { length += 1 }
         let copy = metadata.allocateArray(of: CChar.self, count: length + 1)
@@ -166,6 +166,14 @@ struct Configuration {
         if value[i] != 0 { return nil }
         if shift > 0 && result > (Int.max >> shift) { return nil }
         return result << shift
+    }
+
+    /// getenv for a name written in the source. A `StaticString` passes
+    /// its bytes in place; a `String` literal handed to a C `char *` would be
+    /// converted through a heap buffer in unoptimised builds, calling malloc
+    /// from inside the heap's own initialisation (a self-deadlock).
+    static func environment(_ name: StaticString) -> UnsafePointer<CChar>? {
+        sm_getenv(UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self))
     }
 
     static func equals(_ a: UnsafePointer<CChar>, _ b: StaticString) -> Bool {
