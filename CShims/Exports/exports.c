@@ -1,7 +1,8 @@
 // The standard malloc names, each a jump into the Swift entry point of the
-// same meaning (swiftmalloc_*), except malloc and free (see below). Declaring those protected makes the jumps
-// direct inside the library, with no PLT indirection, while the
-// swiftmalloc_* names stay exported for programs that link against them.
+// same meaning (swiftmalloc_*), except malloc, free and cfree (see below).
+// Declaring those protected makes the jumps direct inside the library, with
+// no PLT indirection, while the swiftmalloc_* names stay exported for
+// programs that link against them.
 #include "swiftmalloc.h"
 
 #include <errno.h>

@@ -192,18 +192,18 @@ int32_t sm_rseq_fence(int32_t cpu);
 // Pops one object of class `cl` from the current CPU's slab. `ok` says
 // whether one was popped (false: the list is empty or stopped, the CPU has
 // no slab, or the section was aborted: counted, and the caller's slow path
-// retries with sm_percpu_pop), so that the caller's success branch knows the object is not
-// NULL without testing it again (an out-parameter would cost a stack slot
-// and Swift's stack protector).
+// retries with sm_percpu_pop), so that the caller's success branch knows
+// the object is not NULL without testing it again (an out-parameter would
+// cost a stack slot and Swift's stack protector).
 typedef struct sm_pop_result {
     void *object;
     bool ok;
 } sm_pop_result_t;
 
-//
-// `base` and `nslabs` are read through pointers, as memory operands: with a
-// global's address (sm_fast_percpu_pop) each is folded into the instruction
-// that uses it as a RIP-relative operand.
+// The malloc fast path's pop (described above). `base` and `nslabs` are
+// read through pointers, as memory operands: with a global's address
+// (sm_fast_percpu_pop) each is folded into the instruction that uses it as
+// a RIP-relative operand.
 static inline __attribute__((always_inline))
 sm_pop_result_t sm_percpu_pop_fast(char *const *base, const uint32_t *nslabs, size_t cl, uint64_t *aborts) {
     void *object;
@@ -319,9 +319,10 @@ bool sm_percpu_push(char *base, uint32_t nslabs, size_t cl, void *object, uint64
 
 // The free fast path's push: false when the list is full or stopped, the
 // CPU has no slab, the slot below `current` holds the object (freed twice,
-// or a stale copy below an empty list), or the section was aborted (counted); the caller's slow path then retries
-// with sm_percpu_push_checked, which tells these apart.
-// `base` and `nslabs` as for sm_percpu_pop_fast.
+// or a stale copy below an empty list), or the section was aborted
+// (counted); the caller's slow path then retries with
+// sm_percpu_push_checked, which tells these apart. `base` and `nslabs` as
+// for sm_percpu_pop_fast.
 static inline __attribute__((always_inline))
 bool sm_percpu_push_fast(char *const *base, const uint32_t *nslabs, size_t cl, void *object, uint64_t *aborts) {
     __asm__ __volatile__ goto(

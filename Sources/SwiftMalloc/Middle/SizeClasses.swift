@@ -103,7 +103,7 @@ struct SizeClassTable {
     /// RIP-relative load for the table): malloc's lookup.
     @inline(__always)
     static func fastSizeClass(for size: UInt) -> Int {
-        Int(sm_fast_class(Int(bitPattern: (size &+ 7) &>> 3)))
+        Int(sm_fast_class(index(for: Int(bitPattern: size))))
     }
 
     @inline(__always) func size(of sizeClass: Int) -> Int { Int(sizes[sizeClass]) }
