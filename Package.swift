@@ -3,20 +3,37 @@
 // SwiftMalloc: a memory allocator for Linux written in Swift.
 //
 // Targets, bottom to top:
-//   SwiftMallocShims   (CShims/Shims)   C: TLS, locks, atomics, syscalls; later rseq.
-//   SwiftMalloc        (Sources/SwiftMalloc) Swift: the allocator (platform,
-//                      data structures, back end, middle, front ends, API).
+//   SwiftMallocShims   (CShims/Shims)   C: TLS, locks, atomics, syscalls, rseq, liburcu glue.
+//   SwiftMallocCore    (Sources/SwiftMallocCore) Embedded Swift: the allocator
+//                      (platform, data structures, back end, middle, front
+//                      ends, API). Embedded: no Swift runtime, no metadata
+//                      instantiated at run time, nothing but libc below it.
 //   SwiftMallocExports (CShims/Exports) C: the standard malloc names and the
 //                      documented public header <swiftmalloc.h>.
-// The library product `SwiftMalloc` is built as libSwiftMalloc.so: preload it,
-// or depend on it from a Swift executable to make it the process allocator.
+//   SwiftMallocCoreTestable (Tests/SwiftMallocCoreTestable, a link to the
+//                      core's folder) the same sources as ordinary Swift, for
+//                      the unit tests: an ordinary module cannot import an
+//                      Embedded one.
+//   SwiftMallocAPI     (Sources/SwiftMalloc) ordinary Swift: the `Malloc` API
+//                      over <swiftmalloc.h>, for Swift programs.
+// The library product `SwiftMalloc` is built as libSwiftMalloc.so, which needs
+// only libc and liburcu: preload it, or depend on it from a Swift executable
+// to make it the process allocator (Examples/AdoptDemo).
 import PackageDescription
+
+/// The folder of this manifest: the linker's version script is named by an
+/// absolute path, since SwiftPM does not say where the linker runs.
+let packageRoot: String = {
+    let file = #filePath
+    return String(file[..<file.lastIndex(of: "/")!])
+}()
 
 let package = Package(
     name: "SwiftMalloc",
     products: [
         .library(name: "SwiftMalloc", type: .dynamic, targets: ["SwiftMallocExports"]),
-        .executable(name: "swiftmalloc-adopt-demo", targets: ["SwiftMallocAdoptDemo"]),
+        // The `Malloc` Swift API; link it with the product above.
+        .library(name: "SwiftMallocAPI", targets: ["SwiftMallocAPI"]),
         // The experiments lab (Experiments/, docs/experiments.md).
         .executable(name: "malloc-lab", targets: ["MallocLab"]),
         .executable(name: "malloc-lab-workload", targets: ["MallocLabWorkload"]),
@@ -35,14 +52,21 @@ let package = Package(
             linkerSettings: [.linkedLibrary("urcu-memb"), .linkedLibrary("urcu-common")]
         ),
         .target(
-            name: "SwiftMalloc",
+            name: "SwiftMallocCore",
             dependencies: ["SwiftMallocShims"],
-            path: "Sources/SwiftMalloc"
+            path: "Sources/SwiftMallocCore",
+            swiftSettings: [.enableExperimentalFeature("Embedded"), .unsafeFlags(["-wmo"])]
+        ),
+        .target(
+            name: "SwiftMallocCoreTestable",
+            dependencies: ["SwiftMallocShims"],
+            path: "Tests/SwiftMallocCoreTestable"
         ),
         .target(
             name: "SwiftMallocExports",
-            dependencies: ["SwiftMalloc"],
+            dependencies: ["SwiftMallocCore"],
             path: "CShims/Exports",
+            exclude: ["exports.map"],
             cSettings: [.define("_GNU_SOURCE")],
             // malloc, free and cfree are the Swift entry points themselves
             // (Sources/SwiftMalloc/API/Exports.swift, by mangled name; the link
@@ -50,20 +74,26 @@ let package = Package(
             // call and the fast path (a jump cost a cycle per call). It takes
             // `unsafeFlags`, which SwiftPM accepts in a dependency from tools
             // version 6.2 on (hence the 6.2 at the top of this file).
+            // The version script exports the C interface alone (exports.map).
+            // Linked as Embedded Swift: no Swift start-up object, runtime
+            // library or path to the toolchain.
             linkerSettings: [.unsafeFlags([
-                "-Xlinker", "--defsym=malloc=\"$s11SwiftMalloc18swiftmalloc_mallocySvSgSuF\"",
-                "-Xlinker", "--defsym=free=\"$s11SwiftMalloc16swiftmalloc_freeyySvSgF\"",
-                "-Xlinker", "--defsym=cfree=\"$s11SwiftMalloc16swiftmalloc_freeyySvSgF\"",
+                "-enable-experimental-feature", "Embedded",
+                "-Xlinker", "--defsym=malloc=\"$e15SwiftMallocCore18swiftmalloc_mallocySvSgSuF\"",
+                "-Xlinker", "--defsym=free=\"$e15SwiftMallocCore16swiftmalloc_freeyySvSgF\"",
+                "-Xlinker", "--defsym=cfree=\"$e15SwiftMallocCore16swiftmalloc_freeyySvSgF\"",
+                "-Xlinker", "--version-script=\(packageRoot)/CShims/Exports/exports.map",
             ])]
         ),
-        .executableTarget(
-            name: "SwiftMallocAdoptDemo",
-            dependencies: ["SwiftMallocExports"],
-            path: "Sources/SwiftMallocAdoptDemo"
+        .systemLibrary(name: "CSwiftMalloc", path: "CShims/Header"),
+        .target(
+            name: "SwiftMallocAPI",
+            dependencies: ["CSwiftMalloc"],
+            path: "Sources/SwiftMalloc"
         ),
         .testTarget(
             name: "SwiftMallocTests",
-            dependencies: ["SwiftMalloc", "SwiftMallocShims"],
+            dependencies: ["SwiftMallocCoreTestable", "SwiftMallocShims"],
             path: "Tests/SwiftMallocTests"
         ),
 

@@ -6,7 +6,9 @@
 # On a fresh Debian machine with only the Swift toolchain it first installs
 # what the tests need (with apt-get, saying what), then:
 #   1. swift build -c release      -> .build/release/libSwiftMalloc.so
-#   2. swift test (in parallel)    with SWIFTMALLOC_LIB pointing at that library
+#      swift build --product SwiftMalloc -> .build/debug/libSwiftMalloc.so
+#      the adoption demo (Examples/AdoptDemo, a package depending on this one)
+#   2. swift test (in parallel)    with SWIFTMALLOC_LIB pointing at the release library
 # The integration tests start real programs (python3 -m test, sqlite3, git,
 # C programs compiled with cc) under LD_PRELOAD=libSwiftMalloc.so.
 #
@@ -95,6 +97,14 @@ swift build -c release
 export SWIFTMALLOC_LIB="$ROOT/.build/release/libSwiftMalloc.so"
 [ -f "$SWIFTMALLOC_LIB" ] || die "the release build did not produce $SWIFTMALLOC_LIB"
 say "built $SWIFTMALLOC_LIB in $(elapsed "$T")"
+
+# The debug library (tests check that it preloads) and the adoption demo.
+T=$SECONDS
+say "swift build --product SwiftMalloc (debug library)"
+swift build --product SwiftMalloc
+say "swift build -c release --package-path Examples/AdoptDemo"
+swift build -c release --package-path Examples/AdoptDemo
+say "built the debug library and the demo in $(elapsed "$T")"
 
 # A first smoke check, so that a library that cannot even be preloaded says so plainly.
 say "smoke check: LD_PRELOAD=$SWIFTMALLOC_LIB /bin/ls /"

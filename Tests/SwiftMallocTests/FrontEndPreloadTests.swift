@@ -4,7 +4,7 @@ import Foundation
 import SwiftMallocShims
 import XCTest
 
-@testable import SwiftMalloc
+@testable import SwiftMallocCoreTestable
 
 final class FrontEndPreloadTests: XCTestCase {
     /// Runs a C program from Tests/CPrograms preloaded; returns its result

@@ -292,20 +292,29 @@ final class IntegrationRealProgramTests: XCTestCase {
     }
 }
 
-/// A Swift executable that links the library uses it as its allocator
-/// without LD_PRELOAD.
+/// A Swift executable that depends on the package (Examples/AdoptDemo, a
+/// package of its own, as an adopter's would be) links libSwiftMalloc.so and
+/// uses it as its allocator without LD_PRELOAD, next to the Swift runtime.
 final class IntegrationAdoptionTests: XCTestCase {
+    /// scripts/test.sh builds it (`swift build -c release --package-path Examples/AdoptDemo`).
+    static let demo = Preload.packageRoot.appendingPathComponent("Examples/AdoptDemo/.build/release/swiftmalloc-adopt-demo").path
+
     func testAdoptDemoUsesSwiftMallocWithoutPreload() throws {
-        _ = try Preload.library()
-        let demo = URL(fileURLWithPath: Preload.releaseDirectory).appendingPathComponent("swiftmalloc-adopt-demo").path
+        let demo = Self.demo
         guard FileManager.default.isExecutableFile(atPath: demo) else {
-            return XCTFail("\(demo) not found: run `swift build -c release` first")
+            return XCTFail("\(demo) not found: run `swift build -c release --package-path Examples/AdoptDemo` first")
         }
+        // Linked, not preloaded: the program names the library itself.
+        let needed = try ELFDynamic.needed(of: demo)
+        XCTAssertTrue(needed.contains("libSwiftMalloc.so"), "\(needed)")
+        XCTAssertTrue(needed.contains("libswiftCore.so"), "\(needed)")
+
         let statsDir = try Preload.makeTemporaryDirectory("adopt")
         let statsPath = statsDir.appendingPathComponent("stats-%p.json").path
         // Preload.run removes LD_PRELOAD from the inherited environment.
         let result = try Preload.run([demo], environment: ["SWIFTMALLOC_STATS_FILE": statsPath], timeout: 120)
         XCTAssertEqual(result.exitStatus, 0, result.summary)
+        XCTAssertTrue(result.stdout.contains("allocations served by SwiftMalloc: "), result.summary)
         let stats = try Preload.stats(in: statsDir, pid: result.pid)
         XCTAssertGreaterThanOrEqual(Preload.number(stats, "allocations") ?? 0, 1_000, "\(stats)")
         XCTAssertEqual(Preload.number(stats, "pid"), UInt64(result.pid))

@@ -5,7 +5,7 @@ import Foundation
 import SwiftMallocShims
 import XCTest
 
-@testable import SwiftMalloc
+@testable import SwiftMallocCoreTestable
 
 /// Runs `body(index)` on `count` threads of its own (not a pool: the point is
 /// to have many more threads than CPUs) and waits for all of them.

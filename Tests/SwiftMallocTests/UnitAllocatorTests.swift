@@ -3,7 +3,7 @@
 // calls go straight to its internals).
 import XCTest
 
-@testable import SwiftMalloc
+@testable import SwiftMallocCoreTestable
 
 final class UnitAllocatorTests: XCTestCase {
     private var heap: UnsafeMutablePointer<Heap> { Heap.ensureInitialized() }

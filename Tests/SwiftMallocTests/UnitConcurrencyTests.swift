@@ -4,7 +4,7 @@
 import Foundation
 import XCTest
 
-@testable import SwiftMalloc
+@testable import SwiftMallocCoreTestable
 
 /// Runs `body(index)` on `count` threads of its own and joins them: when it
 /// returns, every thread has exited, its exit handlers (the allocator's

@@ -2,7 +2,7 @@
 import Foundation
 import XCTest
 
-@testable import SwiftMalloc
+@testable import SwiftMallocCoreTestable
 
 final class UnitConfigurationTests: XCTestCase {
     /// Runs `body` on a strdup'd (heap, NUL-terminated) copy of `text`.

@@ -3,7 +3,7 @@
 // transfer caches of the real heap in this test process.
 import XCTest
 
-@testable import SwiftMalloc
+@testable import SwiftMallocCoreTestable
 
 final class UnitMiddleTests: XCTestCase {
     private var heap: UnsafeMutablePointer<Heap> { Heap.ensureInitialized() }

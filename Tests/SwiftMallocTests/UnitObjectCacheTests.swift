@@ -2,7 +2,7 @@
 // on a cache of the test's own, in front of the real middle of this process.
 import XCTest
 
-@testable import SwiftMalloc
+@testable import SwiftMallocCoreTestable
 
 final class UnitObjectCacheTests: XCTestCase {
     private var heap: UnsafeMutablePointer<Heap> { Heap.ensureInitialized() }

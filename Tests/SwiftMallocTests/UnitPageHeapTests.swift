@@ -3,7 +3,7 @@
 // Every call into the page heap holds its lock, as Allocator.swift does.
 import XCTest
 
-@testable import SwiftMalloc
+@testable import SwiftMallocCoreTestable
 
 final class UnitPageHeapTests: XCTestCase {
     typealias SpanRef = UnsafeMutablePointer<Span>

@@ -2,7 +2,7 @@
 // fake span records: nothing here touches the allocator's own heap.
 import XCTest
 
-@testable import SwiftMalloc
+@testable import SwiftMallocCoreTestable
 
 final class UnitPageMapTests: XCTestCase {
     private var fakeSpans: [UnsafeMutablePointer<Span>] = []

@@ -2,7 +2,7 @@
 // the heap builds at start-up in this test process.
 import XCTest
 
-@testable import SwiftMalloc
+@testable import SwiftMallocCoreTestable
 
 final class UnitSizeClassTests: XCTestCase {
     private var table: SizeClassTable { Heap.ensureInitialized().pointee.sizeClasses }

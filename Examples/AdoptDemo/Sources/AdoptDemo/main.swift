@@ -2,7 +2,7 @@
 // depending on the library: no LD_PRELOAD. Every class instance, array,
 // dictionary and string below is allocated by SwiftMalloc, which the
 // counters printed at the end (and SWIFTMALLOC_STATS_FILE) show.
-import SwiftMalloc
+import SwiftMallocAPI
 
 final class Node {
     var value: Int
@@ -41,4 +41,4 @@ precondition(words.count == 5_000 && joined.count > 10_000)
 print("front end: \(Malloc.frontEnd)")
 print("nodes: \(counter), words: \(words.count), joined: \(joined.count) characters")
 print("allocations served by SwiftMalloc: \(after.allocations - before.allocations)")
-print("in use now: \(after.inUseBytes) bytes in \(after.mappedBytes) mapped")
+print("in use now: \(after.in_use_bytes) bytes in \(after.mapped_bytes) mapped")
