@@ -31,11 +31,10 @@ static pthread_mutex_t sm_rcu_gate = PTHREAD_MUTEX_INITIALIZER;
 bool sm_rcu_busy(void) { return sm_rcu_inside != 0; }
 #define SM_INSIDE(body) do { sm_rcu_inside++; body; sm_rcu_inside--; } while (0)
 
-int sm_rcu_init(void) {
+void sm_rcu_init(void) {
     // The memb flavour initialises itself (a library constructor registers
-    // for membarrier); check that a grace period works at all.
+    // for membarrier); the first grace period finishes its set-up.
     SM_INSIDE(pthread_mutex_lock(&sm_rcu_gate); urcu_memb_synchronize_rcu(); pthread_mutex_unlock(&sm_rcu_gate));
-    return 0;
 }
 
 void *sm_rcu_register_thread(void) {

@@ -1,10 +1,15 @@
 // The allocator's root: every structure, reached from one pointer that the
-// C shim holds (`sm_heap_root`), built on the first call.
+// C shim holds (`sm_heap_root`), built on the first call. Here the layers
+// are put together: each structure gets what it needs from below when it is
+// built, and none of them reads this root.
 //
-//   front ends  (FrontEnds/)   ThreadState, ObjectCache, FrontEnd dispatch
-//   middle      (Middle/)      size classes, transfer caches, central lists
-//   back end    (BackEnd/)     page heap, page map, spans, metadata
-//   platform    (Platform/)    OS memory, locks, fatal errors
+//   API          (API/)            malloc family, stats, configuration
+//   root         Heap, Reclamation, Scavenger, the front ends (FrontEnds/*FrontEnd.swift)
+//   front-end components (FrontEnds/) ThreadState, ThreadRegistry, ObjectCache, PerCPUSlabs
+//   middle       (Middle/)         size classes, transfer caches, central lists
+//   back end     (BackEnd/)        page heap, page map, spans, metadata
+//   data structures (DataStructures/) free objects, span lists, record pools
+//   platform     (Platform/)       OS memory, locks, RCU readers, fatal errors
 import SwiftMallocShims
 
 struct Heap {
@@ -19,8 +24,7 @@ struct Heap {
     var frontEnd: FrontEndKind
     /// The per-CPU front end's slabs (empty for the others).
     var percpu: PerCPUSlabs
-    var central: UnsafeMutablePointer<CentralFreeList>
-    var transfer: UnsafeMutablePointer<TransferCache>
+    var middle: Middle
     var threads: UnsafeMutablePointer<ThreadRegistry>
     var config: Configuration
     var statsScratch: StatsScratch
@@ -32,9 +36,8 @@ struct Heap {
     var scavengerLock = Lock()
     var scavengerPasses: UInt64 = 0
     var scavengedBytes: UInt64 = 0
-    /// liburcu's call_rcu worker runs (set once, after start-up).
+    /// liburcu's grace periods work (set once, after start-up).
     var rcuReady = false
-    var rcuFailed = false
 
     /// The heap; only valid once `ensureInitialized` has returned it.
     @inline(__always)
@@ -42,8 +45,6 @@ struct Heap {
         sm_heap_get().unsafelyUnwrapped.assumingMemoryBound(to: Heap.self)
     }
 
-    @inline(__always) static var metadata: UnsafeMutablePointer<MetadataArena> { shared.pointee.metadata }
-    @inline(__always) static var pageHeap: UnsafeMutablePointer<PageHeap> { shared.pointee.pageHeap }
 
     /// The heap, built on first use.
     @inline(__always)
@@ -75,17 +76,10 @@ struct Heap {
         let statsScratch = StatsScratch(metadata: &arena.pointee)
         let table = SizeClassTable(metadata: &arena.pointee)
         let pageHeap = arena.pointee.allocateArray(of: PageHeap.self, count: 1)
-        guard let ph = PageHeap(metadata: &arena.pointee) else { fatal("cannot map the page map") }
+        guard let ph = PageHeap(metadata: arena) else { fatal("cannot map the page map") }
         pageHeap.initialize(to: ph)
         pageHeap.pointee.mappingCache.capBytes = UInt(config.largeCacheBytes)
-        let central = arena.pointee.allocateArray(of: CentralFreeList.self, count: table.count)
-        let transfer = arena.pointee.allocateArray(of: TransferCache.self, count: table.count)
-        for c in 0..<table.count {
-            central.advanced(by: c).initialize(to: CentralFreeList(sizeClass: c, table: table))
-            let size = c == 0 ? 8 : table.size(of: c)
-            let batch = c == 0 ? 2 : Int(table.batch[c])
-            transfer.advanced(by: c).initialize(to: TransferCache(batchSize: batch, objectSize: size, metadata: &arena.pointee))
-        }
+        let middle = Middle(table: table, spans: PageHeapSpans(pageHeap), metadata: arena)
         let sharedCount = config.frontEnd == .arenas ? 4 * Int(sm_online_cpus()) : 0
         let shared = SharedCaches(count: sharedCount, classCount: table.count, sizes: table.sizes, metadata: &arena.pointee)
         var percpu = PerCPUSlabs()
@@ -98,11 +92,9 @@ struct Heap {
             percpu = slabs
         }
         let threads = arena.pointee.allocateArray(of: ThreadRegistry.self, count: 1)
-        let exitedClasses = ClassCounts(base: arena.pointee.allocateArray(of: UInt64.self, count: 2 * SizeClassTable.maxClasses))
-        threads.initialize(to: ThreadRegistry(exitedClasses: exitedClasses))
+        threads.initialize(to: ThreadRegistry(metadata: arena, sizeClasses: table, cacheBudget: config.threadCacheBytes))
         heap.initialize(to: Heap(metadata: arena, pageHeap: pageHeap, pageMap: ph.pageMap, sizeClasses: table,
-                                 frontEnd: config.frontEnd, percpu: percpu,
-                                 central: central, transfer: transfer, threads: threads,
+                                 frontEnd: config.frontEnd, percpu: percpu, middle: middle, threads: threads,
                                  config: config, statsScratch: statsScratch, shared: shared))
         _ = sm_thread_key_create(threadDidExit)
         // What the fast paths read, before any thread can take them.
@@ -118,27 +110,29 @@ struct Heap {
         // liburcu), and holds no allocator lock.
         config.reportProblems()
         _ = sm_register_atfork(forkPrepare, forkParent, forkChild)
-        if sm_rcu_init() == 0 {
-            heap.pointee.rcuReady = true
-        } else {
-            writeStderr("swiftmalloc: liburcu grace periods do not work; metadata is reclaimed under locks\n")
-            heap.pointee.rcuFailed = true
-        }
+        sm_rcu_init()
+        heap.pointee.rcuReady = true
         return heap
     }
 
-    /// Reclaims retired records once a batch is queued (or whatever is
-    /// queued, if `force`). Call with no allocator lock held.
+    /// Housekeeping after a slow path: a scavenger pass if one is due, and
+    /// the reclamation of retired records once a batch is queued (or
+    /// whatever is queued, if `force`). Call with no allocator lock held.
     @inline(__always)
     static func reclaim(_ heap: UnsafeMutablePointer<Heap>, force: Bool = false) {
         Scavenger.runIfDue(heap)
-        if heap.pointee.rcuFailed {
-            Reclamation.recycleWithoutRCU(heap)
-        } else if force {
+        if force {
             Reclamation.reclaimQueued(heap)
         } else {
             Reclamation.flush(heap)
         }
+    }
+
+    /// Read-side sections for the calling thread (registering it if needed).
+    @inline(__always)
+    static func reader(_ heap: UnsafeMutablePointer<Heap>) -> RCUReader {
+        let state = FrontEnd.currentOrRegister(heap)
+        return RCUReader(ready: heap.pointee.rcuReady, record: state.map { ThreadState.rcuRecord($0) })
     }
 
     /// Every lock of the heap, in the order they nest: the scavenger's, shared
@@ -150,8 +144,8 @@ struct Heap {
         while i < shared.count { body(&shared.caches.unsafelyUnwrapped[i].lock); i += 1 }
         body(&globalLock)
         body(&threads.pointee.lock)
-        for c in 0..<sizeClasses.count { body(&transfer[c].lock) }
-        for c in 0..<sizeClasses.count { body(&central[c].lock) }
+        for c in 0..<sizeClasses.count { body(&middle.transfer[c].lock) }
+        for c in 0..<sizeClasses.count { body(&middle.central[c].lock) }
         body(&pageHeap.pointee.lock)
         body(&metadata.pointee.lock)
     }
@@ -195,9 +189,24 @@ private func forkChild() {
         cursor = state.pointee.next
         // One thread, no readers: records are reused at once.
         if state != me {
-            if heap.pointee.rcuReady && state.pointee.rcuRegistered { sm_rcu_forget_reader(state.pointee.rcuReader) }
-            ThreadRegistry.retire(state, afterGracePeriod: false)
+            if heap.pointee.rcuReady && state.pointee.rcu.registered { sm_rcu_forget_reader(state.pointee.rcu.handle) }
+            ThreadRegistry.retire(registry, state, middle: heap.pointee.middle, afterGracePeriod: false)
         }
     }
     if heap.pointee.rcuReady { sm_rcu_after_fork_child() }
+}
+
+/// The pthread key destructor: the thread is exiting. Its cache goes back
+/// to the middle and its record to the registry's pool.
+func threadDidExit(_ value: UnsafeMutableRawPointer?) {
+    guard let value, UInt(bitPattern: value) > ThreadState.exitedMarker, let root = sm_heap_get() else { return }
+    let heap = root.assumingMemoryBound(to: Heap.self)
+    let state = value.assumingMemoryBound(to: ThreadState.self)
+    // From here on this thread's calls bypass caches (see ThreadState).
+    sm_tls_thread_set(UnsafeMutableRawPointer(bitPattern: ThreadState.exitedMarker))
+    let rcuRegistered = state.pointee.rcu.registered
+    ThreadRegistry.retire(heap.pointee.threads, state, middle: heap.pointee.middle)
+    Heap.reclaim(heap)
+    if rcuRegistered { sm_rcu_unregister_thread() }
+    _ = sm_rseq_thread_unregister()
 }

@@ -52,7 +52,7 @@ final class UnitConcurrencyTests: XCTestCase {
     /// Spans held by the central lists, per class.
     private func centralSpans() -> [UInt] {
         let h = heap
-        return (0..<h.pointee.sizeClasses.count).map { h.pointee.central[$0].spans }
+        return (0..<h.pointee.sizeClasses.count).map { h.pointee.middle.central[$0].spanCount }
     }
 
     /// Free-list invariants of the page heap (lock held inside).
@@ -129,12 +129,12 @@ final class UnitConcurrencyTests: XCTestCase {
     }
 
     func testThreadsShareTheMiddle() {
-        // Threads fetch and release batches of one class directly; the books balance.
-        let h = heap
-        let c = h.pointee.sizeClasses.sizeClass(for: 80)
-        let batch = UInt32(h.pointee.sizeClasses.batch[c])
-        _ = Allocator.releaseFreeMemory()
-        let spansBefore = h.pointee.central[c].spans
+        // Threads fetch and release batches of one class directly from a
+        // middle of the test's own; the books balance.
+        let h = PrivateHeap()
+        let middle = h.middle
+        let c = h.table.sizeClass(for: 80)
+        let batch = UInt32(h.table.batch[c])
         let bad = UnsafeMutablePointer<Int>.allocate(capacity: 4)
         bad.initialize(repeating: 0, count: 4)
         defer { bad.deallocate() }
@@ -144,7 +144,7 @@ final class UnitConcurrencyTests: XCTestCase {
             var random = UnitRandom(state: 77 &+ UInt64(index))
             for _ in 0..<3000 {
                 let want = random.below(2) == 0 ? batch : UInt32(1 + random.below(Int(batch)))
-                let (head, n) = Middle.fetch(c, count: want)
+                let (head, n) = middle.fetch(c, count: want)
                 if n != want { bad[index] += 1 }
                 // Write into every object (a double hand-out would be corrupted by another thread).
                 var cursor = head
@@ -159,14 +159,13 @@ final class UnitConcurrencyTests: XCTestCase {
                     if o.load(fromByteOffset: 8, as: UInt64.self) != UInt64(index) { bad[index] += 1 }
                     cursor = o.nextFree
                 }
-                if let head { Middle.release(c, chain: head, count: n) }
+                if let head { middle.release(c, chain: head, count: n) }
             }
         }
         for i in 0..<4 { XCTAssertEqual(bad[i], 0, "thread \(i)") }
-        Middle.drainTransferCaches()
-        XCTAssertEqual(h.pointee.transfer[c].used, 0)
-        XCTAssertEqual(h.pointee.central[c].spans, spansBefore)
-        checkPageHeap()
+        middle.drainTransferCaches()
+        XCTAssertEqual(middle.transfer[c].used, 0)
+        XCTAssertEqual(middle.central[c].spanCount, 0, "every span went back")
     }
 
     func testRemappedBlocksStayUsable() throws {

@@ -1,12 +1,13 @@
 // Unit tests of the middle (Middle/Middle.swift, CentralFreeList.swift,
 // TransferCache.swift): batches out of and back into the central lists and
-// transfer caches of the real heap in this test process.
+// transfer caches of a middle of the test's own, over a page heap of its
+// own (PrivateHeap), and a central list over a stub back end (StubSpans).
 import XCTest
 
 @testable import SwiftMallocCoreTestable
 
 final class UnitMiddleTests: XCTestCase {
-    private var heap: UnsafeMutablePointer<Heap> { Heap.ensureInitialized() }
+    private let heap = PrivateHeap()
 
     /// The objects of a NULL-terminated chain, checking its length.
     private func objects(of chain: ObjectPointer?, count: UInt32, file: StaticString = #filePath, line: UInt = #line) -> [ObjectPointer] {
@@ -33,14 +34,14 @@ final class UnitMiddleTests: XCTestCase {
     /// Checks that every object is a distinct, properly placed object of `sizeClass`.
     private func checkObjects(_ objects: [ObjectPointer], sizeClass c: Int, file: StaticString = #filePath, line: UInt = #line) {
         let h = heap
-        let size = UInt(h.pointee.sizeClasses.size(of: c))
+        let size = UInt(h.table.size(of: c))
         var seen = Set<UInt>()
         for object in objects {
             let address = UInt(bitPattern: object)
             XCTAssertTrue(seen.insert(address).inserted, "object \(address) handed out twice", file: file, line: line)
             let page = Page.number(of: address)
-            XCTAssertEqual(Int(h.pointee.pageMap.sizeClass(ofPage: page)), c, "page map class", file: file, line: line)
-            guard let span = h.pointee.pageMap.span(ofPage: page) else {
+            XCTAssertEqual(Int(h.pageMap.sizeClass(ofPage: page)), c, "page map class", file: file, line: line)
+            guard let span = h.pageMap.span(ofPage: page) else {
                 XCTFail("object \(address) has no span", file: file, line: line)
                 continue
             }
@@ -58,57 +59,50 @@ final class UnitMiddleTests: XCTestCase {
         }
     }
 
-    /// Empties the front end's caches and the transfer caches so that the
-    /// central lists hold only what is really in use.
-    private func settle() {
-        _ = Allocator.releaseFreeMemory()
-    }
-
     private func liveObjects(_ spans: [UnsafeMutablePointer<Span>]) -> [UInt32] {
         spans.map { $0.pointee.liveObjects }
     }
 
     private func runBatchCycle(size: Int) throws {
         let h = heap
-        let c = h.pointee.sizeClasses.sizeClass(for: size)
-        let batch = UInt32(h.pointee.sizeClasses.batch[c])
-        let transfer = h.pointee.transfer + c
-        let central = h.pointee.central + c
-        settle()
+        let c = h.table.sizeClass(for: size)
+        let batch = UInt32(h.table.batch[c])
+        let transfer = h.middle.transfer + c
+        let central = h.middle.central + c
         XCTAssertEqual(transfer.pointee.used, 0, "class \(c): transfer cache empty after the drain")
-        let spansBefore = central.pointee.spans
+        let spansBefore = central.pointee.spanCount
         let usedBefore = transfer.pointee.used
 
         // Two batches out.
-        let (head1, n1) = Middle.fetch(c, count: batch)
+        let (head1, n1) = h.middle.fetch(c, count: batch)
         XCTAssertEqual(n1, batch, "class \(c): a full batch")
         let first = objects(of: head1, count: n1)
-        let (head2, n2) = Middle.fetch(c, count: batch)
+        let (head2, n2) = h.middle.fetch(c, count: batch)
         XCTAssertEqual(n2, batch)
         let second = objects(of: head2, count: n2)
         checkObjects(first + second, sizeClass: c)
-        if spansBefore == 0 { XCTAssertGreaterThan(central.pointee.spans, 0, "class \(c): new spans were carved") }
+        if spansBefore == 0 { XCTAssertGreaterThan(central.pointee.spanCount, 0, "class \(c): new spans were carved") }
         // The objects are writable memory of the class size.
         for object in first + second {
-            object.initializeMemory(as: UInt8.self, repeating: 0xAB, count: h.pointee.sizeClasses.size(of: c))
+            object.initializeMemory(as: UInt8.self, repeating: 0xAB, count: h.table.size(of: c))
         }
 
         // A full batch is parked in the transfer cache; the central list does not see it.
-        let spansOfFirst = first.map { h.pointee.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: $0)))! }
+        let spansOfFirst = first.map { h.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: $0)))! }
         let liveBefore = liveObjects(spansOfFirst)
-        Middle.release(c, chain: chain(first)!, count: batch)
+        h.middle.release(c, chain: chain(first)!, count: batch)
         XCTAssertEqual(transfer.pointee.used, usedBefore + 1, "class \(c): a full batch goes to the transfer cache")
         XCTAssertEqual(liveObjects(spansOfFirst), liveBefore, "class \(c): the central list saw a parked batch")
 
         // A partial batch (and a single object) go to the central list.
-        let spansOfSecond = second.map { h.pointee.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: $0)))! }
+        let spansOfSecond = second.map { h.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: $0)))! }
         var expectedLive: [UnsafeMutablePointer<Span>: UInt32] = [:]
         for span in spansOfSecond { expectedLive[span] = span.pointee.liveObjects }
         for span in spansOfSecond { expectedLive[span]! -= 1 }
         let partial = Array(second.dropLast())
-        Middle.release(c, chain: chain(partial)!, count: UInt32(partial.count))
+        h.middle.release(c, chain: chain(partial)!, count: UInt32(partial.count))
         XCTAssertEqual(transfer.pointee.used, usedBefore + 1, "class \(c): a partial batch does not go to the transfer cache")
-        Middle.release(c, chain: chain([second.last!])!, count: 1)
+        h.middle.release(c, chain: chain([second.last!])!, count: 1)
         XCTAssertEqual(transfer.pointee.used, usedBefore + 1)
         for (span, live) in expectedLive {
             // Objects of the second batch are back in their spans (or the span, all home, went to the page heap).
@@ -122,20 +116,20 @@ final class UnitMiddleTests: XCTestCase {
         }
 
         // Fetch again: a full batch comes back from the transfer cache (the same chain).
-        let (head3, n3) = Middle.fetch(c, count: batch)
+        let (head3, n3) = h.middle.fetch(c, count: batch)
         XCTAssertEqual(n3, batch)
         XCTAssertEqual(transfer.pointee.used, usedBefore, "class \(c): the parked batch was taken")
         let third = objects(of: head3, count: n3)
         XCTAssertEqual(Set(third.map { UInt(bitPattern: $0) }), Set(first.map { UInt(bitPattern: $0) }),
                        "class \(c): the parked batch comes back whole")
         checkObjects(third, sizeClass: c)
-        Middle.release(c, chain: chain(third)!, count: batch)
+        h.middle.release(c, chain: chain(third)!, count: batch)
         XCTAssertEqual(transfer.pointee.used, usedBefore + 1)
 
         // Everything home: the transfer cache drains into the central list and its spans go back.
-        Middle.drainTransferCaches()
+        h.middle.drainTransferCaches()
         XCTAssertEqual(transfer.pointee.used, 0)
-        XCTAssertEqual(central.pointee.spans, spansBefore, "class \(c): spans went back to the page heap")
+        XCTAssertEqual(central.pointee.spanCount, spansBefore, "class \(c): spans went back to the page heap")
         for span in Set(spansOfFirst + spansOfSecond) where span.pointee.state == .small {
             // Only spans that were there before may remain, and those never hold our objects as live.
             XCTAssertGreaterThan(spansBefore, 0, "class \(c): a span of ours stayed small")
@@ -156,48 +150,79 @@ final class UnitMiddleTests: XCTestCase {
 
     func testFetchLessThanABatchComesFromTheCentralList() {
         let h = heap
-        let c = h.pointee.sizeClasses.sizeClass(for: 208)
-        let batch = UInt32(h.pointee.sizeClasses.batch[c])
-        settle()
-        let spansBefore = h.pointee.central[c].spans
+        let c = h.table.sizeClass(for: 208)
+        let batch = UInt32(h.table.batch[c])
+        let spansBefore = h.middle.central[c].spanCount
         // Park one batch, then ask for fewer: the transfer cache is not touched.
-        let (full, n) = Middle.fetch(c, count: batch)
+        let (full, n) = h.middle.fetch(c, count: batch)
         XCTAssertEqual(n, batch)
-        Middle.release(c, chain: full!, count: n)
-        let used = h.pointee.transfer[c].used
+        h.middle.release(c, chain: full!, count: n)
+        let used = h.middle.transfer[c].used
         XCTAssertEqual(used, 1)
-        let (few, m) = Middle.fetch(c, count: 3)
+        let (few, m) = h.middle.fetch(c, count: 3)
         XCTAssertEqual(m, 3)
-        XCTAssertEqual(h.pointee.transfer[c].used, used, "a partial fetch leaves the transfer cache alone")
+        XCTAssertEqual(h.middle.transfer[c].used, used, "a partial fetch leaves the transfer cache alone")
         checkObjects(objects(of: few, count: m), sizeClass: c)
-        Middle.release(c, chain: few!, count: m)
-        Middle.drainTransferCaches()
-        XCTAssertEqual(h.pointee.central[c].spans, spansBefore)
+        h.middle.release(c, chain: few!, count: m)
+        h.middle.drainTransferCaches()
+        XCTAssertEqual(h.middle.central[c].spanCount, spansBefore)
     }
 
     func testManyBatchesSpanMultipleSpans() {
         // More objects than one span holds: several spans, all distinct objects, all returned.
         let h = heap
-        let c = h.pointee.sizeClasses.sizeClass(for: 2048)
-        let batch = UInt32(h.pointee.sizeClasses.batch[c])
-        let perSpan = Int(h.pointee.sizeClasses.pages[c]) * Page.size / h.pointee.sizeClasses.size(of: c)
-        settle()
-        let spansBefore = h.pointee.central[c].spans
+        let c = h.table.sizeClass(for: 2048)
+        let batch = UInt32(h.table.batch[c])
+        let perSpan = Int(h.table.pages[c]) * Page.size / h.table.size(of: c)
+        let spansBefore = h.middle.central[c].spanCount
         var all: [ObjectPointer] = []
         var chains: [(ObjectPointer, UInt32)] = []
         while all.count < 3 * perSpan + 1 {
-            let (head, n) = Middle.fetch(c, count: batch)
+            let (head, n) = h.middle.fetch(c, count: batch)
             XCTAssertEqual(n, batch)
             guard let head else { break }
             chains.append((head, n))
             all += objects(of: head, count: n)
         }
         checkObjects(all, sizeClass: c)
-        XCTAssertGreaterThanOrEqual(Int(h.pointee.central[c].spans - spansBefore), 4)
-        for (head, n) in chains { Middle.release(c, chain: head, count: n) }
-        XCTAssertLessThanOrEqual(h.pointee.transfer[c].used, h.pointee.transfer[c].capacity)
-        Middle.drainTransferCaches()
-        XCTAssertEqual(h.pointee.transfer[c].used, 0)
-        XCTAssertEqual(h.pointee.central[c].spans, spansBefore)
+        XCTAssertGreaterThanOrEqual(Int(h.middle.central[c].spanCount - spansBefore), 4)
+        for (head, n) in chains { h.middle.release(c, chain: head, count: n) }
+        XCTAssertLessThanOrEqual(h.middle.transfer[c].used, h.middle.transfer[c].capacity)
+        h.middle.drainTransferCaches()
+        XCTAssertEqual(h.middle.transfer[c].used, 0)
+        XCTAssertEqual(h.middle.central[c].spanCount, spansBefore)
+    }
+
+    /// A central list over a back end that is not the page heap: it asks for
+    /// a span only when it has no free object, gives a span back exactly
+    /// when all its objects are home, and stops handing out objects when the
+    /// back end has no more memory.
+    func testCentralListOverAStubBackEnd() {
+        let table = heap.table
+        let c = table.sizeClass(for: 512)
+        let size = table.size(of: c)
+        let perSpan = Int(table.pages[c]) * Page.size / size
+        let stub = StubSpans(pages: 2 * Int(table.pages[c]))
+        var central = CentralFreeList(sizeClass: c, table: table)
+
+        let (first, n) = central.removeRange(UInt32(perSpan - 1), from: stub)
+        XCTAssertEqual(Int(n), perSpan - 1)
+        XCTAssertEqual(stub.allocated.count, 1, "one span carved")
+        let (second, m) = central.removeRange(2, from: stub)
+        XCTAssertEqual(m, 2)
+        XCTAssertEqual(stub.allocated.count, 2, "the first span ran out: a second one")
+        let (third, k) = central.removeRange(UInt32(2 * perSpan), from: stub)
+        XCTAssertEqual(Int(k), perSpan - 1, "the stub has no third span: what is left, and no more")
+        let all = objects(of: first, count: n) + objects(of: second, count: m) + objects(of: third, count: k)
+        XCTAssertEqual(Set(all.map { UInt(bitPattern: $0) }).count, 2 * perSpan, "every object once")
+        XCTAssertEqual(central.spanCount, 2)
+
+        // Home again: each span goes back once its last object is in.
+        central.insertRange(chain(Array(all.prefix(perSpan - 1)))!, to: stub)
+        XCTAssertEqual(stub.freed.count, 0, "the first span still has an object out")
+        central.insertRange(chain(Array(all.dropFirst(perSpan - 1)))!, to: stub)
+        XCTAssertEqual(Set(stub.freed), Set(stub.allocated), "both spans back, once each")
+        XCTAssertEqual(stub.freed.count, 2)
+        XCTAssertEqual(central.spanCount, 0)
     }
 }

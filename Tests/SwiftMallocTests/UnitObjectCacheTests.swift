@@ -1,16 +1,17 @@
 // Unit tests of the per-thread / shared object cache (FrontEnds/ObjectCache.swift)
-// on a cache of the test's own, in front of the real middle of this process.
+// on a cache of the test's own, in front of a middle and page heap of its
+// own (PrivateHeap).
 import XCTest
 
 @testable import SwiftMallocCoreTestable
 
 final class UnitObjectCacheTests: XCTestCase {
-    private var heap: UnsafeMutablePointer<Heap> { Heap.ensureInitialized() }
+    private let heap = PrivateHeap()
     private var lists: UnsafeMutablePointer<CacheList>!
 
     override func setUp() {
         super.setUp()
-        let count = heap.pointee.sizeClasses.count
+        let count = heap.table.count
         lists = UnsafeMutablePointer<CacheList>.allocate(capacity: count)
         lists.initialize(repeating: CacheList(), count: count)
     }
@@ -21,19 +22,19 @@ final class UnitObjectCacheTests: XCTestCase {
     }
 
     private func makeCache(budget: Int) -> ObjectCache {
-        ObjectCache(lists: lists, classCount: heap.pointee.sizeClasses.count, budget: budget,
-                    sizes: heap.pointee.sizeClasses.sizes)
+        ObjectCache(lists: lists, classCount: heap.table.count, budget: budget,
+                    sizes: heap.table.sizes)
     }
 
     /// The cache's books: each list's length matches its chain, and cachedBytes is their sum.
     private func checkBooks(_ cache: ObjectCache, file: StaticString = #filePath, line: UInt = #line) {
-        let table = heap.pointee.sizeClasses
+        let table = heap.table
         var bytes = 0
         for c in 1..<table.count {
             var n: UInt32 = 0
             var cursor = cache.lists[c].head
             while let o = cursor, n <= cache.lists[c].length {
-                XCTAssertEqual(Int(heap.pointee.pageMap.sizeClass(ofPage: Page.number(of: UInt(bitPattern: o)))), c,
+                XCTAssertEqual(Int(heap.pageMap.sizeClass(ofPage: Page.number(of: UInt(bitPattern: o)))), c,
                                "class \(c): foreign object in the list", file: file, line: line)
                 n += 1
                 cursor = o.nextFree
@@ -45,26 +46,19 @@ final class UnitObjectCacheTests: XCTestCase {
     }
 
     private func allocate(_ cache: inout ObjectCache, _ c: Int) -> ObjectPointer? {
-        let table = heap.pointee.sizeClasses
-        let size = table.size(of: c)
         if let o = cache.pop(c) { return o }
-        return cache.refill(c, size: size, batchSize: UInt32(table.batch[c]))
+        return cache.refill(c, from: heap.middle).object
     }
 
     private func free(_ cache: inout ObjectCache, _ o: ObjectPointer, _ c: Int) {
-        let table = heap.pointee.sizeClasses
-        let size = table.size(of: c)
-        if !cache.push(o, c) {
-            cache.overflow(c, size: size, batchSize: UInt32(table.batch[c]), sizes: table.sizes, classCount: table.count)
-        }
+        if !cache.push(o, c) { _ = cache.overflow(c, to: heap.middle) }
     }
 
     func testRefillGrowsTheListSlowlyThenByBatches() throws {
-        let table = heap.pointee.sizeClasses
+        let table = heap.table
         let c = table.sizeClass(for: 64)
         let batch = UInt32(table.batch[c])
-        _ = Allocator.releaseFreeMemory()
-        let spansBefore = heap.pointee.central[c].spans
+        let spansBefore = heap.middle.central[c].spanCount
         var cache = makeCache(budget: 4 << 20)
         XCTAssertNil(cache.pop(c))
         var taken: [ObjectPointer] = []
@@ -73,7 +67,7 @@ final class UnitObjectCacheTests: XCTestCase {
         // Empty the list each time so that every allocation after the list runs dry is a refill.
         for _ in 0..<(Int(batch) + 4) {
             while let o = cache.pop(c) { taken.append(o) }
-            let o = try XCTUnwrap(cache.refill(c, size: 64, batchSize: batch))
+            let o = try XCTUnwrap(cache.refill(c, from: heap.middle).object)
             taken.append(o)
             let maxLength = cache.lists[c].maxLength
             if previousMax < batch {
@@ -89,17 +83,16 @@ final class UnitObjectCacheTests: XCTestCase {
         for o in taken { free(&cache, o, c) }
         checkBooks(cache)
         XCTAssertLessThanOrEqual(cache.lists[c].length, cache.lists[c].maxLength, "overflow keeps the list within its bound")
-        cache.flushAll(sizes: table.sizes, classCount: table.count)
+        _ = cache.flushAll(to: heap.middle)
         checkBooks(cache)
         XCTAssertEqual(cache.cachedBytes, 0)
-        Middle.drainTransferCaches()
-        XCTAssertEqual(heap.pointee.central[c].spans, spansBefore, "every object went home")
+        heap.middle.drainTransferCaches()
+        XCTAssertEqual(heap.middle.central[c].spanCount, spansBefore, "every object went home")
     }
 
     func testBudgetIsEnforcedAcrossClasses() throws {
-        let table = heap.pointee.sizeClasses
-        _ = Allocator.releaseFreeMemory()
-        let spansBefore = (0..<table.count).map { heap.pointee.central[$0].spans }
+        let table = heap.table
+        let spansBefore = (0..<table.count).map { heap.middle.central[$0].spanCount }
         let budget = 64 << 10
         var cache = makeCache(budget: budget)
         var live: [(ObjectPointer, Int)] = []
@@ -118,14 +111,14 @@ final class UnitObjectCacheTests: XCTestCase {
             live.removeAll()
             checkBooks(cache)
         }
-        cache.flushAll(sizes: table.sizes, classCount: table.count)
+        _ = cache.flushAll(to: heap.middle)
         XCTAssertEqual(cache.cachedBytes, 0)
-        Middle.drainTransferCaches()
-        for c in classes { XCTAssertEqual(heap.pointee.central[c].spans, spansBefore[c], "class \(c): objects lost") }
+        heap.middle.drainTransferCaches()
+        for c in classes { XCTAssertEqual(heap.middle.central[c].spanCount, spansBefore[c], "class \(c): objects lost") }
     }
 
     func testScavengeGivesBackHalfOfEachList() throws {
-        let table = heap.pointee.sizeClasses
+        let table = heap.table
         let c = table.sizeClass(for: 128)
         var cache = makeCache(budget: 4 << 20)
         // Build a list of 20 objects.
@@ -135,12 +128,12 @@ final class UnitObjectCacheTests: XCTestCase {
         for o in objects { XCTAssertTrue(cache.push(o, c)) }
         let length = cache.lists[c].length
         XCTAssertGreaterThanOrEqual(length, 20)
-        cache.scavenge(sizes: table.sizes, classCount: table.count)
+        _ = cache.scavenge(to: heap.middle)
         XCTAssertEqual(cache.lists[c].length, length - max(1, length / 2))
         XCTAssertEqual(cache.lists[c].maxLength, 50, "the list's room is halved too")
         checkBooks(cache)
-        cache.flushAll(sizes: table.sizes, classCount: table.count)
+        _ = cache.flushAll(to: heap.middle)
         checkBooks(cache)
-        Middle.drainTransferCaches()
+        heap.middle.drainTransferCaches()
     }
 }

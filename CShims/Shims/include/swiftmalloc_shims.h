@@ -169,8 +169,9 @@ int32_t sm_getpid(void);
 // Read-copy-update (liburcu, memb flavour; rcu.c). Never call these while
 // holding an allocator lock: liburcu takes its own locks and may allocate.
 // ---------------------------------------------------------------------------
-// Checks that grace periods work. Returns 0 on success.
-int sm_rcu_init(void);
+// Runs a first grace period (liburcu sets itself up on it), before any
+// thread needs one.
+void sm_rcu_init(void);
 // Registers the calling thread as a reader (once; a thread liburcu already
 // registered is left as it is): returns the thread's reader record, or NULL
 // if it was registered already. Unregister only undoes our own registration.

@@ -9,8 +9,6 @@
 import SwiftMallocShims
 
 enum Allocator {
-    /// Large requests from this size up get a mapping of their own.
-    static let mapThreshold = 1 << 20
     /// No request above this is attempted (the page map covers 48 bits).
     static let maxRequest = UInt(1) << 47
 
@@ -27,11 +25,11 @@ enum Allocator {
         if _fastPath(size <= UInt(SizeClassTable.maxSize)) {
             if _fastPath(bits > Int(ThreadState.exitedMarker)) {
                 let sizeClass = SizeClassTable.fastSizeClass(for: size)
-                return FrontEnd.allocatePerCPU(ThreadState.record(UInt(bitPattern: bits)), sizeClass)
+                return PerCPUFrontEnd.allocate(ThreadState.record(UInt(bitPattern: bits)), sizeClass)
             }
             if bits < 0 {
                 let sizeClass = SizeClassTable.fastSizeClass(for: size)
-                return FrontEnd.allocateOther(Heap.shared, ThreadState.record(UInt(bitPattern: bits)), sizeClass)
+                return ThreadCacheFrontEnd.allocateOrShare(Heap.shared, ThreadState.record(UInt(bitPattern: bits)), sizeClass)
             }
         }
         return allocateGeneral(size)
@@ -43,58 +41,23 @@ enum Allocator {
     static func allocateGeneral(_ size: UInt) -> UnsafeMutableRawPointer? {
         let heap = Heap.ensureInitialized()
         if size <= UInt(SizeClassTable.maxSize) {
-            return allocateSmallSlow(heap, heap.pointee.sizeClasses.sizeClass(for: Int(size)))
+            return FrontEnd.allocateSlow(heap, heap.pointee.sizeClasses.sizeClass(for: Int(size)))
         }
         return allocateLarge(heap, size, alignment: 0)
-    }
-
-    /// A small allocation the front end's cache could not serve.
-    @inline(never)
-    static func allocateSmallSlow(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int) -> UnsafeMutableRawPointer? {
-        let object = FrontEnd.allocateSlow(heap, sizeClass, size: heap.pointee.sizeClasses.size(of: sizeClass))
-        Heap.reclaim(heap)
-        if object == nil { sm_set_errno(ENOMEM) }
-        return object
     }
 
     /// Whole pages for `size` bytes, aligned to `alignment` (0: page aligned).
     @inline(never)
     static func allocateLarge(_ heap: UnsafeMutablePointer<Heap>, _ size: UInt, alignment: UInt,
                               zeroed: Bool = false) -> UnsafeMutableRawPointer? {
-        if size > maxRequest || alignment > maxRequest {
+        guard size <= maxRequest, alignment <= maxRequest,
+              let (start, usable) = heap.pointee.pageHeap.pointee.allocateLarge(bytes: Int(max(size, 1)),
+                                                                                alignment: Int(alignment), zeroed: zeroed)
+        else {
             sm_set_errno(ENOMEM)
             return nil
         }
-        let bytes = Int(size == 0 ? 1 : size)
-        let pageHeap = heap.pointee.pageHeap
-        var start: UInt = 0
-        var usable = 0
-        if bytes >= mapThreshold {
-            guard let (span, reused) = pageHeap.pointee.mapLarge(bytes: bytes, alignment: Int(alignment)) else {
-                sm_set_errno(ENOMEM)
-                return nil
-            }
-            start = span.pointee.mappedStart
-            usable = Int(span.pointee.mappedBytes)
-            // A new mapping reads as zero; a reused one holds old data.
-            if zeroed && reused {
-                UnsafeMutableRawPointer(bitPattern: start).unsafelyUnwrapped
-                    .initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
-            }
-        } else {
-            let pages = UInt(Page.count(for: bytes)!)
-            let alignPages = alignment > UInt(Page.size) ? alignment >> UInt(Page.shift) : 1
-            pageHeap.pointee.lock.lock()
-            let span = pageHeap.pointee.allocateAlignedLocked(pages: pages, alignPages: alignPages)
-            pageHeap.pointee.lock.unlock()
-            guard let span else {
-                sm_set_errno(ENOMEM)
-                return nil
-            }
-            start = span.pointee.startAddress
-            usable = Int(span.pointee.byteCount)
-        }
-        FrontEnd.countLarge(allocatedBytes: usable)
+        FrontEnd.countLarge(heap, allocatedBytes: usable)
         Heap.reclaim(heap)
         return UnsafeMutableRawPointer(bitPattern: start)
     }
@@ -119,9 +82,9 @@ enum Allocator {
         let sizeClass = smallObjectClass(pointer)
         if _fastPath(sizeClass != 0) {
             if perCPU {
-                FrontEnd.deallocatePerCPU(state, pointer, sizeClass)
+                PerCPUFrontEnd.deallocate(state, pointer, sizeClass)
             } else {
-                FrontEnd.deallocateOther(Heap.shared, state, pointer, sizeClass)
+                ThreadCacheFrontEnd.deallocateOrShare(Heap.shared, state, pointer, sizeClass)
             }
             return
         }
@@ -131,7 +94,7 @@ enum Allocator {
     /// free from a thread without a record.
     @inline(never)
     static func deallocateGeneral(_ pointer: UnsafeMutableRawPointer) {
-        guard let root = sm_heap_get() else { fatal("free(): invalid pointer ", pointer: pointer) }
+        guard let root = sm_heap_get() else { fatal(FreeProblem.invalidPointer.message, pointer: pointer) }
         let heap = root.assumingMemoryBound(to: Heap.self)
         let sizeClass = smallObjectClass(pointer)
         if sizeClass != 0 {
@@ -172,26 +135,10 @@ enum Allocator {
 
     @inline(never)
     static func deallocateLarge(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) {
-        let pageHeap = heap.pointee.pageHeap
-        pageHeap.pointee.lock.lock()
-        guard let span = pageHeap.pointee.largeSpan(startingAt: UInt(bitPattern: pointer)) else {
-            pageHeap.pointee.lock.unlock()
-            fatal("free(): invalid pointer ", pointer: pointer)
+        guard let bytes = heap.pointee.pageHeap.pointee.freeLarge(at: UInt(bitPattern: pointer)) else {
+            fatal(FreeProblem.invalidPointer.message, pointer: pointer)
         }
-        let bytes: UInt
-        if span.pointee.state == .mapped {
-            bytes = span.pointee.mappedBytes
-            // Forget the span under the lock (a racing double free finds
-            // nothing); unmap after releasing it, unless the cache kept it.
-            let unmap = pageHeap.pointee.freeMappedLocked(span)
-            pageHeap.pointee.lock.unlock()
-            if let (start, length) = unmap { OSMemory.unmap(start, Int(length)) }
-        } else {
-            bytes = span.pointee.byteCount
-            pageHeap.pointee.freeSpan(span)
-            pageHeap.pointee.lock.unlock()
-        }
-        FrontEnd.countLargeFree(freedBytes: Int(bytes))
+        FrontEnd.countLargeFree(heap, freedBytes: Int(bytes))
         Heap.reclaim(heap)
     }
 
@@ -204,12 +151,6 @@ enum Allocator {
         let heap = root.assumingMemoryBound(to: Heap.self)
         let sizeClass = smallObjectClass(pointer)
         if sizeClass != 0 { return UInt(heap.pointee.sizeClasses.sizes[sizeClass]) }
-        return largeUsableSize(heap, pointer)
-    }
-
-    /// The usable size of a large block, read without the page heap lock: the
-    /// span record is found and read inside an RCU read-side section.
-    static func largeUsableSize(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) -> UInt {
         guard let usable = largeBlockSize(heap, pointer) else {
             fatal("malloc_usable_size(): invalid pointer ", pointer: pointer)
         }
@@ -217,20 +158,9 @@ enum Allocator {
     }
 
     /// The bytes of the large or mapped block starting at `pointer`, or nil
-    /// if no live one starts there.
+    /// if no live one starts there (read without the page heap's lock).
     static func largeBlockSize(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) -> UInt? {
-        let pageHeap = heap.pointee.pageHeap
-        let underRCU = RCUReader.enter(heap)
-        if !underRCU { pageHeap.pointee.lock.lock() }
-        var usable: UInt? = nil
-        if let span = pageHeap.pointee.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: pointer))) {
-            if span.pointee.state == .poisoned { Poison.caught("read a span record after its grace period") }
-            if let live = pageHeap.pointee.largeSpan(startingAt: UInt(bitPattern: pointer)) {
-                usable = live.pointee.state == .mapped ? live.pointee.mappedBytes : live.pointee.byteCount
-            }
-        }
-        if underRCU { RCUReader.exit() } else { pageHeap.pointee.lock.unlock() }
-        return usable
+        heap.pointee.pageHeap.pointee.largeSize(at: UInt(bitPattern: pointer), reader: Heap.reader(heap))
     }
 
     // MARK: calloc / realloc
@@ -242,7 +172,7 @@ enum Allocator {
             return nil
         }
         // Large: zeroed there only if the memory is not a fresh mapping.
-        if total >= UInt(mapThreshold) { return allocateLarge(Heap.ensureInitialized(), total, alignment: 0, zeroed: true) }
+        if total >= UInt(PageHeap.mapThreshold) { return allocateLarge(Heap.ensureInitialized(), total, alignment: 0, zeroed: true) }
         guard let p = allocate(total) else { return nil }
         p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(total))
         return p
@@ -271,15 +201,15 @@ enum Allocator {
             if size <= oldSize && size >= oldSize / 2 { return pointer }
             // The block is the caller's: its span cannot change under us.
             let span = heap.pointee.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: pointer)))!
-            if span.pointee.state == .mapped && size >= UInt(mapThreshold) && size <= maxRequest {
+            if span.pointee.state == .mapped && size >= UInt(PageHeap.mapThreshold) && size <= maxRequest {
                 // Let the kernel move the pages instead of copying them.
                 guard let moved = heap.pointee.pageHeap.pointee.remapLarge(span, bytes: Int(size)) else {
                     sm_set_errno(ENOMEM)
                     return nil
                 }
                 let newSize = span.pointee.mappedBytes
-                FrontEnd.countLargeFree(freedBytes: Int(oldSize))
-                FrontEnd.countLarge(allocatedBytes: Int(newSize))
+                FrontEnd.countLargeFree(heap, freedBytes: Int(oldSize))
+                FrontEnd.countLarge(heap, allocatedBytes: Int(newSize))
                 return moved
             }
         }
@@ -313,7 +243,7 @@ enum Allocator {
             while sizeClass < table.count && UInt(table.sizes[sizeClass]) % alignment != 0 { sizeClass += 1 }
             if sizeClass < table.count {
                 if let state = ThreadState.current { return FrontEnd.allocate(heap, state, sizeClass) }
-                return allocateSmallSlow(heap, sizeClass)
+                return FrontEnd.allocateSlow(heap, sizeClass)
             }
         }
         return allocateLarge(heap, size, alignment: alignment)
@@ -382,37 +312,26 @@ enum Allocator {
             return nil
         }
         let heap = Heap.ensureInitialized()
-        let pageHeap = heap.pointee.pageHeap
-        pageHeap.pointee.lock.lock()
-        let span = pageHeap.pointee.allocateLocked(pages: pages)
-        pageHeap.pointee.lock.unlock()
-        guard let span else {
+        guard let span = heap.pointee.pageHeap.pointee.allocatePages(pages) else {
             sm_set_errno(ENOMEM)
             return nil
         }
-        FrontEnd.countLarge(allocatedBytes: Int(span.pointee.byteCount))
+        FrontEnd.countLarge(heap, allocatedBytes: Int(span.pointee.byteCount))
         return span.pointee.start
     }
 
     static func freePages(_ pointer: UnsafeMutableRawPointer?, _ pages: UInt) {
         guard let pointer else { return }
         guard let root = sm_heap_get() else { fatal("page_free(): invalid pointer ", pointer: pointer) }
-        let pageHeap = root.assumingMemoryBound(to: Heap.self).pointee.pageHeap
-        pageHeap.pointee.lock.lock()
-        guard let span = pageHeap.pointee.largeSpan(startingAt: UInt(bitPattern: pointer)),
-              span.pointee.state == .large else {
-            pageHeap.pointee.lock.unlock()
-            fatal("page_free(): invalid pointer ", pointer: pointer)
+        let heap = root.assumingMemoryBound(to: Heap.self)
+        let (bytes, problem) = heap.pointee.pageHeap.pointee.freePages(at: UInt(bitPattern: pointer), pages: pages)
+        switch problem {
+        case .invalidPointer: fatal("page_free(): invalid pointer ", pointer: pointer)
+        case .pageCountMismatch: fatal("page_free(): page count does not match the allocation at ", pointer: pointer)
+        case nil: break
         }
-        if span.pointee.pageCount != pages {
-            pageHeap.pointee.lock.unlock()
-            fatal("page_free(): page count does not match the allocation at ", pointer: pointer)
-        }
-        let bytes = span.pointee.byteCount
-        pageHeap.pointee.freeSpan(span)
-        pageHeap.pointee.lock.unlock()
-        FrontEnd.countLargeFree(freedBytes: Int(bytes))
-        Heap.reclaim(root.assumingMemoryBound(to: Heap.self))
+        FrontEnd.countLargeFree(heap, freedBytes: Int(bytes))
+        Heap.reclaim(heap)
     }
 
     // MARK: trim
@@ -421,11 +340,8 @@ enum Allocator {
     static func releaseFreeMemory() -> UInt {
         let heap = Heap.ensureInitialized()
         FrontEnd.flushCaches(heap)
-        Middle.drainTransferCaches()
-        let pageHeap = heap.pointee.pageHeap
-        pageHeap.pointee.lock.lock()
-        let released = pageHeap.pointee.releaseAllLocked()
-        pageHeap.pointee.lock.unlock()
+        heap.pointee.middle.drainTransferCaches()
+        let released = heap.pointee.pageHeap.pointee.withLock { $0.releaseAllLocked() }
         Heap.reclaim(heap, force: true)
         return released
     }

@@ -39,7 +39,15 @@ struct StatsSnapshot {
         s.frontEnd = heap.pointee.frontEnd
         s.rseqAvailable = heap.pointee.config.rseqAvailable
         s.idMode = sm_rseq_uses_mm_cid() ? .mmcid : .cpu
-        let totals = ThreadRegistry.totals()
+        var totals = ThreadRegistry.totals(heap.pointee.threads, reader: Heap.reader(heap))
+        // The per-CPU front end counts its hits in the slabs.
+        if heap.pointee.frontEnd == .percpu {
+            var c = 1
+            while c < heap.pointee.sizeClasses.count {
+                totals.addAllocations(heap.pointee.percpu.pops(c), size: heap.pointee.sizeClasses.sizes[c])
+                c += 1
+            }
+        }
         s.rseqAborts = totals.scalars.rseqAborts
         s.allocations = totals.allocations
         s.frees = totals.frees
@@ -52,17 +60,10 @@ struct StatsSnapshot {
         s.threadsSeen = registry.pointee.threadsSeen
         s.threadsLive = registry.pointee.threadsLive
         registry.pointee.lock.unlock()
-        if heap.pointee.frontEnd == .percpu { s.percpuCachedBytes = heap.pointee.percpu.cachedBytes(heap) }
+        if heap.pointee.frontEnd == .percpu { s.percpuCachedBytes = heap.pointee.percpu.cachedBytes(reader: Heap.reader(heap)) }
         // Where small-object memory is: spans, free objects left in them,
-        // batches parked between caches (one class's locks at a time).
-        var c = 1
-        while c < heap.pointee.sizeClasses.count {
-            let (spanBytes, freeBytes) = heap.pointee.central[c].footprint()
-            s.smallSpanBytes &+= UInt64(spanBytes)
-            s.centralFreeBytes &+= UInt64(freeBytes)
-            s.transferCachedBytes &+= UInt64(heap.pointee.transfer[c].parkedObjects()) &* UInt64(heap.pointee.sizeClasses.sizes[c])
-            c += 1
-        }
+        // batches parked between caches.
+        (s.smallSpanBytes, s.centralFreeBytes, s.transferCachedBytes) = heap.pointee.middle.footprint(sizes: heap.pointee.sizeClasses.sizes)
         let pageHeap = heap.pointee.pageHeap
         pageHeap.pointee.lock.lock()
         let metadata = UInt64(heap.pointee.metadata.pointee.mappedBytes) &+ UInt64(pageHeap.pointee.pageMap.mappedBytes)
@@ -75,8 +76,8 @@ struct StatsSnapshot {
         s.releasedBytes = UInt64(pageHeap.pointee.releasedBytes)
         s.pageHeapFreeBytes = UInt64(pageHeap.pointee.freeBytes)
         s.percpuRebalances = heap.pointee.percpu.rebalances
-        s.rcuRetired = pageHeap.pointee.retiredCount
-        s.rcuReclaimed = pageHeap.pointee.reclaimedCount
+        s.rcuRetired = pageHeap.pointee.records.retiredCount
+        s.rcuReclaimed = pageHeap.pointee.records.reclaimedCount
         pageHeap.pointee.lock.unlock()
         return s
     }

@@ -13,22 +13,17 @@
 // One lock guards the heap, the page map's writers and the span records.
 import SwiftMallocShims
 
-struct PageHeap {
+struct PageHeap: LockGuarded {
     var lock = Lock()
     var pageMap: PageMap
     /// freeLists[n] holds free spans of n pages (1 … maxListedPages);
     /// freeLists[0] holds the longer ones.
     var freeLists: UnsafeMutablePointer<SpanList>
-    /// Span records ready for reuse (their grace period is over).
-    var unusedSpans: UnsafeMutablePointer<Span>? = nil
-    /// Span records unlinked under the lock, to be handed to RCU once no
-    /// allocator lock is held (Reclamation.flush), linked through `next`.
-    var retiredSpans: UnsafeMutablePointer<Span>? = nil
-    var retiredPending = 0
-    /// Records retired so far, and those whose grace period has ended
-    /// (the difference is metadata held waiting for grace periods).
-    var retiredCount: UInt64 = 0
-    var reclaimedCount: UInt64 = 0
+    /// Span records: unlinked ones wait here for a grace period before
+    /// reuse (Reclamation), since lock-free readers may still hold them.
+    var records = RecordPool<Span>()
+    /// Where new span records come from.
+    let metadata: UnsafeMutablePointer<MetadataArena>
     /// Freed direct mappings kept for reuse.
     var mappingCache: MappingCache
     /// Scavenger passes so far (stamps free spans: Span.freedAtPass).
@@ -51,24 +46,19 @@ struct PageHeap {
     /// Free pages not yet given back are kept up to this many bytes.
     static let maxDirtyBytes: UInt = 32 << 20
 
-    init?(metadata: inout MetadataArena) {
+    init?(metadata: UnsafeMutablePointer<MetadataArena>) {
         guard let map = PageMap() else { return nil }
+        self.metadata = metadata
         pageMap = map
-        mappingCache = MappingCache(metadata: &metadata)
-        freeLists = metadata.allocateArray(of: SpanList.self, count: PageHeap.maxListedPages + 1)
+        mappingCache = MappingCache(metadata: &metadata.pointee)
+        freeLists = metadata.pointee.allocateArray(of: SpanList.self, count: PageHeap.maxListedPages + 1)
         for i in 0...PageHeap.maxListedPages { freeLists[i] = SpanList() }
     }
 
     // MARK: span records
 
     private mutating func newSpanRecord(first: UInt, count: UInt) -> UnsafeMutablePointer<Span> {
-        let span: UnsafeMutablePointer<Span>
-        if let recycled = unusedSpans {
-            unusedSpans = recycled.pointee.next
-            span = recycled
-        } else {
-            span = Heap.metadata.pointee.allocateArray(of: Span.self, count: 1)
-        }
+        let span = records.takeUnused() ?? metadata.pointee.allocateArray(of: Span.self, count: 1)
         span.initialize(to: Span())
         span.pointee.firstPage = first
         span.pointee.pageCount = count
@@ -79,30 +69,7 @@ struct PageHeap {
     /// still hold it, so it waits for a grace period before reuse.
     private mutating func retire(_ span: UnsafeMutablePointer<Span>) {
         span.pointee.state = .retired
-        retiredCount &+= 1
-        queueRetiredLocked(span)
-    }
-
-    /// Puts a retired record on the queue that waits for a grace period.
-    mutating func queueRetiredLocked(_ span: UnsafeMutablePointer<Span>) {
-        span.pointee.next = retiredSpans
-        retiredSpans = span
-        retiredPending &+= 1
-    }
-
-    /// Takes the records waiting for a grace period.
-    mutating func takeRetiredLocked() -> UnsafeMutablePointer<Span>? {
-        let list = retiredSpans
-        retiredSpans = nil
-        retiredPending = 0
-        return list
-    }
-
-    /// A record whose grace period is over becomes reusable.
-    mutating func recycleLocked(_ span: UnsafeMutablePointer<Span>) {
-        reclaimedCount &+= 1
-        span.pointee.next = unusedSpans
-        unusedSpans = span
+        records.retire(span)
     }
 
     // MARK: free lists

@@ -81,3 +81,12 @@ struct Span {
 
     @inline(__always) var hasFreeObjects: Bool { freeObjects != nil || bumpNext < bumpEnd }
 }
+
+/// Retired and unused records are linked through `next`, like free ones:
+/// a record is in one list at a time.
+extension Span: PoolRecord {
+    var poolNext: UnsafeMutablePointer<Span>? {
+        get { next }
+        set { next = newValue }
+    }
+}

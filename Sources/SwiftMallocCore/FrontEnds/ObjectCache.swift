@@ -23,6 +23,7 @@ struct ObjectCache {
     var lists: UnsafeMutablePointer<CacheList>
     var cachedBytes: Int = 0
     var budget: Int
+    let classCount: Int
 
     /// Lists grow to at most this many objects (and the byte budget).
     static let maxListLength: UInt32 = 8192
@@ -32,6 +33,7 @@ struct ObjectCache {
     init(lists: UnsafeMutablePointer<CacheList>, classCount: Int, budget: Int, sizes: UnsafeMutablePointer<UInt32>) {
         self.lists = lists
         self.budget = budget
+        self.classCount = classCount
         var i = 0
         while i < classCount {
             lists[i] = CacheList(objectSize: i == 0 ? 0 : sizes[i])
@@ -72,14 +74,18 @@ struct ObjectCache {
     }
 
     // MARK: slow paths
+    //
+    // Each returns how many objects it moved to or from the middle (the
+    // scavenger's pace, counted by the caller).
 
     /// The list of `sizeClass` is empty: fetch from the middle and return one
     /// object (nil when the OS has no memory).
-    mutating func refill(_ sizeClass: Int, size: Int, batchSize: UInt32) -> ObjectPointer? {
+    mutating func refill(_ sizeClass: Int, from middle: Middle) -> (object: ObjectPointer?, moved: UInt32) {
         let list = lists + sizeClass
+        let batchSize = middle.batchSize(sizeClass)
         let want = min(batchSize, list.pointee.maxLength)
-        let (chain, count) = Middle.fetch(sizeClass, count: want)
-        guard let first = chain else { return nil }
+        let (chain, count) = middle.fetch(sizeClass, count: want)
+        guard let first = chain else { return (nil, 0) }
         // Grow the list's room: slowly up to one batch, then a batch at a time.
         if list.pointee.maxLength < batchSize {
             list.pointee.maxLength &+= 1
@@ -90,17 +96,19 @@ struct ObjectCache {
             // Keep the rest (the list was empty).
             list.pointee.head = first.nextFree
             list.pointee.length = count &- 1
-            cachedBytes &+= Int(count &- 1) &* size
+            cachedBytes &+= Int(count &- 1) &* Int(list.pointee.objectSize)
         }
-        return first
+        return (first, count)
     }
 
     /// After a push returned false: give back a batch from the list that
     /// overflowed, and if the cache is over budget, scavenge every list.
-    mutating func overflow(_ sizeClass: Int, size: Int, batchSize: UInt32, sizes: UnsafeMutablePointer<UInt32>, classCount: Int) {
+    mutating func overflow(_ sizeClass: Int, to middle: Middle) -> UInt32 {
         let list = lists + sizeClass
+        let batchSize = middle.batchSize(sizeClass)
+        var moved: UInt32 = 0
         if list.pointee.length > list.pointee.maxLength {
-            releaseFromList(sizeClass, count: min(batchSize, list.pointee.length), size: size)
+            moved &+= releaseFromList(sizeClass, count: min(batchSize, list.pointee.length), to: middle)
             if list.pointee.maxLength < batchSize {
                 list.pointee.maxLength &+= 1
             } else {
@@ -111,50 +119,63 @@ struct ObjectCache {
                 }
             }
         }
-        if cachedBytes > budget { scavenge(sizes: sizes, classCount: classCount) }
+        if cachedBytes > budget { moved &+= scavenge(to: middle) }
+        return moved
     }
 
     /// Gives back half of each list, and halves its room.
-    mutating func scavenge(sizes: UnsafeMutablePointer<UInt32>, classCount: Int) {
+    mutating func scavenge(to middle: Middle) -> UInt32 {
+        var moved: UInt32 = 0
         for c in 1..<classCount {
             let list = lists + c
             let length = list.pointee.length
             if length > 0 {
-                releaseFromList(c, count: max(1, length / 2), size: Int(sizes[c]))
+                moved &+= releaseFromList(c, count: max(1, length / 2), to: middle)
                 if list.pointee.maxLength > 1 { list.pointee.maxLength = max(1, list.pointee.maxLength / 2) }
             }
         }
         // Still over (every list was in use): empty the largest offenders.
         if cachedBytes > budget {
             for c in stride(from: classCount - 1, through: 1, by: -1) where cachedBytes > budget {
-                releaseFromList(c, count: lists[c].length, size: Int(sizes[c]))
+                moved &+= releaseFromList(c, count: lists[c].length, to: middle)
             }
         }
+        return moved
     }
 
     /// Hands `count` objects of a list back to the middle, in batches.
-    mutating func releaseFromList(_ sizeClass: Int, count: UInt32, size: Int) {
+    mutating func releaseFromList(_ sizeClass: Int, count: UInt32, to middle: Middle) -> UInt32 {
         let list = lists + sizeClass
-        let batchSize = Heap.shared.pointee.transfer[sizeClass].batchSize
+        let batchSize = middle.batchSize(sizeClass)
+        let size = Int(list.pointee.objectSize)
         var left = min(count, list.pointee.length)
-        while left > 0 {
-            let n = min(left, batchSize)
-            var chainList = FreeList(head: list.pointee.head, length: list.pointee.length)
-            let (chain, taken) = chainList.popChain(n)
-            list.pointee.head = chainList.head
-            list.pointee.length = chainList.length
+        var moved: UInt32 = 0
+        while left > 0, let first = list.pointee.head {
+            // Detach up to a batch from the front as a NULL-terminated chain.
+            var last = first
+            var taken: UInt32 = 1
+            while taken < min(left, batchSize), let next = last.nextFree {
+                last = next
+                taken &+= 1
+            }
+            list.pointee.head = last.nextFree
+            last.nextFree = nil
+            list.pointee.length &-= taken
             cachedBytes &-= Int(taken) &* size
-            if let chain { Middle.release(sizeClass, chain: chain, count: taken) }
+            middle.release(sizeClass, chain: first, count: taken)
             left &-= taken
-            if taken == 0 { break }
+            moved &+= taken
         }
+        return moved
     }
 
     /// Empties every list into the middle (thread exit, trim, fork child).
-    mutating func flushAll(sizes: UnsafeMutablePointer<UInt32>, classCount: Int) {
+    mutating func flushAll(to middle: Middle) -> UInt32 {
+        var moved: UInt32 = 0
         for c in 1..<classCount where lists[c].length > 0 {
-            releaseFromList(c, count: lists[c].length, size: Int(sizes[c]))
+            moved &+= releaseFromList(c, count: lists[c].length, to: middle)
             lists[c].maxLength = 1
         }
+        return moved
     }
 }

@@ -147,18 +147,19 @@ struct PerCPUSlabs {
     /// one for the caller and push the rest into the slab in one critical
     /// section; what does not fit (the thread moved, the slab is stopped)
     /// goes back.
-    func refill(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int, batchSize: UInt32,
+    /// Returns the object and how many objects came from the middle.
+    func refill(_ sizeClass: Int, from middle: Middle, reader: RCUReader,
                 scratch: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
-                aborts: UnsafeMutablePointer<UInt64>) -> ObjectPointer? {
+                aborts: UnsafeMutablePointer<UInt64>) -> (object: ObjectPointer?, moved: UInt32) {
         // The class's capacity bounds the batch. Without a read-side section
         // (an exiting thread) the value may come from a layout being
         // rewritten: any value is safe here, the push below checks the slab.
-        let underRCU = RCUReader.enter(heap)
+        let underRCU = reader.enter()
         let capacity = UInt32(layout().capacity[sizeClass])
-        if underRCU { RCUReader.exit() }
-        let want = max(1, min(batchSize, capacity, UInt32(PerCPUSlabs.scratchSlots)))
-        let (chain, count) = Middle.fetch(sizeClass, count: want)
-        guard let first = chain else { return nil }
+        if underRCU { reader.exit() }
+        let want = max(1, min(middle.batchSize(sizeClass), capacity, UInt32(PerCPUSlabs.scratchSlots)))
+        let (chain, count) = middle.fetch(sizeClass, count: want)
+        guard let first = chain else { return (nil, 0) }
         var n: UInt32 = 0
         var cursor = first.nextFree
         while let object = cursor {
@@ -166,29 +167,35 @@ struct PerCPUSlabs {
             scratch[Int(n)] = object
             n &+= 1
         }
-        _ = count
+        var moved = count
         if n > 0 {
             let pushed = sm_percpu_push_batch(base, slabCount, sizeClass, scratch, n, aborts)
-            if pushed < n { giveBack(sizeClass, scratch + Int(pushed), count: n &- pushed) }
+            if pushed < n {
+                giveBack(sizeClass, scratch + Int(pushed), count: n &- pushed, to: middle)
+                moved &+= n &- pushed
+            }
         }
-        return first
+        return (first, moved)
     }
 
     /// The current CPU's list is full: hand `object` and up to a batch
     /// minus one from the slab back to the middle, as one chain.
-    func overflow(_ object: ObjectPointer, _ sizeClass: Int, batchSize: UInt32,
-                  scratch: UnsafeMutablePointer<UnsafeMutableRawPointer?>, aborts: UnsafeMutablePointer<UInt64>) {
-        let want = min(batchSize, UInt32(PerCPUSlabs.scratchSlots)) &- 1
+    /// Returns how many objects went to the middle.
+    func overflow(_ object: ObjectPointer, _ sizeClass: Int, to middle: Middle,
+                  scratch: UnsafeMutablePointer<UnsafeMutableRawPointer?>, aborts: UnsafeMutablePointer<UInt64>) -> UInt32 {
+        let want = min(middle.batchSize(sizeClass), UInt32(PerCPUSlabs.scratchSlots)) &- 1
         var n: UInt32 = 0
         if want > 0 { n = sm_percpu_pop_batch(base, slabCount, sizeClass, scratch, want, aborts) }
         scratch[Int(n)] = object
-        giveBack(sizeClass, scratch, count: n &+ 1)
+        giveBack(sizeClass, scratch, count: n &+ 1, to: middle)
         // Room was made: if the thread is still on that CPU, the next free
         // goes to the slab again.
+        return n &+ 1
     }
 
     /// Links `count` objects from an array into a chain for the middle.
-    func giveBack(_ sizeClass: Int, _ objects: UnsafeMutablePointer<UnsafeMutableRawPointer?>, count: UInt32) {
+    func giveBack(_ sizeClass: Int, _ objects: UnsafeMutablePointer<UnsafeMutableRawPointer?>, count: UInt32,
+                  to middle: Middle) {
         guard count > 0 else { return }
         var i = Int(count) - 1
         var chain: ObjectPointer? = nil
@@ -198,18 +205,18 @@ struct PerCPUSlabs {
             chain = object
             i -= 1
         }
-        Middle.release(sizeClass, chain: chain.unsafelyUnwrapped, count: count)
+        middle.release(sizeClass, chain: chain.unsafelyUnwrapped, count: count)
     }
 
     /// Empties every slab into the middle (malloc_trim). Stops each list,
     /// fences every CPU so no critical section still runs against the old
     /// header, moves the objects out, then restarts the lists. Without
     /// membarrier other CPUs cannot be fenced, and nothing is drained.
-    mutating func drainAll() {
+    mutating func drainAll(to middle: Middle) {
         guard slabCount > 0, sm_rseq_can_fence() else { return }
         drainLock.lock()
         defer { drainLock.unlock() }
-        drainAndRelayout(nil)
+        drainAndRelayout(nil, to: middle)
     }
 
     /// The one way to touch other CPUs' lists (drain lock held, fences
@@ -224,7 +231,7 @@ struct PerCPUSlabs {
     ///      one that loaded the stale `current` before step 4 and `begin`
     ///      after step 6 would pop an object already given back;
     ///   6. re-open: `end`, then `begin`.
-    private mutating func drainAndRelayout(_ next: SlabLayout?) {
+    private mutating func drainAndRelayout(_ next: SlabLayout?, to middle: Middle) {
         let old = layout()
         var s = 0
         while s < Int(slabCount) {
@@ -234,7 +241,7 @@ struct PerCPUSlabs {
             s += 1
         }
         _ = sm_rseq_fence(-1)
-        drainStopped(old)
+        drainStopped(old, to: middle)
         var now = old
         if let next {
             // Publish: from here readers may pick up the new record.
@@ -274,8 +281,8 @@ struct PerCPUSlabs {
     /// Moves capacity between classes (see the top of this file). Called
     /// with no allocator lock held; a rebalance already running, or no way
     /// to fence other CPUs, makes it a no-op.
-    mutating func rebalance(_ heap: UnsafeMutablePointer<Heap>) {
-        guard slabCount > 0, sm_rseq_can_fence(), heap.pointee.rcuReady else { return }
+    mutating func rebalance(rcuReady: Bool, middle: Middle) {
+        guard slabCount > 0, sm_rseq_can_fence(), rcuReady else { return }
         // The spare layout may be rewritten once a grace period has passed
         // since it was unpublished; wait for one first if needed (no lock
         // held: liburcu is never called under the allocator's locks).
@@ -346,12 +353,12 @@ struct PerCPUSlabs {
             c += 1
         }
         guard changed else { return }
-        drainAndRelayout(fresh)
+        drainAndRelayout(fresh, to: middle)
         rebalances &+= 1
     }
 
     /// Moves every object of every stopped list to the middle (drain lock held).
-    private func drainStopped(_ layout: SlabLayout) {
+    private func drainStopped(_ layout: SlabLayout, to middle: Middle) {
         let slots = UnsafeMutableRawPointer(base.unsafelyUnwrapped).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
         var s = 0
         while s < Int(slabCount) {
@@ -361,7 +368,7 @@ struct PerCPUSlabs {
             while c < classCount {
                 let first = Int(layout.begin[c])
                 let current = Int(sm_slab_current(slab, c))
-                if current > first { giveBack(c, slabSlots + first, count: UInt32(current - first)) }
+                if current > first { giveBack(c, slabSlots + first, count: UInt32(current - first), to: middle) }
                 c += 1
             }
             s += 1
@@ -383,9 +390,9 @@ struct PerCPUSlabs {
     /// Bytes cached in all slabs (statistics): a lock-free walk, with the
     /// layout held in a read-side section; lists being drained count as
     /// empty, and a list changing under the walk may be off by a batch.
-    mutating func cachedBytes(_ heap: UnsafeMutablePointer<Heap>) -> UInt64 {
+    mutating func cachedBytes(reader: RCUReader) -> UInt64 {
         guard slabCount > 0 else { return 0 }
-        let underRCU = RCUReader.enter(heap)
+        let underRCU = reader.enter()
         if !underRCU { drainLock.lock() }
         let layout = self.layout()
         var total: UInt64 = 0
@@ -403,7 +410,7 @@ struct PerCPUSlabs {
             }
             s += 1
         }
-        if underRCU { RCUReader.exit() } else { drainLock.unlock() }
+        if underRCU { reader.exit() } else { drainLock.unlock() }
         return total
     }
 }

@@ -1,13 +1,8 @@
-// Shared caches: object caches that several threads use under a lock.
-//
-//   arenas   4 x CPUs caches; a thread is hashed onto one by its thread id
-//            (rsbmalloc's design: few enough caches to stay warm, enough to
-//            keep lock contention rare).
-//   global   one lock in front of the middle and no cache at all: every
-//            allocation and free goes to the central lists. The baseline.
-import SwiftMallocShims
+// Shared caches: object caches that several threads use under a lock (the
+// arenas front end: 4 x CPUs of them, a thread hashed onto one by its
+// thread id).
 
-struct LockedCache {
+struct LockedCache: LockGuarded {
     var lock = Lock()
     var cache: ObjectCache
     // Pad to a cache line of its own: neighbours are taken by other CPUs.
@@ -20,7 +15,7 @@ struct SharedCaches {
 
     static let arenaBudget = 1 << 20
 
-    /// `count` locked caches (0 for the global front end, which has only the lock).
+    /// `count` locked caches (0 for the other front ends).
     init(count: Int, classCount: Int, sizes: UnsafeMutablePointer<UInt32>, metadata: inout MetadataArena) {
         self.count = count
         guard count > 0 else { return }

@@ -91,9 +91,10 @@ struct CounterTotals {
     var inUseBytes: UInt64 { smallInUseBytes &+ scalars.largeAllocatedBytes &- scalars.largeFreedBytes }
 }
 
-struct ThreadState {
-    /// Links the registry's queue of retired records waiting for a grace period.
-    var retiredNext: UnsafeMutablePointer<ThreadState>? = nil
+struct ThreadState: PoolRecord {
+    /// Links the registry's retired and unused records (RecordPool); `next`
+    /// stays valid for walkers while the record waits for a grace period.
+    var poolNext: UnsafeMutablePointer<ThreadState>? = nil
     var counters = ThreadCounters()
     var cache: ObjectCache
     /// Room for moving objects in and out of per-CPU slabs in batches.
@@ -101,10 +102,7 @@ struct ThreadState {
     var next: UnsafeMutablePointer<ThreadState>? = nil
     var prev: UnsafeMutablePointer<ThreadState>? = nil
     var threadID: Int32 = 0
-    /// The thread registered itself as an RCU reader (at its first read).
-    var rcuRegistered = false
-    /// liburcu's reader record of the thread, when we registered it.
-    var rcuReader: UnsafeMutableRawPointer? = nil
+    var rcu = RCUReaderRecord()
     /// Debug mode: set when the record's grace period has ended.
     var poisoned = false
     /// Objects moved through the middle, and when the next scavenger pass
@@ -128,6 +126,20 @@ struct ThreadState {
     static func classCounts(_ state: UnsafeMutablePointer<ThreadState>) -> ClassCounts {
         ClassCounts(base: (UnsafeMutableRawPointer(state) + MemoryLayout<ThreadState>.stride)
             .assumingMemoryBound(to: UInt64.self))
+    }
+
+    /// The thread's RCU registration, in place (records never move).
+    @inline(__always)
+    static func rcuRecord(_ state: UnsafeMutablePointer<ThreadState>) -> UnsafeMutablePointer<RCUReaderRecord> {
+        withUnsafeMutablePointer(to: &state.pointee.rcu) { $0 }
+    }
+
+    /// Counts a small allocation served outside the per-CPU slabs (which
+    /// count their own pops); `miss`: it went to the middle.
+    @inline(__always)
+    static func countAllocation(_ state: UnsafeMutablePointer<ThreadState>, _ sizeClass: Int, miss: Bool) {
+        if miss { state.pointee.counters.fastMisses &+= 1 }
+        classCounts(state).countAllocation(sizeClass)
     }
 
     /// The calling thread's record, or nil (not yet registered, or exited).

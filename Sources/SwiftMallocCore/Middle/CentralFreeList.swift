@@ -2,8 +2,9 @@
 //
 // Caches take objects out and bring them back in batches. A span with free
 // objects sits in the partial list; a span whose objects are all out leaves
-// it; a span whose objects have all come back goes to the page heap.
-import SwiftMallocShims
+// it; a span whose objects have all come back goes to the back end. The
+// back end is a parameter (SpanSource): the page heap in the allocator, a
+// stub in unit tests.
 
 struct CentralFreeList {
     var lock = Lock()
@@ -12,7 +13,7 @@ struct CentralFreeList {
     var spanPages: UInt = 0
     var partial = SpanList()
     /// Spans this list owns (lock held to write).
-    var spans: UInt = 0
+    var spanCount: UInt = 0
 
     init(sizeClass: Int, table: SizeClassTable) {
         self.sizeClass = UInt8(sizeClass)
@@ -22,7 +23,7 @@ struct CentralFreeList {
 
     /// Takes up to `count` objects as a NULL-terminated chain. Returns the
     /// chain and how many it holds (0 only when the OS has no memory).
-    mutating func removeRange(_ count: UInt32) -> (head: ObjectPointer?, count: UInt32) {
+    mutating func removeRange<Spans: SpanSource>(_ count: UInt32, from spans: Spans) -> (head: ObjectPointer?, count: UInt32) {
         lock.lock()
         defer { lock.unlock() }
         var head: ObjectPointer? = nil
@@ -30,7 +31,7 @@ struct CentralFreeList {
         while taken < count {
             var span = partial.head
             if span == nil {
-                guard let fresh = newSpan() else { break }
+                guard let fresh = newSpan(from: spans) else { break }
                 span = fresh
             }
             let s = span!
@@ -48,56 +49,61 @@ struct CentralFreeList {
     }
 
     /// A new span for this class, already in the partial list.
-    private mutating func newSpan() -> UnsafeMutablePointer<Span>? {
+    private mutating func newSpan<Spans: SpanSource>(from spans: Spans) -> UnsafeMutablePointer<Span>? {
         // The page heap has its own lock; taking it under ours is the one
         // lock order of the middle (central -> page heap).
-        guard let span = Heap.pageHeap.pointee.allocateSmallSpan(pages: spanPages, sizeClass: sizeClass) else { return nil }
+        guard let span = spans.allocateSmallSpan(pages: spanPages, sizeClass: sizeClass) else { return nil }
         span.pointee.objectDivisibility = SizeClassTable.divisibilityConstant(forSize: Int(objectSize))
         span.pointee.bumpNext = span.pointee.startAddress
         span.pointee.bumpEnd = span.pointee.startAddress &+ (span.pointee.byteCount / objectSize) &* objectSize
         span.pointee.inPartialList = true
         partial.pushFront(span)
-        spans &+= 1
+        spanCount &+= 1
         return span
     }
 
-    /// Brings back a NULL-terminated chain of objects of this class.
-    mutating func insertRange(_ chain: ObjectPointer) {
-        let pageMap = Heap.shared.pointee.pageMap
+    /// Brings back a NULL-terminated chain of objects of this class. An
+    /// object that is not one of this class's, or is already home, stops the
+    /// process (after the lock is released).
+    mutating func insertRange<Spans: SpanSource>(_ chain: ObjectPointer, to spans: Spans) {
         lock.lock()
+        let rejected = insertLocked(chain, spans)
+        lock.unlock()
+        if let rejected { fatal(rejected.problem.message, pointer: rejected.object) }
+    }
+
+    /// The chain's objects go home until one is rejected; returns that one.
+    private mutating func insertLocked<Spans: SpanSource>(_ chain: ObjectPointer, _ spans: Spans)
+        -> (object: ObjectPointer, problem: FreeProblem)? {
         var cursor: ObjectPointer? = chain
         while let object = cursor {
             cursor = object.nextFree
             let page = Page.number(of: UInt(bitPattern: object))
             // Also catches a pointer inside an object (the caches take any
             // pointer into a small span; it is caught here, on its way home).
-            guard let span = pageMap.span(ofPage: page),
+            guard let span = spans.span(ofPage: page),
                   span.pointee.state == .small, span.pointee.sizeClass == sizeClass,
                   (UInt(bitPattern: object) &- span.pointee.startAddress) % objectSize == 0 else {
-                lock.unlock()
-                fatal("free(): invalid pointer ", pointer: object)
+                return (object, .invalidPointer)
             }
             // A span with no object out, or whose free list starts with this
             // one: the object is being freed twice (the second case catches
             // the global front end's free(p); free(p)).
-            if span.pointee.liveObjects == 0 || span.pointee.freeObjects == object {
-                lock.unlock()
-                fatal("free(): double free ", pointer: object)
-            }
+            if span.pointee.liveObjects == 0 || span.pointee.freeObjects == object { return (object, .doubleFree) }
             object.nextFree = span.pointee.freeObjects
             span.pointee.freeObjects = object
             span.pointee.liveObjects &-= 1
             if span.pointee.liveObjects == 0 {
-                // Every object is home: the pages go back to the page heap.
+                // Every object is home: the pages go back to the back end.
                 if span.pointee.inPartialList { partial.remove(span) }
-                spans &-= 1
-                Heap.pageHeap.pointee.freeSmallSpan(span)
+                spanCount &-= 1
+                spans.freeSmallSpan(span)
             } else if !span.pointee.inPartialList {
                 span.pointee.inPartialList = true
                 partial.pushFront(span)
             }
         }
-        lock.unlock()
+        return nil
     }
 
     /// Statistics: bytes in this class's spans, and of those, bytes of free
@@ -112,6 +118,6 @@ struct CentralFreeList {
             free &+= (objects &- UInt(span.pointee.liveObjects)) &* objectSize
             cursor = span.pointee.next
         }
-        return (spans &* (spanPages << UInt(Page.shift)), free)
+        return (spanCount &* (spanPages << UInt(Page.shift)), free)
     }
 }

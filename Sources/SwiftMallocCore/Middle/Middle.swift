@@ -1,37 +1,122 @@
-// The middle's interface to the front ends: batches in, batches out.
-//
-// A front end asks for `count` objects of a class and gets a chain; it hands
-// back chains. Whole batches go through the transfer cache; anything else
-// (a partial batch, a full transfer cache) goes to the central list.
+// The middle: per size class, a transfer cache in front of a central free
+// list. A front end asks for `count` objects of a class and gets a chain; it
+// hands back chains. Whole batches go through the transfer cache; anything
+// else (a partial batch, a full transfer cache) goes to the central list,
+// which gets its spans from the back end (`spans`).
 
-enum Middle {
+struct Middle {
+    let transfer: UnsafeMutablePointer<TransferCache>
+    let central: UnsafeMutablePointer<CentralFreeList>
+    /// Classes 1 ..< classCount exist (class 0 means "not small").
+    let classCount: Int
+    let spans: PageHeapSpans
+
+    init(table: SizeClassTable, spans: PageHeapSpans, metadata: UnsafeMutablePointer<MetadataArena>) {
+        classCount = table.count
+        self.spans = spans
+        central = metadata.pointee.allocateArray(of: CentralFreeList.self, count: table.count)
+        transfer = metadata.pointee.allocateArray(of: TransferCache.self, count: table.count)
+        for c in 0..<table.count {
+            central.advanced(by: c).initialize(to: CentralFreeList(sizeClass: c, table: table))
+            let size = c == 0 ? 8 : table.size(of: c)
+            let batch = c == 0 ? 2 : Int(table.batch[c])
+            transfer.advanced(by: c).initialize(to: TransferCache(batchSize: batch, objectSize: size,
+                                                                  metadata: &metadata.pointee))
+        }
+    }
+
     /// Up to `count` objects of `sizeClass` as a NULL-terminated chain.
-    static func fetch(_ sizeClass: Int, count: UInt32) -> (head: ObjectPointer?, count: UInt32) {
-        let heap = Heap.shared
-        Scavenger.count(count)
-        let transfer = heap.pointee.transfer + sizeClass
+    func fetch(_ sizeClass: Int, count: UInt32) -> (head: ObjectPointer?, count: UInt32) {
+        let transfer = self.transfer + sizeClass
         if count == transfer.pointee.batchSize, let chain = transfer.pointee.removeBatch() {
             return (chain, count)
         }
-        return heap.pointee.central[sizeClass].removeRange(count)
+        return central[sizeClass].removeRange(count, from: spans)
     }
 
     /// Takes back a NULL-terminated chain of `count` objects of `sizeClass`.
-    static func release(_ sizeClass: Int, chain: ObjectPointer, count: UInt32) {
-        let heap = Heap.shared
-        Scavenger.count(count)
-        let transfer = heap.pointee.transfer + sizeClass
+    func release(_ sizeClass: Int, chain: ObjectPointer, count: UInt32) {
+        let transfer = self.transfer + sizeClass
         if count == transfer.pointee.batchSize && transfer.pointee.insertBatch(chain) { return }
-        heap.pointee.central[sizeClass].insertRange(chain)
+        central[sizeClass].insertRange(chain, to: spans)
     }
+
+    /// The batch size of `sizeClass`: what moves between caches and the middle at once.
+    @inline(__always)
+    func batchSize(_ sizeClass: Int) -> UInt32 { transfer[sizeClass].batchSize }
 
     /// Empties every transfer cache into the central lists, so that spans
     /// whose objects are all free go back to the page heap (for trimming).
-    static func drainTransferCaches() {
-        let heap = Heap.shared
-        for sizeClass in 1..<heap.pointee.sizeClasses.count {
-            let (chain, _) = heap.pointee.transfer[sizeClass].removeAll()
-            if let chain { heap.pointee.central[sizeClass].insertRange(chain) }
+    func drainTransferCaches() {
+        var c = 1
+        while c < classCount {
+            let (chain, _) = transfer[c].removeAll()
+            if let chain { central[c].insertRange(chain, to: spans) }
+            c += 1
         }
     }
+
+    /// Hands the batches that sat in the transfer caches untouched since the
+    /// previous call to the central lists (the scavenger's pass).
+    func returnIdleBatches() {
+        var c = 1
+        while c < classCount {
+            if let chain = transfer[c].takeIdle() { central[c].insertRange(chain, to: spans) }
+            c += 1
+        }
+    }
+
+    /// Statistics: bytes in small spans, bytes of free objects left in them,
+    /// bytes parked in transfer caches (one class's locks at a time).
+    func footprint(sizes: UnsafeMutablePointer<UInt32>) -> (spanBytes: UInt64, centralFreeBytes: UInt64, transferBytes: UInt64) {
+        var spanBytes: UInt64 = 0
+        var freeBytes: UInt64 = 0
+        var parked: UInt64 = 0
+        var c = 1
+        while c < classCount {
+            let (span, free) = central[c].footprint()
+            spanBytes &+= UInt64(span)
+            freeBytes &+= UInt64(free)
+            parked &+= UInt64(transfer[c].parkedObjects()) &* UInt64(sizes[c])
+            c += 1
+        }
+        return (spanBytes, freeBytes, parked)
+    }
+}
+
+/// What a central list needs from the back end. In the allocator it is
+/// `PageHeapSpans`; unit tests give a central list a stub over memory of
+/// their own.
+protocol SpanSource {
+    /// A span of `pages` pages for objects of `sizeClass`, each page mapped
+    /// to it in the page map; nil when the OS has no memory.
+    func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> UnsafeMutablePointer<Span>?
+    /// Takes back a small span whose objects have all come home.
+    func freeSmallSpan(_ span: UnsafeMutablePointer<Span>)
+    /// The span that holds `page`, or nil.
+    func span(ofPage page: UInt) -> UnsafeMutablePointer<Span>?
+}
+
+/// The page heap as the middle uses it: spans under the page heap's lock,
+/// lookups through the page map (lock-free).
+struct PageHeapSpans: SpanSource {
+    let pageHeap: UnsafeMutablePointer<PageHeap>
+    /// The page heap's map (the same tree), read without its lock.
+    let pageMap: PageMap
+
+    init(_ pageHeap: UnsafeMutablePointer<PageHeap>) {
+        self.pageHeap = pageHeap
+        pageMap = pageHeap.pointee.pageMap
+    }
+
+    @inline(__always)
+    func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> UnsafeMutablePointer<Span>? {
+        pageHeap.pointee.allocateSmallSpan(pages: pages, sizeClass: sizeClass)
+    }
+
+    @inline(__always)
+    func freeSmallSpan(_ span: UnsafeMutablePointer<Span>) { pageHeap.pointee.freeSmallSpan(span) }
+
+    @inline(__always)
+    func span(ofPage page: UInt) -> UnsafeMutablePointer<Span>? { pageMap.span(ofPage: page) }
 }

@@ -23,3 +23,17 @@ extension StaticString {
         body(UnsafeRawPointer(utf8Start).assumingMemoryBound(to: CChar.self))
     }
 }
+
+/// What is wrong with a pointer handed to free (or realloc, or
+/// malloc_usable_size), found under a lock and reported after it.
+enum FreeProblem {
+    case invalidPointer
+    case doubleFree
+
+    var message: StaticString {
+        switch self {
+        case .invalidPointer: return "free(): invalid pointer "
+        case .doubleFree: return "free(): double free "
+        }
+    }
+}

@@ -13,3 +13,21 @@ extension sm_lock_t {
     /// In a forked child: the lock's holder (another thread) does not exist there.
     @inline(__always) mutating func reset() { sm_lock_reset(&self) }
 }
+
+/// A structure whose fields its `lock` guards.
+protocol LockGuarded {
+    var lock: Lock { get set }
+}
+
+extension LockGuarded {
+    /// Runs `body` with the lock held. What must not happen under the lock
+    /// (stopping the process on a bad pointer, unmapping, calling into
+    /// liburcu) is decided by `body`'s result and done by the caller after.
+    @inline(__always)
+    mutating func withLock<Result>(_ body: (inout Self) -> Result) -> Result {
+        lock.lock()
+        let result = body(&self)
+        lock.unlock()
+        return result
+    }
+}

@@ -4,9 +4,9 @@
 // allocator: batches parked in transfer caches keep their spans partly
 // used, and free pages stay resident up to the page heap's dirty limit,
 // until malloc_trim. Each thread counts the objects it moves through the
-// middle (Middle.fetch and Middle.release: refills and overflows of the
-// cached front ends, every call of the global one); every `interval` of
-// them (SWIFTMALLOC_SCAVENGE_INTERVAL, default 32768; 0 turns the
+// middle (ThreadState.middleObjects: refills and overflows of the cached
+// front ends, every call of the global one, as the front ends report
+// them); every `interval` of them (SWIFTMALLOC_SCAVENGE_INTERVAL, default 32768; 0 turns the
 // scavenger off), at its next lock-free slow path (Heap.reclaim), it runs one pass,
 // unless another thread is running one:
 //
@@ -27,14 +27,6 @@ enum Scavenger {
     /// Resident free pages the page heap keeps whatever their age.
     static let floor: UInt = 4 << 20
 
-    /// Counts objects the calling thread moved through the middle (cheap:
-    /// locks may be held; the pass itself waits for `due`).
-    @inline(__always)
-    static func count(_ objects: UInt32) {
-        guard let state = ThreadState.current else { return }
-        state.pointee.middleObjects &+= UInt64(objects)
-    }
-
     /// Runs a pass if the calling thread's count says one is due. Call with
     /// no allocator lock held.
     @inline(__always)
@@ -49,15 +41,8 @@ enum Scavenger {
     @inline(never)
     static func run(_ heap: UnsafeMutablePointer<Heap>) {
         guard heap.pointee.scavengerLock.tryLock() else { return }
-        var c = 1
-        while c < heap.pointee.sizeClasses.count {
-            if let chain = heap.pointee.transfer[c].takeIdle() { heap.pointee.central[c].insertRange(chain) }
-            c += 1
-        }
-        let pageHeap = heap.pointee.pageHeap
-        pageHeap.pointee.lock.lock()
-        let released = pageHeap.pointee.decayLocked(floor: floor)
-        pageHeap.pointee.lock.unlock()
+        heap.pointee.middle.returnIdleBatches()
+        let released = heap.pointee.pageHeap.pointee.withLock { $0.decayLocked(floor: floor) }
         heap.pointee.scavengedBytes &+= UInt64(released)
         heap.pointee.scavengerPasses &+= 1
         heap.pointee.scavengerLock.unlock()

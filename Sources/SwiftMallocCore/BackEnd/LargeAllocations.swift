@@ -1,0 +1,92 @@
+// Large allocations (above the largest size class): whole pages from the
+// page heap's regions, or from `mapThreshold` up a mapping of their own
+// (MappingCache keeps freed ones for reuse). The API layer checks sizes and
+// alignments and counts; these take the page heap's lock themselves, and
+// report a pointer that is not a live allocation's start to the caller,
+// which stops the process once no lock is held.
+
+extension PageHeap {
+    /// Large requests from this size up get a mapping of their own.
+    static let mapThreshold = 1 << 20
+
+    /// Whole pages for `bytes` (> 0) aligned to `alignment` (a power of two;
+    /// up to a page: page aligned); `zeroed`: the memory must read as zero.
+    /// Returns where it starts and the usable bytes, or nil when the OS has
+    /// no memory.
+    mutating func allocateLarge(bytes: Int, alignment: Int, zeroed: Bool) -> (start: UInt, usable: Int)? {
+        if bytes >= PageHeap.mapThreshold {
+            guard let (span, reused) = mapLarge(bytes: bytes, alignment: alignment) else { return nil }
+            let start = span.pointee.mappedStart
+            // A new mapping reads as zero; a reused one holds old data.
+            if zeroed && reused {
+                UnsafeMutableRawPointer(bitPattern: start).unsafelyUnwrapped
+                    .initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+            }
+            return (start, Int(span.pointee.mappedBytes))
+        }
+        guard let pages = Page.count(for: bytes) else { return nil }
+        let alignPages = alignment > Page.size ? UInt(alignment >> Page.shift) : 1
+        guard let span = withLock({ $0.allocateAlignedLocked(pages: UInt(pages), alignPages: alignPages) }) else { return nil }
+        if zeroed { span.pointee.start.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+        return (span.pointee.startAddress, Int(span.pointee.byteCount))
+    }
+
+    /// Takes back the large allocation that starts at `address`. Returns its
+    /// bytes, or nil when no live one starts there.
+    mutating func freeLarge(at address: UInt) -> UInt? {
+        // A mapping the cache does not keep is unmapped after the lock is
+        // released; the page map forgets it under the lock, so a racing
+        // double free finds nothing.
+        let freed = withLock { heap -> (bytes: UInt, unmap: (UnsafeMutableRawPointer, UInt)?)? in
+            guard let span = heap.largeSpan(startingAt: address) else { return nil }
+            if span.pointee.state == .mapped {
+                let bytes = span.pointee.mappedBytes
+                return (bytes, heap.freeMappedLocked(span))
+            }
+            let bytes = span.pointee.byteCount
+            heap.freeSpan(span)
+            return (bytes, nil)
+        }
+        guard let freed else { return nil }
+        if let (start, length) = freed.unmap { OSMemory.unmap(start, Int(length)) }
+        return freed.bytes
+    }
+
+    /// The usable bytes of the large allocation that starts at `address`, or
+    /// nil if no live one starts there. Reads the span record without the
+    /// lock, inside an RCU read-side section, when `reader` can enter one.
+    mutating func largeSize(at address: UInt, reader: RCUReader) -> UInt? {
+        let underRCU = reader.enter()
+        if !underRCU { lock.lock() }
+        var usable: UInt? = nil
+        if let span = pageMap.span(ofPage: Page.number(of: address)) {
+            if span.pointee.state == .poisoned { fatal("read a span record after its grace period") }
+            if let live = largeSpan(startingAt: address) {
+                usable = live.pointee.state == .mapped ? live.pointee.mappedBytes : live.pointee.byteCount
+            }
+        }
+        if underRCU { reader.exit() } else { lock.unlock() }
+        return usable
+    }
+
+    /// `pages` whole pages (the page-level allocator); nil when the OS has no memory.
+    mutating func allocatePages(_ pages: UInt) -> UnsafeMutablePointer<Span>? {
+        withLock { $0.allocateLocked(pages: pages) }
+    }
+
+    enum PageFreeProblem { case invalidPointer, pageCountMismatch }
+
+    /// Takes back pages from `allocatePages`. Returns the bytes freed, or
+    /// what is wrong with the call.
+    mutating func freePages(at address: UInt, pages: UInt) -> (bytes: UInt, problem: PageFreeProblem?) {
+        withLock { heap in
+            guard let span = heap.largeSpan(startingAt: address), span.pointee.state == .large else {
+                return (0, .invalidPointer)
+            }
+            if span.pointee.pageCount != pages { return (0, .pageCountMismatch) }
+            let bytes = span.pointee.byteCount
+            heap.freeSpan(span)
+            return (bytes, nil)
+        }
+    }
+}

@@ -1,0 +1,62 @@
+// Components built on their own, for unit tests: none of them is the test
+// process's Heap (Heap.ensureInitialized) or shares anything with it.
+import XCTest
+
+@testable import SwiftMallocCoreTestable
+
+/// A back end and a middle of the test's own: a metadata arena, a page heap
+/// with its own page map and regions, and the middle over it.
+struct PrivateHeap {
+    let metadata: UnsafeMutablePointer<MetadataArena>
+    let pageHeap: UnsafeMutablePointer<PageHeap>
+    let table: SizeClassTable
+    let middle: Middle
+
+    init() {
+        metadata = .allocate(capacity: 1)
+        metadata.initialize(to: MetadataArena())
+        table = SizeClassTable(metadata: &metadata.pointee)
+        pageHeap = .allocate(capacity: 1)
+        pageHeap.initialize(to: PageHeap(metadata: metadata)!)
+        middle = Middle(table: table, spans: PageHeapSpans(pageHeap), metadata: metadata)
+    }
+
+    var pageMap: PageMap { pageHeap.pointee.pageMap }
+}
+
+/// A back end for a central list that is not a page heap: spans carved from
+/// one private mapping, every call recorded.
+final class StubSpans: SpanSource {
+    let base: UnsafeMutableRawPointer
+    let pages: Int
+    private var nextPage = 0
+    private(set) var allocated: [UnsafeMutablePointer<Span>] = []
+    private(set) var freed: [UnsafeMutablePointer<Span>] = []
+    private var byPage: [UInt: UnsafeMutablePointer<Span>] = [:]
+
+    init(pages: Int) {
+        self.pages = pages
+        base = OSMemory.mapAligned(pages * Page.size, alignment: Page.size)!
+    }
+
+    func allocateSmallSpan(pages count: UInt, sizeClass: UInt8) -> UnsafeMutablePointer<Span>? {
+        guard nextPage + Int(count) <= pages else { return nil }
+        let span = UnsafeMutablePointer<Span>.allocate(capacity: 1)
+        span.initialize(to: Span())
+        span.pointee.firstPage = Page.number(of: UInt(bitPattern: base)) + UInt(nextPage)
+        span.pointee.pageCount = count
+        span.pointee.state = .small
+        span.pointee.sizeClass = sizeClass
+        for p in 0..<count { byPage[span.pointee.firstPage + p] = span }
+        nextPage += Int(count)
+        allocated.append(span)
+        return span
+    }
+
+    func freeSmallSpan(_ span: UnsafeMutablePointer<Span>) {
+        freed.append(span)
+        span.pointee.state = .free
+    }
+
+    func span(ofPage page: UInt) -> UnsafeMutablePointer<Span>? { byPage[page] }
+}
