@@ -28,6 +28,23 @@ let packageRoot: String = {
     return String(file[..<file.lastIndex(of: "/")!])
 }()
 
+/// On x86-64, malloc, free and cfree are the Swift entry points themselves
+/// (Sources/SwiftMallocCore/API/Exports.swift, by mangled name; the link
+/// fails if a signature changes): no jump between the program's call and the
+/// fast path (a jump cost a cycle per call). That relies on the Swift calling
+/// convention matching C's for these signatures, checked on x86-64 only;
+/// elsewhere CShims/Exports/exports.c defines the three as C functions. The
+/// manifest is compiled for the host, so this follows the host's architecture.
+#if arch(x86_64)
+let standardNameAliases = [
+    "-Xlinker", "--defsym=malloc=\"$e15SwiftMallocCore18swiftmalloc_mallocySvSgSuF\"",
+    "-Xlinker", "--defsym=free=\"$e15SwiftMallocCore16swiftmalloc_freeyySvSgF\"",
+    "-Xlinker", "--defsym=cfree=\"$e15SwiftMallocCore16swiftmalloc_freeyySvSgF\"",
+]
+#else
+let standardNameAliases: [String] = []
+#endif
+
 let package = Package(
     name: "SwiftMalloc",
     products: [
@@ -68,22 +85,16 @@ let package = Package(
             path: "CShims/Exports",
             exclude: ["exports.map"],
             cSettings: [.define("_GNU_SOURCE")],
-            // malloc, free and cfree are the Swift entry points themselves
-            // (Sources/SwiftMalloc/API/Exports.swift, by mangled name; the link
-            // fails if a signature changes): no jump between the program's
-            // call and the fast path (a jump cost a cycle per call). It takes
-            // `unsafeFlags`, which SwiftPM accepts in a dependency from tools
-            // version 6.2 on (hence the 6.2 at the top of this file).
             // The version script exports the C interface alone (exports.map).
             // Linked as Embedded Swift: no Swift start-up object, runtime
-            // library or path to the toolchain.
-            linkerSettings: [.unsafeFlags([
-                "-enable-experimental-feature", "Embedded",
-                "-Xlinker", "--defsym=malloc=\"$e15SwiftMallocCore18swiftmalloc_mallocySvSgSuF\"",
-                "-Xlinker", "--defsym=free=\"$e15SwiftMallocCore16swiftmalloc_freeyySvSgF\"",
-                "-Xlinker", "--defsym=cfree=\"$e15SwiftMallocCore16swiftmalloc_freeyySvSgF\"",
-                "-Xlinker", "--version-script=\(packageRoot)/CShims/Exports/exports.map",
-            ])]
+            // library or path to the toolchain. It takes `unsafeFlags`, which
+            // SwiftPM accepts in a dependency from tools version 6.2 on (hence
+            // the 6.2 at the top of this file).
+            linkerSettings: [.unsafeFlags(
+                ["-enable-experimental-feature", "Embedded"]
+                + standardNameAliases
+                + ["-Xlinker", "--version-script=\(packageRoot)/CShims/Exports/exports.map"]
+            )]
         ),
         .systemLibrary(name: "CSwiftMalloc", path: "CShims/Header"),
         .target(

@@ -1,8 +1,8 @@
 // The standard malloc names, each a jump into the Swift entry point of the
-// same meaning (swiftmalloc_*), except malloc, free and cfree (see below).
-// Declaring those protected makes the jumps direct inside the library, with
-// no PLT indirection, while the swiftmalloc_* names stay exported for
-// programs that link against them.
+// same meaning (swiftmalloc_*), except malloc, free and cfree on x86-64 (see
+// below). Declaring those protected makes the jumps direct inside the
+// library, with no PLT indirection, while the swiftmalloc_* names stay
+// exported for programs that link against them.
 #include "swiftmalloc.h"
 
 #include <errno.h>
@@ -24,6 +24,8 @@ size_t swiftmalloc_usable_size(void *) SM_PROTECTED;
 int swiftmalloc_trim(size_t) SM_PROTECTED;
 void swiftmalloc_internal_on_load(void);
 void swiftmalloc_internal_on_exit(void);
+
+#if defined(__x86_64__)
 
 // Each standard name is a single direct jump to its swiftmalloc_* twin
 // (protected above, so the jump binds inside the library, no PLT). Written
@@ -57,6 +59,29 @@ SM_ALIAS(valloc, swiftmalloc_valloc)
 SM_ALIAS(pvalloc, swiftmalloc_pvalloc)
 SM_ALIAS(malloc_usable_size, swiftmalloc_usable_size)
 SM_ALIAS(malloc_trim, swiftmalloc_trim)
+
+#else
+
+// Elsewhere, C functions that tail-call their twins (the jumps above are
+// x86-64 assembly, and the link-time names in Package.swift are given on
+// x86-64 hosts only).
+void *malloc(size_t size) { return swiftmalloc_malloc(size); }
+void free(void *ptr) { swiftmalloc_free(ptr); }
+void cfree(void *ptr) { swiftmalloc_free(ptr); }
+void *calloc(size_t count, size_t size) { return swiftmalloc_calloc(count, size); }
+void *realloc(void *ptr, size_t size) { return swiftmalloc_realloc(ptr, size); }
+void *reallocarray(void *ptr, size_t count, size_t size) { return swiftmalloc_reallocarray(ptr, count, size); }
+int posix_memalign(void **memptr, size_t alignment, size_t size) {
+    return swiftmalloc_posix_memalign(memptr, alignment, size);
+}
+void *aligned_alloc(size_t alignment, size_t size) { return swiftmalloc_aligned_alloc(alignment, size); }
+void *memalign(size_t alignment, size_t size) { return swiftmalloc_memalign(alignment, size); }
+void *valloc(size_t size) { return swiftmalloc_valloc(size); }
+void *pvalloc(size_t size) { return swiftmalloc_pvalloc(size); }
+size_t malloc_usable_size(void *ptr) { return swiftmalloc_usable_size(ptr); }
+int malloc_trim(size_t pad) { return swiftmalloc_trim(pad); }
+
+#endif
 
 __attribute__((constructor(101))) static void swiftmalloc_load(void) { swiftmalloc_internal_on_load(); }
 __attribute__((destructor(101))) static void swiftmalloc_unload(void) { swiftmalloc_internal_on_exit(); }

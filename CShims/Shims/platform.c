@@ -31,6 +31,16 @@ static long sm_futex(uint32_t *addr, int op, uint32_t val) {
     return syscall(SYS_futex, addr, op, val, NULL, NULL, 0);
 }
 
+// Tells the CPU that this is a spin-wait loop: it slows the loop down and
+// yields resources to a sibling hardware thread.
+static inline void sm_spin_pause(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 void sm_lock_slow(sm_lock_t *lock) {
     // Spin briefly: critical sections are short, and a futex sleep costs a
     // system call on both sides.
@@ -39,7 +49,7 @@ void sm_lock_slow(sm_lock_t *lock) {
         if (__atomic_load_n(&lock->state, __ATOMIC_RELAXED) == 0 &&
             __atomic_compare_exchange_n(&lock->state, &expected, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
             return;
-        __builtin_ia32_pause();
+        sm_spin_pause();
     }
     // Mark the lock contended and sleep until it is released.
     while (__atomic_exchange_n(&lock->state, 2, __ATOMIC_ACQUIRE) != 0)

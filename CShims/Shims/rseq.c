@@ -2,6 +2,10 @@
 #include "swiftmalloc_rseq.h"
 #include "swiftmalloc_shims.h"
 
+sm_rseq_config_t sm_rseq_config = {0};
+
+#if defined(__x86_64__)
+
 #include <linux/membarrier.h>
 #include <sys/auxv.h>
 #include <sys/rseq.h>
@@ -14,8 +18,6 @@
 #ifndef MEMBARRIER_CMD_FLAG_CPU
 #define MEMBARRIER_CMD_FLAG_CPU (1 << 0)
 #endif
-
-sm_rseq_config_t sm_rseq_config = {0};
 
 // The shim's own area, used when glibc did not register one (for example
 // GLIBC_TUNABLES=glibc.pthread.rseq=0). 32 bytes, 32-byte aligned, as the
@@ -116,3 +118,15 @@ int32_t sm_rseq_fence(int32_t cpu) {
         return (int32_t)syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, 0, 0);
     return (int32_t)syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU, cpu);
 }
+
+#else
+
+// The critical sections (swiftmalloc_rseq.h) are x86-64 assembly: elsewhere
+// there is no rseq, and the allocator picks a front end that needs none.
+int32_t sm_rseq_init(int32_t use_mm_cid) { return SM_RSEQ_NONE; }
+int32_t sm_rseq_thread_register(void) { return 0; }
+int32_t sm_rseq_thread_unregister(void) { return 0; }
+int32_t sm_rseq_current_id(void) { return -1; }
+int32_t sm_rseq_fence(int32_t cpu) { return -1; }
+
+#endif

@@ -128,7 +128,27 @@ int32_t sm_rseq_current_id(void);
 // this process runs on (cpu < 0, or mm_cid mode). Returns 0 on success.
 int32_t sm_rseq_fence(int32_t cpu);
 
-// --- the critical sections --------------------------------------------------
+// --- the per-CPU operations -------------------------------------------------
+
+// Pops one object of class `cl` from the current CPU's slab. `ok` says
+// whether one was popped (false: the list is empty or stopped, the CPU has
+// no slab, or the section was aborted: counted, and the caller's slow path
+// retries with sm_percpu_pop), so that the caller's success branch knows
+// the object is not NULL without testing it again (an out-parameter would
+// cost a stack slot and Swift's stack protector).
+typedef struct sm_pop_result {
+    void *object;
+    bool ok;
+} sm_pop_result_t;
+
+// What sm_percpu_push_checked returns (described there).
+#define SM_PUSH_FULL 0
+#define SM_PUSH_DONE 1
+#define SM_PUSH_TWICE 2
+
+#if defined(__x86_64__)
+
+// --- the critical sections (x86-64) -----------------------------------------
 
 #define SM_RSEQ_CS_BEGIN                                                        \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                        \
@@ -189,18 +209,7 @@ int32_t sm_rseq_fence(int32_t cpu);
     "addq $0xffff, %%rdx\n\t"                                                   \
     "movq %%rdx, (%%rax,%[cl],8)\n\t"        /* commit */
 
-// Pops one object of class `cl` from the current CPU's slab. `ok` says
-// whether one was popped (false: the list is empty or stopped, the CPU has
-// no slab, or the section was aborted: counted, and the caller's slow path
-// retries with sm_percpu_pop), so that the caller's success branch knows
-// the object is not NULL without testing it again (an out-parameter would
-// cost a stack slot and Swift's stack protector).
-typedef struct sm_pop_result {
-    void *object;
-    bool ok;
-} sm_pop_result_t;
-
-// The malloc fast path's pop (described above). `base` and `nslabs` are
+// The malloc fast path's pop (see sm_pop_result_t). `base` and `nslabs` are
 // read through pointers, as memory operands: with a global's address
 // (sm_fast_percpu_pop) each is folded into the instruction that uses it as
 // a RIP-relative operand.
@@ -284,10 +293,6 @@ unavailable:
 // after an abort. SM_PUSH_DONE; SM_PUSH_FULL when the list is full or
 // stopped, or the CPU has no slab; SM_PUSH_TWICE when the object is already
 // on top of the list (a double free; nothing is pushed).
-#define SM_PUSH_FULL 0
-#define SM_PUSH_DONE 1
-#define SM_PUSH_TWICE 2
-
 static inline __attribute__((always_inline))
 int32_t sm_percpu_push_checked(char *base, uint32_t nslabs, size_t cl, void *object, uint64_t *aborts) {
 retry:
@@ -460,6 +465,35 @@ aborted:
 unavailable:
     return false;
 }
+
+#else
+
+// The critical sections above are x86-64 assembly. Elsewhere sm_rseq_init
+// reports SM_RSEQ_NONE, so the per-CPU front end is never chosen and nothing
+// calls these; they compile, and fail the way an empty or full list does
+// (the caller takes its slow path).
+static inline sm_pop_result_t sm_percpu_pop_fast(char *const *base, const uint32_t *nslabs, size_t cl, uint64_t *aborts) {
+    return (sm_pop_result_t){NULL, false};
+}
+static inline void *sm_percpu_pop(char *base, uint32_t nslabs, size_t cl, uint64_t *aborts) { return NULL; }
+static inline int32_t sm_percpu_push_checked(char *base, uint32_t nslabs, size_t cl, void *object, uint64_t *aborts) {
+    return SM_PUSH_FULL;
+}
+static inline bool sm_percpu_push(char *base, uint32_t nslabs, size_t cl, void *object, uint64_t *aborts) { return false; }
+static inline bool sm_percpu_push_fast(char *const *base, const uint32_t *nslabs, size_t cl, void *object, uint64_t *aborts) {
+    return false;
+}
+static inline uint32_t sm_percpu_pop_batch(char *base, uint32_t nslabs, size_t cl, void **out, uint32_t n, uint64_t *aborts) {
+    return 0;
+}
+static inline uint32_t sm_percpu_push_batch(char *base, uint32_t nslabs, size_t cl, void *const *in, uint32_t n, uint64_t *aborts) {
+    return 0;
+}
+static inline bool sm_percpu_add(uint64_t *counters, uint32_t n, uint32_t stride_shift, uint64_t value, uint64_t *aborts) {
+    return false;
+}
+
+#endif
 
 #pragma GCC visibility pop
 #endif
