@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -635,6 +636,57 @@ static void test_introspection(void) {
     CHECK(rc == -1 && e != 0, "swiftmalloc_write_stats(bad path) = %d errno=%d", rc, e);
 }
 
+// The stats JSON and struct swiftmalloc_stats come from one list of counters
+// (SWIFTMALLOC_STATS_FIELDS): every counter is a JSON key, in list order,
+// with the struct's value, and the JSON has no other keys than those and
+// frontend, rseq_available, percpu_id and pid.
+static void test_stats_json_matches_struct(void) {
+    int (*getStats)(struct swiftmalloc_stats *) =
+        (int (*)(struct swiftmalloc_stats *))dlsym(RTLD_DEFAULT, "swiftmalloc_get_stats");
+    int (*writeStats)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "swiftmalloc_write_stats");
+    if (!getStats || !writeStats) return;
+    char path[] = "/tmp/swiftmalloc-api-stats-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp: errno %d", errno);
+    if (fd < 0) return;
+    // Nothing allocates between the two snapshots: a counter equal in both
+    // is the value the JSON must show.
+    struct swiftmalloc_stats before, after;
+    CHECK(getStats(&before) == 0, "swiftmalloc_get_stats failed");
+    int rc = writeStats(path);
+    CHECK(getStats(&after) == 0, "swiftmalloc_get_stats failed");
+    CHECK(rc == 0, "swiftmalloc_write_stats(%s) = %d errno=%d", path, rc, errno);
+    static char json[8192];
+    ssize_t length = read(fd, json, sizeof json - 1);
+    close(fd);
+    unlink(path);
+    CHECK(length > 0 && (size_t)length < sizeof json - 1, "stats JSON read %zd bytes", length);
+    if (length <= 0) return;
+    json[length] = 0;
+
+    size_t keys = 0;
+    for (const char *p = json; (p = strstr(p, "\":")) != NULL; p += 2) keys++;
+    size_t counters = 0;
+    const char *previous = json;
+#define CHECK_COUNTER(name, meaning)                                                                       \
+    {                                                                                                      \
+        counters++;                                                                                        \
+        const char *at = strstr(json, "\"" #name "\":");                                                   \
+        CHECK(at != NULL && at > previous, "stats JSON: " #name " missing or out of order: %s", json);     \
+        if (at) {                                                                                          \
+            unsigned long long value = strtoull(at + sizeof("\"" #name "\":") - 1, NULL, 10);              \
+            CHECK(before.name != after.name || value == before.name, "stats JSON " #name " = %llu, "       \
+                  "struct %llu", value, (unsigned long long)before.name);                                  \
+            previous = at;                                                                                 \
+        }                                                                                                  \
+    }
+    SWIFTMALLOC_STATS_FIELDS(CHECK_COUNTER)
+#undef CHECK_COUNTER
+    CHECK(sizeof(struct swiftmalloc_stats) == (1 + counters) * sizeof(uint64_t),
+          "struct swiftmalloc_stats is %zu bytes for %zu counters", sizeof(struct swiftmalloc_stats), counters);
+    CHECK(keys == counters + 4, "stats JSON has %zu keys for %zu counters: %s", keys, counters, json);
+}
+
 static void test_prefixed_twins(void) {
     const char *names[] = {"swiftmalloc_malloc", "swiftmalloc_free", "swiftmalloc_calloc", "swiftmalloc_realloc",
                            "swiftmalloc_reallocarray", "swiftmalloc_posix_memalign", "swiftmalloc_aligned_alloc",
@@ -678,6 +730,7 @@ int main(void) {
     test_trim();
     if (getStats) test_prefixed_twins();
     test_introspection();
+    test_stats_json_matches_struct();
     escape(getStats);
 
     printf("checks: %lu failures: %lu preloaded: %s frontend: %s\n", checks, failures, getStats ? "yes" : "no",

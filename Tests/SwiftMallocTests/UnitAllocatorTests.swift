@@ -222,20 +222,20 @@ final class UnitAllocatorTests: XCTestCase {
     func testStatsInUseFollowsUsableSize() throws {
         _ = Allocator.releaseFreeMemory()
         for size in [40, 1000, 32768, 100_000, 2 << 20] {
-            let before = StatsSnapshot.take()
+            let before = StatsSnapshot.take().counters
             let p = try XCTUnwrap(Allocator.allocate(UInt(size)))
             let usable = Allocator.usableSize(p)
-            let during = StatsSnapshot.take()
-            XCTAssertEqual(during.inUseBytes &- before.inUseBytes, UInt64(usable), "size \(size)")
+            let during = StatsSnapshot.take().counters
+            XCTAssertEqual(during.in_use_bytes &- before.in_use_bytes, UInt64(usable), "size \(size)")
             XCTAssertEqual(during.allocations &- before.allocations, 1, "size \(size): one allocation counted")
             Allocator.deallocate(p)
-            let after = StatsSnapshot.take()
-            XCTAssertEqual(after.inUseBytes, before.inUseBytes, "size \(size): back down after free")
+            let after = StatsSnapshot.take().counters
+            XCTAssertEqual(after.in_use_bytes, before.in_use_bytes, "size \(size): back down after free")
             XCTAssertEqual(after.frees &- before.frees, 1, "size \(size): one free counted")
         }
-        let s = StatsSnapshot.take()
-        XCTAssertGreaterThanOrEqual(s.mappedBytes, s.metadataBytes)
-        XCTAssertGreaterThanOrEqual(s.threadsSeen, 1)
+        let s = StatsSnapshot.take().counters
+        XCTAssertGreaterThanOrEqual(s.mapped_bytes, s.metadata_bytes)
+        XCTAssertGreaterThanOrEqual(s.threads_seen, 1)
     }
 
     func testReleaseFreeMemoryKeepsLiveBlocks() throws {

@@ -84,7 +84,7 @@ final class UnitConcurrencyTests: XCTestCase {
     func testThreadsAllocateAndFreeThenEverythingComesHome() {
         _ = Allocator.releaseFreeMemory()
         let spansBefore = centralSpans()
-        let inUseBefore = StatsSnapshot.take().inUseBytes
+        let inUseBefore = StatsSnapshot.take().counters.in_use_bytes
         let failures = UnsafeMutablePointer<Int>.allocate(capacity: 8)
         failures.initialize(repeating: 0, count: 8)
         defer { failures.deallocate() }
@@ -119,7 +119,7 @@ final class UnitConcurrencyTests: XCTestCase {
             }
         }
         for i in 0..<8 { XCTAssertEqual(failures[i], 0, "thread \(i): corrupted or failed blocks") }
-        XCTAssertEqual(StatsSnapshot.take().inUseBytes, inUseBefore, "in_use_bytes back after every block is freed")
+        XCTAssertEqual(StatsSnapshot.take().counters.in_use_bytes, inUseBefore, "in_use_bytes back after every block is freed")
         _ = Allocator.releaseFreeMemory()
         let spansAfter = centralSpans()
         for c in 1..<spansAfter.count where spansAfter[c] != spansBefore[c] {

@@ -88,23 +88,50 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
 // ---------------------------------------------------------------------------
 
 // Snapshot of the allocator's counters, summed over live and exited threads.
-// Every field is a uint64_t; `version` is SWIFTMALLOC_STATS_VERSION.
-#define SWIFTMALLOC_STATS_VERSION 1
+//
+// SWIFTMALLOC_STATS_FIELDS is the one list of the counters: X(name, meaning)
+// for each, in order. struct swiftmalloc_stats is `version`
+// (SWIFTMALLOC_STATS_VERSION) followed by one uint64_t per entry, in this
+// order; the stats JSON (swiftmalloc_write_stats, SWIFTMALLOC_STATS_FILE)
+// has one number per entry under the same name, in the same order. A
+// program can expand the list itself, to print every counter for instance:
+//   #define PRINT(name, meaning) printf("%s %llu\n", #name, (unsigned long long)s.name);
+//   SWIFTMALLOC_STATS_FIELDS(PRINT)
+// swiftmalloc_get_stats writes the whole struct of this version, so a
+// program built against an older header must be rebuilt (version 1 ended at
+// metadata_bytes; the fields it has keep their offsets).
+#define SWIFTMALLOC_STATS_VERSION 2
+#define SWIFTMALLOC_STATS_FIELDS(X) \
+    X(allocations, "successful allocation calls (all entry points)") \
+    X(frees, "free calls with a non-NULL pointer") \
+    X(fast_path_hits, "small allocations served from the front end's cache") \
+    X(fast_path_misses, "small allocations that went to the middle") \
+    X(rseq_aborts, "restarted per-CPU critical sections") \
+    X(mapped_bytes, "bytes currently mapped from the OS (incl. metadata)") \
+    X(released_bytes, "free page-heap bytes not resident: given back (madvise) or never touched") \
+    X(in_use_bytes, "bytes in live blocks (size-class or page-rounded sizes)") \
+    X(threads_seen, "threads that ever allocated through the library") \
+    X(threads_live, "of those, threads that have not exited") \
+    X(large_allocations, "allocations above the largest size class") \
+    X(page_heap_free_bytes, "free pages held by the page heap") \
+    X(metadata_bytes, "bytes mapped for the allocator's own metadata") \
+    X(percpu_rebalances, "moves of per-CPU cache capacity between size classes") \
+    X(percpu_cached_bytes, "bytes of free objects in the per-CPU caches (0 unless percpu)") \
+    X(large_cache_bytes, "bytes of freed large blocks kept mapped for reuse") \
+    X(small_span_bytes, "bytes of spans carved into small objects") \
+    X(central_free_bytes, "bytes of free objects in partly used spans (central free lists)") \
+    X(transfer_cached_bytes, "bytes of free objects parked in the transfer caches") \
+    X(scavenger_passes, "passes that gave idle memory back to the OS") \
+    X(scavenged_bytes, "bytes those passes gave back") \
+    X(large_cache_hits, "large allocations served from those kept blocks") \
+    X(rcu_retired_spans, "span records retired, to be reused after an RCU grace period") \
+    X(rcu_reclaimed_spans, "of those, records whose grace period has ended")
+
 struct swiftmalloc_stats {
     uint64_t version;
-    uint64_t allocations;       // successful allocation calls (all entry points)
-    uint64_t frees;             // free calls with a non-NULL pointer
-    uint64_t fast_path_hits;    // small allocations served from the front end's cache
-    uint64_t fast_path_misses;  // small allocations that went to the middle
-    uint64_t rseq_aborts;       // restarted per-CPU critical sections (0 until percpu exists)
-    uint64_t mapped_bytes;      // bytes currently mapped from the OS (incl. metadata)
-    uint64_t released_bytes;    // free page-heap bytes not resident: given back (madvise) or never touched
-    uint64_t in_use_bytes;      // bytes in live blocks (size-class or page-rounded sizes)
-    uint64_t threads_seen;      // threads that ever allocated through the library
-    uint64_t threads_live;      // of those, threads that have not exited
-    uint64_t large_allocations; // allocations above the largest size class
-    uint64_t page_heap_free_bytes; // free pages held by the page heap
-    uint64_t metadata_bytes;    // bytes mapped for the allocator's own metadata
+#define SWIFTMALLOC_STATS_MEMBER(name, meaning) uint64_t name;
+    SWIFTMALLOC_STATS_FIELDS(SWIFTMALLOC_STATS_MEMBER)
+#undef SWIFTMALLOC_STATS_MEMBER
 };
 // Fills *out; returns 0, or -1 (EINVAL) if out is NULL.
 int swiftmalloc_get_stats(struct swiftmalloc_stats *out);

@@ -87,12 +87,12 @@ public func swiftmalloc_page_free(_ pointer: UnsafeMutableRawPointer?, _ pages: 
 }
 
 @_cdecl("swiftmalloc_get_stats")
-public func swiftmalloc_get_stats(_ out: UnsafeMutableRawPointer?) -> Int32 {
+public func swiftmalloc_get_stats(_ out: UnsafeMutablePointer<swiftmalloc_stats>?) -> Int32 {
     guard let out else {
         sm_set_errno(EINVAL)
         return -1
     }
-    StatsSnapshot.take().store(into: out.assumingMemoryBound(to: UInt64.self))
+    out.pointee = StatsSnapshot.take().counters
     return 0
 }
 

@@ -5,40 +5,17 @@
 import SwiftMallocShims
 
 struct StatsSnapshot {
-    var frontEnd: FrontEndKind = .thread
-    var rseqAvailable = false
-    var idMode: PerCPUIDMode = .cpu
-    var allocations: UInt64 = 0
-    var frees: UInt64 = 0
-    var fastPathHits: UInt64 = 0
-    var fastPathMisses: UInt64 = 0
-    var rseqAborts: UInt64 = 0
-    var mappedBytes: UInt64 = 0
-    var releasedBytes: UInt64 = 0
-    var inUseBytes: UInt64 = 0
-    var threadsSeen: UInt64 = 0
-    var threadsLive: UInt64 = 0
-    var largeAllocations: UInt64 = 0
-    var pageHeapFreeBytes: UInt64 = 0
-    var metadataBytes: UInt64 = 0
-    var percpuRebalances: UInt64 = 0
-    var percpuCachedBytes: UInt64 = 0
-    var largeCacheBytes: UInt64 = 0
-    var smallSpanBytes: UInt64 = 0
-    var scavengerPasses: UInt64 = 0
-    var scavengedBytes: UInt64 = 0
-    var centralFreeBytes: UInt64 = 0
-    var transferCachedBytes: UInt64 = 0
-    var largeCacheHits: UInt64 = 0
-    var rcuRetired: UInt64 = 0
-    var rcuReclaimed: UInt64 = 0
+    let frontEnd: FrontEndKind
+    let rseqAvailable: Bool
+    let idMode: PerCPUIDMode
+    /// The numeric counters, as swiftmalloc_get_stats hands them out; which
+    /// ones there are is SWIFTMALLOC_STATS_FIELDS (swiftmalloc.h).
+    let counters: swiftmalloc_stats
 
     static func take() -> StatsSnapshot {
         let heap = Heap.ensureInitialized()
-        var s = StatsSnapshot()
-        s.frontEnd = heap.pointee.frontEnd
-        s.rseqAvailable = heap.pointee.config.rseqAvailable
-        s.idMode = sm_rseq_uses_mm_cid() ? .mmcid : .cpu
+        var counters = swiftmalloc_stats()
+        counters.version = UInt64(SWIFTMALLOC_STATS_VERSION)
         var totals = ThreadRegistry.totals(heap.pointee.threads, reader: Heap.reader(heap))
         // The per-CPU front end counts its hits in the slabs.
         if heap.pointee.frontEnd == .percpu {
@@ -48,51 +25,47 @@ struct StatsSnapshot {
                 c += 1
             }
         }
-        s.rseqAborts = totals.scalars.rseqAborts
-        s.allocations = totals.allocations
-        s.frees = totals.frees
-        s.fastPathHits = totals.fastHits
-        s.fastPathMisses = totals.scalars.fastMisses
-        s.largeAllocations = totals.scalars.largeAllocations
-        s.inUseBytes = totals.inUseBytes
+        counters.rseq_aborts = totals.scalars.rseqAborts
+        counters.allocations = totals.allocations
+        counters.frees = totals.frees
+        counters.fast_path_hits = totals.fastHits
+        counters.fast_path_misses = totals.scalars.fastMisses
+        counters.large_allocations = totals.scalars.largeAllocations
+        counters.in_use_bytes = totals.inUseBytes
         let registry = heap.pointee.threads
         registry.pointee.lock.lock()
-        s.threadsSeen = registry.pointee.threadsSeen
-        s.threadsLive = registry.pointee.threadsLive
+        counters.threads_seen = registry.pointee.threadsSeen
+        counters.threads_live = registry.pointee.threadsLive
         registry.pointee.lock.unlock()
-        if heap.pointee.frontEnd == .percpu { s.percpuCachedBytes = heap.pointee.percpu.cachedBytes(reader: Heap.reader(heap)) }
+        if heap.pointee.frontEnd == .percpu {
+            counters.percpu_cached_bytes = heap.pointee.percpu.cachedBytes(reader: Heap.reader(heap))
+        }
         // Where small-object memory is: spans, free objects left in them,
         // batches parked between caches.
-        (s.smallSpanBytes, s.centralFreeBytes, s.transferCachedBytes) = heap.pointee.middle.footprint(sizes: heap.pointee.sizeClasses.sizes)
+        (counters.small_span_bytes, counters.central_free_bytes, counters.transfer_cached_bytes) =
+            heap.pointee.middle.footprint(sizes: heap.pointee.sizeClasses.sizes)
         let pageHeap = heap.pointee.pageHeap
         pageHeap.pointee.lock.lock()
         let metadata = UInt64(heap.pointee.metadata.pointee.mappedBytes) &+ UInt64(pageHeap.pointee.pageMap.mappedBytes)
-        s.metadataBytes = metadata
-        s.scavengerPasses = heap.pointee.scavengerPasses
-        s.scavengedBytes = heap.pointee.scavengedBytes
-        s.largeCacheBytes = UInt64(pageHeap.pointee.mappingCache.bytes)
-        s.largeCacheHits = pageHeap.pointee.mappingCache.hits
-        s.mappedBytes = UInt64(pageHeap.pointee.regionBytes &+ pageHeap.pointee.directBytes) &+ s.largeCacheBytes &+ metadata
-        s.releasedBytes = UInt64(pageHeap.pointee.releasedBytes)
-        s.pageHeapFreeBytes = UInt64(pageHeap.pointee.freeBytes)
-        s.percpuRebalances = heap.pointee.percpu.rebalances
-        s.rcuRetired = pageHeap.pointee.records.retiredCount
-        s.rcuReclaimed = pageHeap.pointee.records.reclaimedCount
+        counters.metadata_bytes = metadata
+        counters.scavenger_passes = heap.pointee.scavengerPasses
+        counters.scavenged_bytes = heap.pointee.scavengedBytes
+        counters.large_cache_bytes = UInt64(pageHeap.pointee.mappingCache.bytes)
+        counters.large_cache_hits = pageHeap.pointee.mappingCache.hits
+        counters.mapped_bytes = UInt64(pageHeap.pointee.regionBytes &+ pageHeap.pointee.directBytes)
+            &+ counters.large_cache_bytes &+ metadata
+        counters.released_bytes = UInt64(pageHeap.pointee.releasedBytes)
+        counters.page_heap_free_bytes = UInt64(pageHeap.pointee.freeBytes)
+        counters.percpu_rebalances = heap.pointee.percpu.rebalances
+        counters.rcu_retired_spans = pageHeap.pointee.records.retiredCount
+        counters.rcu_reclaimed_spans = pageHeap.pointee.records.reclaimedCount
         pageHeap.pointee.lock.unlock()
-        return s
+        return StatsSnapshot(frontEnd: heap.pointee.frontEnd, rseqAvailable: heap.pointee.config.rseqAvailable,
+                             idMode: sm_rseq_uses_mm_cid() ? .mmcid : .cpu, counters: counters)
     }
 
-    /// Writes the fields in the order of `struct swiftmalloc_stats`.
-    func store(into out: UnsafeMutablePointer<UInt64>) {
-        let fields: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
-            (1, allocations, frees, fastPathHits, fastPathMisses, rseqAborts, mappedBytes, releasedBytes,
-             inUseBytes, threadsSeen, threadsLive, largeAllocations, pageHeapFreeBytes, metadataBytes)
-        withUnsafeBytes(of: fields) { raw in
-            out.update(from: raw.baseAddress!.assumingMemoryBound(to: UInt64.self), count: 14)
-        }
-    }
-
-    /// The JSON object, written into `buffer`; returns its length.
+    /// The JSON object, written into `buffer`: the front end's description,
+    /// every counter in list order, the process id.
     func json(into buffer: inout TextBuffer) {
         buffer.append("{\"frontend\":\"")
         buffer.append(frontEnd.name)
@@ -106,31 +79,17 @@ struct StatsSnapshot {
         } else {
             buffer.append("null")
         }
-        buffer.field("allocations", allocations)
-        buffer.field("frees", frees)
-        buffer.field("fast_path_hits", fastPathHits)
-        buffer.field("fast_path_misses", fastPathMisses)
-        buffer.field("rseq_aborts", rseqAborts)
-        buffer.field("mapped_bytes", mappedBytes)
-        buffer.field("released_bytes", releasedBytes)
-        buffer.field("in_use_bytes", inUseBytes)
-        buffer.field("threads_seen", threadsSeen)
-        buffer.field("threads_live", threadsLive)
-        buffer.field("large_allocations", largeAllocations)
-        buffer.field("page_heap_free_bytes", pageHeapFreeBytes)
-        buffer.field("metadata_bytes", metadataBytes)
-        buffer.field("percpu_rebalances", percpuRebalances)
-        buffer.field("percpu_cached_bytes", percpuCachedBytes)
-        buffer.field("large_cache_bytes", largeCacheBytes)
-        buffer.field("small_span_bytes", smallSpanBytes)
-        buffer.field("central_free_bytes", centralFreeBytes)
-        buffer.field("transfer_cached_bytes", transferCachedBytes)
-        buffer.field("scavenger_passes", scavengerPasses)
-        buffer.field("scavenged_bytes", scavengedBytes)
-        buffer.field("large_cache_hits", largeCacheHits)
-        buffer.field("rcu_retired_spans", rcuRetired)
-        buffer.field("rcu_reclaimed_spans", rcuReclaimed)
-        buffer.field("pid", UInt64(sm_getpid()))
+        var counters = self.counters
+        var i = 0
+        while i < Int(SM_STATS_COUNTERS) {
+            buffer.append(",\"")
+            buffer.append(cString: sm_stats_counter_name(i))
+            buffer.append("\":")
+            buffer.append(sm_stats_counter_value(&counters, i))
+            i += 1
+        }
+        buffer.append(",\"pid\":")
+        buffer.append(UInt64(sm_getpid()))
         buffer.append("}\n")
     }
 
@@ -198,6 +157,11 @@ struct TextBuffer {
         while i < text.utf8CodeUnitCount { appendByte(bytes[i]); i += 1 }
     }
 
+    mutating func append(cString text: UnsafePointer<CChar>) {
+        var i = 0
+        while text[i] != 0 { appendByte(UInt8(bitPattern: text[i])); i += 1 }
+    }
+
     mutating func append(_ value: UInt64) {
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
@@ -212,12 +176,5 @@ struct TextBuffer {
             } while v > 0
             while n > 0 { n -= 1; appendByte(d[n]) }
         }
-    }
-
-    mutating func field(_ name: StaticString, _ value: UInt64) {
-        append(",\"")
-        append(name)
-        append("\":")
-        append(value)
     }
 }
