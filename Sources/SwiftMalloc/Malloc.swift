@@ -57,7 +57,7 @@ public enum Malloc {
     /// A snapshot of the allocator's counters.
     public static var statistics: swiftmalloc_stats {
         var stats = swiftmalloc_stats()
-        _ = swiftmalloc_get_stats(&stats)
+        _ = swiftmalloc_get_stats_sized(&stats, MemoryLayout<swiftmalloc_stats>.size)
         return stats
     }
 }

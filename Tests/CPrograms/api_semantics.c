@@ -597,11 +597,35 @@ static void test_trim(void) {
 
 // The introspection calls of <swiftmalloc.h> (resolved with dlsym so that
 // the program also runs without the library).
+typedef int (*sized_stats_fn)(struct swiftmalloc_stats *, size_t);
+static sized_stats_fn getStatsSized;
+
+// swiftmalloc_get_stats as a program compiled against <swiftmalloc.h> calls
+// it (the header's macro passes the struct's size).
+static int getStats(struct swiftmalloc_stats *out) { return getStatsSized(out, out ? sizeof *out : 0); }
+
+// A program built against version 1 of the header calls the symbol
+// swiftmalloc_get_stats with a 14-word struct: nothing past it is written.
+static void test_stats_version_one_callers(void) {
+    int (*legacy)(void *) = (int (*)(void *))dlsym(RTLD_DEFAULT, "swiftmalloc_get_stats");
+    if (!legacy) return;
+    uint64_t words[14 + 4];
+    memset(words, 0xA5, sizeof words);
+    CHECK(legacy(words) == 0, "swiftmalloc_get_stats (version 1) failed");
+    CHECK(words[0] == 1, "version 1 caller got version %llu", (unsigned long long)words[0]);
+    CHECK(words[1] > 0, "version 1 caller got no allocations");
+    for (int i = 14; i < 18; i++) {
+        CHECK(words[i] == 0xA5A5A5A5A5A5A5A5ull, "word %d past a version 1 struct was written", i);
+    }
+    struct swiftmalloc_stats half;
+    memset(&half, 0xA5, sizeof half);
+    CHECK(getStatsSized(&half, 3 * sizeof(uint64_t)) == 0, "swiftmalloc_get_stats_sized failed");
+    CHECK(half.frees == 0xA5A5A5A5A5A5A5A5ull && half.allocations > 0, "a 3-word size wrote past 3 words");
+}
+
 static void test_introspection(void) {
-    int (*getStats)(struct swiftmalloc_stats *) =
-        (int (*)(struct swiftmalloc_stats *))dlsym(RTLD_DEFAULT, "swiftmalloc_get_stats");
     int (*writeStats)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "swiftmalloc_write_stats");
-    if (!getStats || !writeStats) return;
+    if (!getStatsSized || !writeStats) return;
     errno = 0;
     int rc = getStats(NULL);
     int e = errno;
@@ -641,10 +665,8 @@ static void test_introspection(void) {
 // with the struct's value, and the JSON has no other keys than those and
 // frontend, rseq_available, percpu_id and pid.
 static void test_stats_json_matches_struct(void) {
-    int (*getStats)(struct swiftmalloc_stats *) =
-        (int (*)(struct swiftmalloc_stats *))dlsym(RTLD_DEFAULT, "swiftmalloc_get_stats");
     int (*writeStats)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "swiftmalloc_write_stats");
-    if (!getStats || !writeStats) return;
+    if (!getStatsSized || !writeStats) return;
     char path[] = "/tmp/swiftmalloc-api-stats-XXXXXX";
     int fd = mkstemp(path);
     CHECK(fd >= 0, "mkstemp: errno %d", errno);
@@ -691,7 +713,7 @@ static void test_prefixed_twins(void) {
     const char *names[] = {"swiftmalloc_malloc", "swiftmalloc_free", "swiftmalloc_calloc", "swiftmalloc_realloc",
                            "swiftmalloc_reallocarray", "swiftmalloc_posix_memalign", "swiftmalloc_aligned_alloc",
                            "swiftmalloc_memalign", "swiftmalloc_valloc", "swiftmalloc_pvalloc",
-                           "swiftmalloc_usable_size", "swiftmalloc_trim", "swiftmalloc_get_stats",
+                           "swiftmalloc_usable_size", "swiftmalloc_trim", "swiftmalloc_get_stats", "swiftmalloc_get_stats_sized",
                            "swiftmalloc_page_alloc", "swiftmalloc_page_free", "swiftmalloc_page_size",
                            "swiftmalloc_frontend_name", "swiftmalloc_write_stats",
                            "swiftmalloc_release_free_memory"};
@@ -707,7 +729,8 @@ static void test_prefixed_twins(void) {
 }
 
 int main(void) {
-    void *getStats = dlsym(RTLD_DEFAULT, "swiftmalloc_get_stats");
+    void *library = dlsym(RTLD_DEFAULT, "swiftmalloc_get_stats");
+    getStatsSized = (sized_stats_fn)dlsym(RTLD_DEFAULT, "swiftmalloc_get_stats_sized");
     const char *(*frontendName)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "swiftmalloc_frontend_name");
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("api_semantics: start\n");  // stdio allocates its buffer now, not between two stats snapshots
@@ -728,12 +751,13 @@ int main(void) {
     test_calloc_zero_on_reuse();
     test_realloc_contents();
     test_trim();
-    if (getStats) test_prefixed_twins();
+    if (library) test_prefixed_twins();
     test_introspection();
     test_stats_json_matches_struct();
-    escape(getStats);
+    test_stats_version_one_callers();
+    escape(library);
 
-    printf("checks: %lu failures: %lu preloaded: %s frontend: %s\n", checks, failures, getStats ? "yes" : "no",
+    printf("checks: %lu failures: %lu preloaded: %s frontend: %s\n", checks, failures, library ? "yes" : "no",
            frontendName ? frontendName() : "none");
     return failures ? 1 : 0;
 }

@@ -69,6 +69,14 @@ int main(int argc, char **argv) {
         memset(small, 5, 64);
         target = small + 16;
     } else if (strcmp(mode, "double") == 0) {
+        // Another block of the class stays live, so that p's span stays with
+        // its class: were p its only object, freeing p would give the span's
+        // pages back, and printf's buffer below could be carved from them,
+        // starting at p (then the second free frees that buffer, a block the
+        // allocator really handed out).
+        static char *keep;
+        keep = malloc(48);
+        if (!keep) return 4;
         char *p = malloc(48);
         if (!p) return 4;
         memset(p, 4, 48);

@@ -30,33 +30,31 @@ final class StubSpans: SpanSource {
     let base: UnsafeMutableRawPointer
     let pages: Int
     private var nextPage = 0
-    private(set) var allocated: [UnsafeMutablePointer<Span>] = []
-    private(set) var freed: [UnsafeMutablePointer<Span>] = []
-    private var byPage: [UInt: UnsafeMutablePointer<Span>] = [:]
+    private(set) var allocated: [SpanRef] = []
+    private(set) var freed: [SpanRef] = []
+    private var byPage: [UInt: SpanRef] = [:]
 
     init(pages: Int) {
         self.pages = pages
         base = OSMemory.mapAligned(pages * Page.size, alignment: Page.size)!
     }
 
-    func allocateSmallSpan(pages count: UInt, sizeClass: UInt8) -> UnsafeMutablePointer<Span>? {
+    func allocateSmallSpan(pages count: UInt, sizeClass: UInt8) -> SpanRef? {
         guard nextPage + Int(count) <= pages else { return nil }
-        let span = UnsafeMutablePointer<Span>.allocate(capacity: 1)
-        span.initialize(to: Span())
-        span.pointee.firstPage = Page.number(of: UInt(bitPattern: base)) + UInt(nextPage)
-        span.pointee.pageCount = count
-        span.pointee.state = .small
-        span.pointee.sizeClass = sizeClass
-        for p in 0..<count { byPage[span.pointee.firstPage + p] = span }
+        let record = UnsafeMutablePointer<Span>.allocate(capacity: 1)
+        record.initialize(to: Span(firstPage: Page.number(of: UInt(bitPattern: base)) + UInt(nextPage), pageCount: count,
+                                   sizeClass: sizeClass, state: .small))
+        let span = SpanRef(record)
+        for p in 0..<count { byPage[span.firstPage + p] = span }
         nextPage += Int(count)
         allocated.append(span)
         return span
     }
 
-    func freeSmallSpan(_ span: UnsafeMutablePointer<Span>) {
+    func freeSmallSpan(_ span: SpanRef) {
         freed.append(span)
-        span.pointee.state = .free
+        span.state = .free
     }
 
-    func span(ofPage page: UInt) -> UnsafeMutablePointer<Span>? { byPage[page] }
+    func span(ofPage page: UInt) -> SpanRef? { byPage[page] }
 }

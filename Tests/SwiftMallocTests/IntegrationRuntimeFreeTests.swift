@@ -66,8 +66,10 @@ final class IntegrationRuntimeFreeTests: XCTestCase {
         let statsDir = try Preload.makeTemporaryDirectory("debug-build")
         let statsPath = statsDir.appendingPathComponent("stats-%p.json").path
         let script = "import json, collections; d = {str(i): [i] * 3 for i in range(20000)}; print(len(json.dumps(d)))"
+        // PYTHONMALLOC=malloc: every object from malloc, not from Python's own pools.
         let result = try Preload.run(["python3", "-c", script],
-                                     environment: ["LD_PRELOAD": debug, "SWIFTMALLOC_STATS_FILE": statsPath], timeout: 120)
+                                     environment: ["LD_PRELOAD": debug, "SWIFTMALLOC_STATS_FILE": statsPath,
+                                                   "PYTHONMALLOC": "malloc"], timeout: 120)
         XCTAssertEqual(result.exitStatus, 0, result.summary)
         let expected = try Preload.run(["python3", "-c", script], timeout: 120)
         XCTAssertEqual(result.stdout, expected.stdout)

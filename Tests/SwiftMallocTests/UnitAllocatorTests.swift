@@ -24,7 +24,7 @@ final class UnitAllocatorTests: XCTestCase {
 
     private func spanState(_ p: UnsafeMutableRawPointer) -> SpanState? {
         let page = Page.number(of: UInt(bitPattern: p))
-        return heap.pointee.pageMap.span(ofPage: page)?.pointee.state
+        return heap.pointee.pageMap.span(ofPage: page)?.state
     }
 
     func testSmallRoundTrips() throws {
@@ -80,8 +80,8 @@ final class UnitAllocatorTests: XCTestCase {
             Allocator.deallocate(p)
             // The pages are free in the page heap now.
             let span = heap.pointee.pageMap.span(ofPage: page)
-            XCTAssertEqual(span?.pointee.state, .free, "size \(size): pages back in the page heap")
-            XCTAssertEqual(span?.pointee.contains(page: page), true)
+            XCTAssertEqual(span?.state, .free, "size \(size): pages back in the page heap")
+            XCTAssertEqual(span?.contains(page: page), true)
         }
     }
 

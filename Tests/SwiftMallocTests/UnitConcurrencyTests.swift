@@ -65,12 +65,12 @@ final class UnitConcurrencyTests: XCTestCase {
         for i in 0...PageHeap.maxListedPages {
             var cursor = ph.pointee.freeLists[i].head
             while let s = cursor {
-                XCTAssertEqual(s.pointee.state, .free, file: file, line: line)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.pointee.firstPage), s, file: file, line: line)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.pointee.lastPage), s, file: file, line: line)
-                total += s.pointee.byteCount
-                ranges.append((s.pointee.firstPage, s.pointee.pageCount))
-                cursor = s.pointee.next
+                XCTAssertEqual(s.state, .free, file: file, line: line)
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.firstPage), s, file: file, line: line)
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.lastPage), s, file: file, line: line)
+                total += s.byteCount
+                ranges.append((s.firstPage, s.pageCount))
+                cursor = s.next
             }
         }
         XCTAssertEqual(total, ph.pointee.freeBytes, "freeBytes", file: file, line: line)
@@ -197,8 +197,8 @@ final class UnitConcurrencyTests: XCTestCase {
             XCTAssertEqual(bytes[kept - 1], UInt8(i + 1), "step \(step)")
             if newSize > size { (q + size).initializeMemory(as: UInt8.self, repeating: UInt8(i + 1), count: newSize - size) }
             let span = heap.pointee.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: q)))
-            XCTAssertEqual(span?.pointee.state, .mapped, "step \(step)")
-            XCTAssertEqual(span?.pointee.mappedStart, UInt(bitPattern: q), "step \(step)")
+            XCTAssertEqual(span?.state, .mapped, "step \(step)")
+            XCTAssertEqual(span?.mappedStart, UInt(bitPattern: q), "step \(step)")
             blocks[i] = (q, newSize)
         }
         // Small and large allocations meanwhile are unaffected.

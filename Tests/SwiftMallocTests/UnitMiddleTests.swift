@@ -45,12 +45,12 @@ final class UnitMiddleTests: XCTestCase {
                 XCTFail("object \(address) has no span", file: file, line: line)
                 continue
             }
-            XCTAssertEqual(span.pointee.state, .small, file: file, line: line)
-            XCTAssertEqual(Int(span.pointee.sizeClass), c, file: file, line: line)
-            XCTAssertTrue(span.pointee.contains(page: page), file: file, line: line)
-            let offset = address - span.pointee.startAddress
+            XCTAssertEqual(span.state, .small, file: file, line: line)
+            XCTAssertEqual(Int(span.sizeClass), c, file: file, line: line)
+            XCTAssertTrue(span.contains(page: page), file: file, line: line)
+            let offset = address - span.startAddress
             XCTAssertEqual(offset % size, 0, "object \(address) not at a multiple of \(size) from its span", file: file, line: line)
-            XCTAssertLessThanOrEqual(offset + size, span.pointee.byteCount, "object runs past its span", file: file, line: line)
+            XCTAssertLessThanOrEqual(offset + size, span.byteCount, "object runs past its span", file: file, line: line)
         }
         // Objects do not overlap (distinct starts at multiples of the size within spans imply it; check directly).
         let sorted = objects.map { UInt(bitPattern: $0) }.sorted()
@@ -59,8 +59,8 @@ final class UnitMiddleTests: XCTestCase {
         }
     }
 
-    private func liveObjects(_ spans: [UnsafeMutablePointer<Span>]) -> [UInt32] {
-        spans.map { $0.pointee.liveObjects }
+    private func liveObjects(_ spans: [SpanRef]) -> [UInt32] {
+        spans.map { $0.liveObjects }
     }
 
     private func runBatchCycle(size: Int) throws {
@@ -96,8 +96,8 @@ final class UnitMiddleTests: XCTestCase {
 
         // A partial batch (and a single object) go to the central list.
         let spansOfSecond = second.map { h.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: $0)))! }
-        var expectedLive: [UnsafeMutablePointer<Span>: UInt32] = [:]
-        for span in spansOfSecond { expectedLive[span] = span.pointee.liveObjects }
+        var expectedLive: [SpanRef: UInt32] = [:]
+        for span in spansOfSecond { expectedLive[span] = span.liveObjects }
         for span in spansOfSecond { expectedLive[span]! -= 1 }
         let partial = Array(second.dropLast())
         h.middle.release(c, chain: chain(partial)!, count: UInt32(partial.count))
@@ -107,11 +107,11 @@ final class UnitMiddleTests: XCTestCase {
         for (span, live) in expectedLive {
             // Objects of the second batch are back in their spans (or the span, all home, went to the page heap).
             if live == 0 {
-                XCTAssertNotEqual(span.pointee.state, .small, "class \(c): a span with every object home stays with the central list")
+                XCTAssertNotEqual(span.state, .small, "class \(c): a span with every object home stays with the central list")
             } else {
-                XCTAssertEqual(span.pointee.state, .small)
-                XCTAssertEqual(span.pointee.liveObjects, live, "class \(c): central list took the partial batch back")
-                XCTAssertTrue(span.pointee.inPartialList, "class \(c): span with free objects is in the partial list")
+                XCTAssertEqual(span.state, .small)
+                XCTAssertEqual(span.liveObjects, live, "class \(c): central list took the partial batch back")
+                XCTAssertTrue(span.inPartialList, "class \(c): span with free objects is in the partial list")
             }
         }
 
@@ -130,7 +130,7 @@ final class UnitMiddleTests: XCTestCase {
         h.middle.drainTransferCaches()
         XCTAssertEqual(transfer.pointee.used, 0)
         XCTAssertEqual(central.pointee.spanCount, spansBefore, "class \(c): spans went back to the page heap")
-        for span in Set(spansOfFirst + spansOfSecond) where span.pointee.state == .small {
+        for span in Set(spansOfFirst + spansOfSecond) where span.state == .small {
             // Only spans that were there before may remain, and those never hold our objects as live.
             XCTAssertGreaterThan(spansBefore, 0, "class \(c): a span of ours stayed small")
         }

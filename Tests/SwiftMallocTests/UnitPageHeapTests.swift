@@ -6,8 +6,6 @@ import XCTest
 @testable import SwiftMallocCoreTestable
 
 final class UnitPageHeapTests: XCTestCase {
-    typealias SpanRef = UnsafeMutablePointer<Span>
-
     private var heap: UnsafeMutablePointer<Heap> { Heap.ensureInitialized() }
     private var pageHeap: UnsafeMutablePointer<PageHeap> { heap.pointee.pageHeap }
 
@@ -34,7 +32,7 @@ final class UnitPageHeapTests: XCTestCase {
                 got.append(span)
             }
             var adjacent = true
-            for i in 1..<got.count where got[i - 1].pointee.firstPage + got[i - 1].pointee.pageCount != got[i].pointee.firstPage {
+            for i in 1..<got.count where got[i - 1].firstPage + got[i - 1].pageCount != got[i].firstPage {
                 adjacent = false
             }
             if adjacent { return got }
@@ -46,18 +44,18 @@ final class UnitPageHeapTests: XCTestCase {
     /// Whether a record is out of use: absorbed by coalescing, waiting for
     /// its grace period (retired) or ready for reuse.
     private func isDead(_ span: SpanRef) -> Bool {
-        let state = span.pointee.state
+        let state = span.state
         return state == .retired || state == .unused || state == .poisoned
     }
 
     /// Whether `span` is linked in the free list for its length.
     private func isListed(_ ph: UnsafeMutablePointer<PageHeap>, _ span: SpanRef) -> Bool {
-        let pages = span.pointee.pageCount
+        let pages = span.pageCount
         let index = pages <= UInt(PageHeap.maxListedPages) ? Int(pages) : 0
         var cursor = ph.pointee.freeLists[index].head
         while let s = cursor {
             if s == span { return true }
-            cursor = s.pointee.next
+            cursor = s.next
         }
         return false
     }
@@ -71,15 +69,15 @@ final class UnitPageHeapTests: XCTestCase {
             var cursor = ph.pointee.freeLists[i].head
             var n = 0
             while let s = cursor {
-                let pages = s.pointee.pageCount
-                XCTAssertEqual(s.pointee.state, .free, "listed span not free", file: file, line: line)
+                let pages = s.pageCount
+                XCTAssertEqual(s.state, .free, "listed span not free", file: file, line: line)
                 if i == 0 { XCTAssertGreaterThan(pages, UInt(PageHeap.maxListedPages), file: file, line: line) }
                 else { XCTAssertEqual(pages, UInt(i), "span in the wrong list", file: file, line: line) }
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.pointee.firstPage), s, "free span not at its first page", file: file, line: line)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.pointee.lastPage), s, "free span not at its last page", file: file, line: line)
-                total += s.pointee.byteCount
-                listed.append((s.pointee.firstPage, pages))
-                cursor = s.pointee.next
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.firstPage), s, "free span not at its first page", file: file, line: line)
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.lastPage), s, "free span not at its last page", file: file, line: line)
+                total += s.byteCount
+                listed.append((s.firstPage, pages))
+                cursor = s.next
                 n += 1
             }
             XCTAssertEqual(n, ph.pointee.freeLists[i].count, "list \(i) count", file: file, line: line)
@@ -101,54 +99,54 @@ final class UnitPageHeapTests: XCTestCase {
         try locked { ph in
             let spans = try XCTUnwrap(allocateAdjacent(ph, [3, 5, 7], leftovers: &leftovers), "no three adjacent spans")
             let (a, b, c) = (spans[0], spans[1], spans[2])
-            let aFirst = a.pointee.firstPage, bFirst = b.pointee.firstPage, cFirst = c.pointee.firstPage
-            let cLast = c.pointee.lastPage
+            let aFirst = a.firstPage, bFirst = b.firstPage, cFirst = c.firstPage
+            let cLast = c.lastPage
             XCTAssertEqual(bFirst, aFirst + 3)
             XCTAssertEqual(cFirst, bFirst + 5)
             for (span, pages) in [(a, UInt(3)), (b, 5), (c, 7)] {
-                XCTAssertEqual(span.pointee.state, .large)
-                XCTAssertEqual(span.pointee.pageCount, pages)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: span.pointee.firstPage), span, "in-use span at its first page")
-                XCTAssertEqual(ph.pointee.pageMap.sizeClass(ofPage: span.pointee.firstPage), 0)
+                XCTAssertEqual(span.state, .large)
+                XCTAssertEqual(span.pageCount, pages)
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: span.firstPage), span, "in-use span at its first page")
+                XCTAssertEqual(ph.pointee.pageMap.sizeClass(ofPage: span.firstPage), 0)
             }
             // The memory is usable.
-            a.pointee.start.storeBytes(of: 0xA5A5, as: UInt64.self)
-            c.pointee.start.advanced(by: Int(c.pointee.byteCount) - 8).storeBytes(of: 0x5A5A, as: UInt64.self)
+            a.start.storeBytes(of: 0xA5A5, as: UInt64.self)
+            c.start.advanced(by: Int(c.byteCount) - 8).storeBytes(of: 0x5A5A, as: UInt64.self)
 
             // Free the outer two: each is free, but cannot join the middle one.
             ph.pointee.freeSpan(a)
             ph.pointee.freeSpan(c)
-            XCTAssertEqual(a.pointee.state, .free)
-            XCTAssertEqual(a.pointee.lastPage, bFirst - 1, "left span ends before the middle one")
+            XCTAssertEqual(a.state, .free)
+            XCTAssertEqual(a.lastPage, bFirst - 1, "left span ends before the middle one")
             XCTAssertEqual(ph.pointee.pageMap.span(ofPage: bFirst - 1), a)
-            XCTAssertEqual(c.pointee.state, .free)
-            XCTAssertEqual(c.pointee.firstPage, cFirst, "right span starts after the middle one")
+            XCTAssertEqual(c.state, .free)
+            XCTAssertEqual(c.firstPage, cFirst, "right span starts after the middle one")
             XCTAssertEqual(ph.pointee.pageMap.span(ofPage: cFirst), c)
-            XCTAssertEqual(b.pointee.state, .large)
+            XCTAssertEqual(b.state, .large)
             XCTAssertTrue(isListed(ph, a))
             XCTAssertTrue(isListed(ph, c))
 
             // Free the middle one: one free span covers all three.
             ph.pointee.freeSpan(b)
-            XCTAssertEqual(b.pointee.state, .free)
-            XCTAssertLessThanOrEqual(b.pointee.firstPage, aFirst)
-            XCTAssertGreaterThanOrEqual(b.pointee.lastPage, cLast)
-            XCTAssertGreaterThanOrEqual(b.pointee.pageCount, 15)
-            XCTAssertTrue(isDead(a), "left record merged and retired (state \(a.pointee.state))")
-            XCTAssertTrue(isDead(c), "right record merged and retired (state \(c.pointee.state))")
+            XCTAssertEqual(b.state, .free)
+            XCTAssertLessThanOrEqual(b.firstPage, aFirst)
+            XCTAssertGreaterThanOrEqual(b.lastPage, cLast)
+            XCTAssertGreaterThanOrEqual(b.pageCount, 15)
+            XCTAssertTrue(isDead(a), "left record merged and retired (state \(a.state))")
+            XCTAssertTrue(isDead(c), "right record merged and retired (state \(c.state))")
             XCTAssertFalse(isListed(ph, a))
             XCTAssertFalse(isListed(ph, c))
             XCTAssertTrue(isListed(ph, b), "merged span listed under its new length")
-            XCTAssertEqual(ph.pointee.pageMap.span(ofPage: b.pointee.firstPage), b)
-            XCTAssertEqual(ph.pointee.pageMap.span(ofPage: b.pointee.lastPage), b)
+            XCTAssertEqual(ph.pointee.pageMap.span(ofPage: b.firstPage), b)
+            XCTAssertEqual(ph.pointee.pageMap.span(ofPage: b.lastPage), b)
             for page in [aFirst, bFirst, cFirst, cLast] {
                 let found = ph.pointee.pageMap.span(ofPage: page)
                 // Inner entries may be stale, but whatever they name must not be a live span claiming the page.
                 if let found, found != b {
-                    XCTAssertFalse(!isDead(found) && found.pointee.contains(page: page),
+                    XCTAssertFalse(!isDead(found) && found.contains(page: page),
                                    "page \(page) still claimed by another span")
                 }
-                XCTAssertTrue(b.pointee.contains(page: page))
+                XCTAssertTrue(b.contains(page: page))
             }
             checkFreeLists(ph)
 
@@ -171,11 +169,11 @@ final class UnitPageHeapTests: XCTestCase {
                 let spans = try XCTUnwrap(allocateAdjacent(ph, [1, total, 1], leftovers: &leftovers))
                 let (left, x, right) = (spans[0], spans[1], spans[2])
                 leftovers += [left, right]
-                let first = x.pointee.firstPage
+                let first = x.firstPage
                 ph.pointee.freeSpan(x)
-                XCTAssertEqual(x.pointee.state, .free)
-                XCTAssertEqual(x.pointee.firstPage, first, "guarded span cannot coalesce")
-                XCTAssertEqual(x.pointee.pageCount, total)
+                XCTAssertEqual(x.state, .free)
+                XCTAssertEqual(x.firstPage, first, "guarded span cannot coalesce")
+                XCTAssertEqual(x.pageCount, total)
                 XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first), x)
                 XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first + total - 1), x)
                 // Best fit takes x for `want` pages only if no list between want and total holds a span.
@@ -192,25 +190,25 @@ final class UnitPageHeapTests: XCTestCase {
                 let freeMid = ph.pointee.freeBytes
                 let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: want))
                 XCTAssertEqual(s, x, "best fit took the guarded span")
-                XCTAssertEqual(s.pointee.firstPage, first, "the front is allocated")
-                XCTAssertEqual(s.pointee.pageCount, want)
-                XCTAssertEqual(s.pointee.state, .large)
+                XCTAssertEqual(s.firstPage, first, "the front is allocated")
+                XCTAssertEqual(s.pageCount, want)
+                XCTAssertEqual(s.state, .large)
                 XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first), s)
                 XCTAssertEqual(ph.pointee.freeBytes, freeMid - want * UInt(Page.size))
                 let rest = try XCTUnwrap(ph.pointee.pageMap.span(ofPage: first + want), "remainder registered at its first page")
                 XCTAssertNotEqual(rest, s)
-                XCTAssertEqual(rest.pointee.state, .free)
-                XCTAssertEqual(rest.pointee.firstPage, first + want)
-                XCTAssertEqual(rest.pointee.pageCount, total - want)
-                XCTAssertEqual(rest.pointee.lastPage, right.pointee.firstPage - 1)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: rest.pointee.lastPage), rest, "remainder registered at its last page")
+                XCTAssertEqual(rest.state, .free)
+                XCTAssertEqual(rest.firstPage, first + want)
+                XCTAssertEqual(rest.pageCount, total - want)
+                XCTAssertEqual(rest.lastPage, right.firstPage - 1)
+                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: rest.lastPage), rest, "remainder registered at its last page")
                 XCTAssertTrue(isListed(ph, rest))
                 checkFreeLists(ph)
                 // Free it again: it joins its remainder back to `total` pages.
                 ph.pointee.freeSpan(s)
-                XCTAssertEqual(s.pointee.state, .free)
-                XCTAssertEqual(s.pointee.firstPage, first)
-                XCTAssertEqual(s.pointee.pageCount, total)
+                XCTAssertEqual(s.state, .free)
+                XCTAssertEqual(s.firstPage, first)
+                XCTAssertEqual(s.pageCount, total)
                 XCTAssertTrue(isDead(rest), "the remainder's record was absorbed")
                 done = true
             }
@@ -230,22 +228,22 @@ final class UnitPageHeapTests: XCTestCase {
                 let freeMid = ph.pointee.freeBytes, regionMid = ph.pointee.regionBytes
                 let span = try XCTUnwrap(ph.pointee.allocateAlignedLocked(pages: pages, alignPages: align))
                 spans.append(span)
-                let first = span.pointee.firstPage
+                let first = span.firstPage
                 if align > 1 { XCTAssertEqual(first % align, 0, "\(pages) pages aligned to \(align)") }
-                XCTAssertEqual(span.pointee.pageCount, pages)
-                XCTAssertEqual(span.pointee.state, .large)
+                XCTAssertEqual(span.pageCount, pages)
+                XCTAssertEqual(span.state, .large)
                 XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first), span)
-                XCTAssertNotNil(ph.pointee.largeSpan(startingAt: span.pointee.startAddress))
+                XCTAssertNotNil(ph.pointee.largeSpan(startingAt: span.startAddress))
                 // Exactly `pages` pages left the free lists (lead and trail went back).
                 XCTAssertEqual(ph.pointee.freeBytes, freeMid + (ph.pointee.regionBytes - regionMid) - pages * UInt(Page.size),
                                "\(pages) pages aligned to \(align)")
                 // Usable memory.
-                span.pointee.start.storeBytes(of: 1, as: UInt64.self)
-                span.pointee.start.advanced(by: Int(span.pointee.byteCount) - 8).storeBytes(of: 2, as: UInt64.self)
+                span.start.storeBytes(of: 1, as: UInt64.self)
+                span.start.advanced(by: Int(span.byteCount) - 8).storeBytes(of: 2, as: UInt64.self)
                 checkFreeLists(ph)
             }
             // No two spans overlap.
-            let ranges = spans.map { ($0.pointee.firstPage, $0.pointee.pageCount) }.sorted { $0.0 < $1.0 }
+            let ranges = spans.map { ($0.firstPage, $0.pageCount) }.sorted { $0.0 < $1.0 }
             for i in ranges.indices.dropFirst() {
                 XCTAssertLessThanOrEqual(ranges[i - 1].0 + ranges[i - 1].1, ranges[i].0)
             }
@@ -268,13 +266,13 @@ final class UnitPageHeapTests: XCTestCase {
             let pages: UInt = 37
             let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: pages))
             // Precondition: s was carved from the front of a larger released span, whose rest follows it.
-            let right = try XCTUnwrap(ph.pointee.pageMap.span(ofPage: s.pointee.lastPage + 1))
-            XCTAssertEqual(right.pointee.state, .free, "setup: the rest of the span s came from is free")
-            XCTAssertEqual(right.pointee.firstPage, s.pointee.lastPage + 1)
-            XCTAssertTrue((right.pointee.dirtyPages == 0), "setup: and released")
-            let neighbourBytes = right.pointee.byteCount
+            let right = try XCTUnwrap(ph.pointee.pageMap.span(ofPage: s.lastPage + 1))
+            XCTAssertEqual(right.state, .free, "setup: the rest of the span s came from is free")
+            XCTAssertEqual(right.firstPage, s.lastPage + 1)
+            XCTAssertTrue((right.dirtyPages == 0), "setup: and released")
+            let neighbourBytes = right.byteCount
             XCTAssertLessThan(ph.pointee.freeBytes - ph.pointee.releasedBytes, UInt(Page.size), "nothing dirty yet")
-            s.pointee.start.initializeMemory(as: UInt8.self, repeating: 7, count: Int(s.pointee.byteCount))   // now dirty
+            s.start.initializeMemory(as: UInt8.self, repeating: 7, count: Int(s.byteCount))   // now dirty
             ph.pointee.freeSpan(s)
             let dirty = ph.pointee.freeBytes - ph.pointee.releasedBytes
             XCTAssertLessThanOrEqual(dirty, pages * UInt(Page.size),
@@ -297,7 +295,7 @@ final class UnitPageHeapTests: XCTestCase {
             leftovers += [parts[0], parts[2]]
             let pocket = parts[1]
             ph.pointee.freeSpan(pocket)                          // >= 128 pages: released at once
-            XCTAssertTrue((pocket.pointee.dirtyPages == 0), "setup: the pocket is released")
+            XCTAssertTrue((pocket.dirtyPages == 0), "setup: the pocket is released")
 
             // Elsewhere, touch a few pages in each of many released regions and free them.
             var trulyDirtyPages: UInt = 0
@@ -306,17 +304,17 @@ final class UnitPageHeapTests: XCTestCase {
                 for _ in 0..<12 { big.append(try XCTUnwrap(ph.pointee.allocateLocked(pages: 1000))) }
                 for _ in 0..<12 {
                     let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: 8))
-                    s.pointee.start.initializeMemory(as: UInt8.self, repeating: 1, count: Int(s.pointee.byteCount))
+                    s.start.initializeMemory(as: UInt8.self, repeating: 1, count: Int(s.byteCount))
                     small.append(s)
                 }
                 for s in big { ph.pointee.freeSpan(s) }          // >= 128 pages: released at once
                 for s in small {
                     ph.pointee.freeSpan(s)
-                    if s.pointee.dirtyPages > 0 { trulyDirtyPages += 8 }
+                    if s.dirtyPages > 0 { trulyDirtyPages += 8 }
                 }
             }
             XCTAssertLessThan(trulyDirtyPages * UInt(Page.size), PageHeap.maxDirtyBytes / 8, "setup: little memory is really dirty")
-            XCTAssertTrue(pocket.pointee.state == .free && (pocket.pointee.dirtyPages == 0) && pocket.pointee.pageCount == 129,
+            XCTAssertTrue(pocket.state == .free && (pocket.dirtyPages == 0) && pocket.pageCount == 129,
                           "setup: the pocket was not used by the setup")
 
             // The loop takes `k` pages from the pocket (the best fit: lists k ... 128 are empty).
@@ -327,14 +325,14 @@ final class UnitPageHeapTests: XCTestCase {
             var madvised = 0
             for _ in 0..<20 {
                 let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: k))
-                guard s.pointee.firstPage == pocket.pointee.firstPage || s == pocket else {
+                guard s.firstPage == pocket.firstPage || s == pocket else {
                     XCTFail("setup: the block did not come from the pocket")
                     leftovers.append(s)
                     break
                 }
-                s.pointee.start.initializeMemory(as: UInt8.self, repeating: 2, count: Int(s.pointee.byteCount))
+                s.start.initializeMemory(as: UInt8.self, repeating: 2, count: Int(s.byteCount))
                 ph.pointee.freeSpan(s)                            // joins the released rest of the pocket
-                if (s.pointee.dirtyPages == 0) { madvised += 1 }
+                if (s.dirtyPages == 0) { madvised += 1 }
             }
             XCTAssertEqual(madvised, 0, "of 20 frees of \(k) touched pages next to released pages, these madvised the coalesced run (dirty by the books: \((ph.pointee.freeBytes - ph.pointee.releasedBytes) >> 10) KiB, really at most \(trulyDirtyPages + k) pages)")
         }
@@ -357,15 +355,15 @@ final class UnitPageHeapTests: XCTestCase {
         let pages = UInt(table.pages[c])
         let ph = pageHeap
         let span = try XCTUnwrap(ph.pointee.allocateSmallSpan(pages: pages, sizeClass: UInt8(c)))
-        XCTAssertEqual(span.pointee.state, .small)
-        XCTAssertEqual(span.pointee.pageCount, pages)
-        for page in span.pointee.firstPage...span.pointee.lastPage {
+        XCTAssertEqual(span.state, .small)
+        XCTAssertEqual(span.pageCount, pages)
+        for page in span.firstPage...span.lastPage {
             XCTAssertEqual(heap.pointee.pageMap.span(ofPage: page), span)
             XCTAssertEqual(Int(heap.pointee.pageMap.sizeClass(ofPage: page)), c)
         }
-        let first = span.pointee.firstPage, last = span.pointee.lastPage
+        let first = span.firstPage, last = span.lastPage
         ph.pointee.freeSmallSpan(span)
-        XCTAssertEqual(span.pointee.state, .free, "the freed small span's record holds the free run")
+        XCTAssertEqual(span.state, .free, "the freed small span's record holds the free run")
         for page in first...last {
             XCTAssertEqual(heap.pointee.pageMap.sizeClass(ofPage: page), 0, "freed small span's page \(page) keeps its class")
         }

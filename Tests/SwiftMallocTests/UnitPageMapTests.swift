@@ -5,19 +5,18 @@ import XCTest
 @testable import SwiftMallocCoreTestable
 
 final class UnitPageMapTests: XCTestCase {
-    private var fakeSpans: [UnsafeMutablePointer<Span>] = []
+    private var fakeSpans: [SpanRef] = []
 
-    private func fakeSpan(first: UInt, count: UInt) -> UnsafeMutablePointer<Span> {
-        let span = UnsafeMutablePointer<Span>.allocate(capacity: 1)
-        span.initialize(to: Span())
-        span.pointee.firstPage = first
-        span.pointee.pageCount = count
+    private func fakeSpan(first: UInt, count: UInt) -> SpanRef {
+        let record = UnsafeMutablePointer<Span>.allocate(capacity: 1)
+        record.initialize(to: Span(firstPage: first, pageCount: count))
+        let span = SpanRef(record)
         fakeSpans.append(span)
         return span
     }
 
     override func tearDown() {
-        for span in fakeSpans { span.deinitialize(count: 1); span.deallocate() }
+        for span in fakeSpans { span.record.deinitialize(count: 1); span.record.deallocate() }
         fakeSpans = []
         super.tearDown()
     }
@@ -130,11 +129,11 @@ final class UnitPageMapTests: XCTestCase {
 
         let free = fakeSpan(first: 1 << 20, count: 10)
         map.setEnds(free)
-        XCTAssertEqual(map.span(ofPage: free.pointee.firstPage), free)
-        XCTAssertEqual(map.span(ofPage: free.pointee.lastPage), free)
-        XCTAssertEqual(free.pointee.lastPage, (1 << 20) + 9)
-        XCTAssertNil(map.span(ofPage: free.pointee.firstPage + 1), "setEnds records only the ends")
-        XCTAssertEqual(map.sizeClass(ofPage: free.pointee.firstPage), 0)
+        XCTAssertEqual(map.span(ofPage: free.firstPage), free)
+        XCTAssertEqual(map.span(ofPage: free.lastPage), free)
+        XCTAssertEqual(free.lastPage, (1 << 20) + 9)
+        XCTAssertNil(map.span(ofPage: free.firstPage + 1), "setEnds records only the ends")
+        XCTAssertEqual(map.sizeClass(ofPage: free.firstPage), 0)
     }
 
     func testAddressesBeyond48BitsAreUnknown() throws {

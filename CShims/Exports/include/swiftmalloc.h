@@ -97,9 +97,10 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
 // program can expand the list itself, to print every counter for instance:
 //   #define PRINT(name, meaning) printf("%s %llu\n", #name, (unsigned long long)s.name);
 //   SWIFTMALLOC_STATS_FIELDS(PRINT)
-// swiftmalloc_get_stats writes the whole struct of this version, so a
-// program built against an older header must be rebuilt (version 1 ended at
-// metadata_bytes; the fields it has keep their offsets).
+// The struct grows at its end from version to version, and fields keep
+// their offsets (version 1 ended at metadata_bytes): swiftmalloc_get_stats
+// is a macro that passes the size of the caller's struct, and the library
+// writes no more than that.
 #define SWIFTMALLOC_STATS_VERSION 2
 #define SWIFTMALLOC_STATS_FIELDS(X) \
     X(allocations, "successful allocation calls (all entry points)") \
@@ -133,8 +134,14 @@ struct swiftmalloc_stats {
     SWIFTMALLOC_STATS_FIELDS(SWIFTMALLOC_STATS_MEMBER)
 #undef SWIFTMALLOC_STATS_MEMBER
 };
-// Fills *out; returns 0, or -1 (EINVAL) if out is NULL.
+// Fills the first `size` bytes of *out (at most sizeof(struct
+// swiftmalloc_stats)); returns 0, or -1 (EINVAL) if out is NULL.
+int swiftmalloc_get_stats_sized(struct swiftmalloc_stats *out, size_t size);
+// The function of this name fills version 1 of the struct (112 bytes): the
+// symbol that programs built against version 1 call. Compiled against this
+// header, a call passes the size of the caller's struct.
 int swiftmalloc_get_stats(struct swiftmalloc_stats *out);
+#define swiftmalloc_get_stats(out) swiftmalloc_get_stats_sized((out), sizeof *(out))
 
 // The front end in use: "percpu", "thread", "arenas" or "global".
 const char *swiftmalloc_frontend_name(void);

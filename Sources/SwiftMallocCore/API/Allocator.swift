@@ -126,9 +126,9 @@ enum Allocator {
         let sizeClass = Int(entry.sizeClass)
         guard sizeClass != 0 else { return 0 }
         let span = entry.span.unsafelyUnwrapped
-        guard _fastPath(SizeClassTable.isMultiple(address &- span.pointee.startAddress,
-                                                  divisibility: span.pointee.objectDivisibility)),
-              _fastPath(address < span.pointee.bumpNext)
+        guard _fastPath(SizeClassTable.isMultiple(address &- span.startAddress,
+                                                  divisibility: span.objectDivisibility)),
+              _fastPath(address < span.bumpNext)
         else { return 0 }
         return sizeClass
     }
@@ -201,13 +201,13 @@ enum Allocator {
             if size <= oldSize && size >= oldSize / 2 { return pointer }
             // The block is the caller's: its span cannot change under us.
             let span = heap.pointee.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: pointer)))!
-            if span.pointee.state == .mapped && size >= UInt(PageHeap.mapThreshold) && size <= maxRequest {
+            if span.state == .mapped && size >= UInt(PageHeap.mapThreshold) && size <= maxRequest {
                 // Let the kernel move the pages instead of copying them.
                 guard let moved = heap.pointee.pageHeap.pointee.remapLarge(span, bytes: Int(size)) else {
                     sm_set_errno(ENOMEM)
                     return nil
                 }
-                let newSize = span.pointee.mappedBytes
+                let newSize = span.mappedBytes
                 FrontEnd.countLargeFree(heap, freedBytes: Int(oldSize))
                 FrontEnd.countLarge(heap, allocatedBytes: Int(newSize))
                 return moved
@@ -316,8 +316,8 @@ enum Allocator {
             sm_set_errno(ENOMEM)
             return nil
         }
-        FrontEnd.countLarge(heap, allocatedBytes: Int(span.pointee.byteCount))
-        return span.pointee.start
+        FrontEnd.countLarge(heap, allocatedBytes: Int(span.byteCount))
+        return span.start
     }
 
     static func freePages(_ pointer: UnsafeMutableRawPointer?, _ pages: UInt) {

@@ -86,14 +86,27 @@ public func swiftmalloc_page_free(_ pointer: UnsafeMutableRawPointer?, _ pages: 
     Allocator.freePages(pointer, pages)
 }
 
-@_cdecl("swiftmalloc_get_stats")
-public func swiftmalloc_get_stats(_ out: UnsafeMutablePointer<swiftmalloc_stats>?) -> Int32 {
+@_cdecl("swiftmalloc_get_stats_sized")
+public func swiftmalloc_get_stats_sized(_ out: UnsafeMutablePointer<swiftmalloc_stats>?, _ size: UInt) -> Int32 {
     guard let out else {
         sm_set_errno(EINVAL)
         return -1
     }
-    out.pointee = StatsSnapshot.take().counters
+    var counters = StatsSnapshot.take().counters
+    withUnsafeBytes(of: &counters) { bytes in
+        UnsafeMutableRawPointer(out).copyMemory(from: bytes.baseAddress.unsafelyUnwrapped,
+                                                byteCount: min(Int(size), bytes.count))
+    }
     return 0
+}
+
+/// Version 1 of the struct: the version word and the 13 counters it had,
+/// for programs built before the struct grew (see <swiftmalloc.h>).
+@_cdecl("swiftmalloc_get_stats")
+public func swiftmalloc_get_stats(_ out: UnsafeMutablePointer<swiftmalloc_stats>?) -> Int32 {
+    let result = swiftmalloc_get_stats_sized(out, 14 * 8)
+    if result == 0 { out.unsafelyUnwrapped.pointee.version = 1 }
+    return result
 }
 
 @_cdecl("swiftmalloc_frontend_name")

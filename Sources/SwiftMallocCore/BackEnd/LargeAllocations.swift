@@ -16,19 +16,19 @@ extension PageHeap {
     mutating func allocateLarge(bytes: Int, alignment: Int, zeroed: Bool) -> (start: UInt, usable: Int)? {
         if bytes >= PageHeap.mapThreshold {
             guard let (span, reused) = mapLarge(bytes: bytes, alignment: alignment) else { return nil }
-            let start = span.pointee.mappedStart
+            let start = span.mappedStart
             // A new mapping reads as zero; a reused one holds old data.
             if zeroed && reused {
                 UnsafeMutableRawPointer(bitPattern: start).unsafelyUnwrapped
                     .initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
             }
-            return (start, Int(span.pointee.mappedBytes))
+            return (start, Int(span.mappedBytes))
         }
         guard let pages = Page.count(for: bytes) else { return nil }
         let alignPages = alignment > Page.size ? UInt(alignment >> Page.shift) : 1
         guard let span = withLock({ $0.allocateAlignedLocked(pages: UInt(pages), alignPages: alignPages) }) else { return nil }
-        if zeroed { span.pointee.start.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
-        return (span.pointee.startAddress, Int(span.pointee.byteCount))
+        if zeroed { span.start.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+        return (span.startAddress, Int(span.byteCount))
     }
 
     /// Takes back the large allocation that starts at `address`. Returns its
@@ -39,11 +39,11 @@ extension PageHeap {
         // double free finds nothing.
         let freed = withLock { heap -> (bytes: UInt, unmap: (UnsafeMutableRawPointer, UInt)?)? in
             guard let span = heap.largeSpan(startingAt: address) else { return nil }
-            if span.pointee.state == .mapped {
-                let bytes = span.pointee.mappedBytes
+            if span.state == .mapped {
+                let bytes = span.mappedBytes
                 return (bytes, heap.freeMappedLocked(span))
             }
-            let bytes = span.pointee.byteCount
+            let bytes = span.byteCount
             heap.freeSpan(span)
             return (bytes, nil)
         }
@@ -60,9 +60,9 @@ extension PageHeap {
         if !underRCU { lock.lock() }
         var usable: UInt? = nil
         if let span = pageMap.span(ofPage: Page.number(of: address)) {
-            if span.pointee.state == .poisoned { fatal("read a span record after its grace period") }
+            if span.state == .poisoned { fatal("read a span record after its grace period") }
             if let live = largeSpan(startingAt: address) {
-                usable = live.pointee.state == .mapped ? live.pointee.mappedBytes : live.pointee.byteCount
+                usable = live.state == .mapped ? live.mappedBytes : live.byteCount
             }
         }
         if underRCU { reader.exit() } else { lock.unlock() }
@@ -70,7 +70,7 @@ extension PageHeap {
     }
 
     /// `pages` whole pages (the page-level allocator); nil when the OS has no memory.
-    mutating func allocatePages(_ pages: UInt) -> UnsafeMutablePointer<Span>? {
+    mutating func allocatePages(_ pages: UInt) -> SpanRef? {
         withLock { $0.allocateLocked(pages: pages) }
     }
 
@@ -80,11 +80,11 @@ extension PageHeap {
     /// what is wrong with the call.
     mutating func freePages(at address: UInt, pages: UInt) -> (bytes: UInt, problem: PageFreeProblem?) {
         withLock { heap in
-            guard let span = heap.largeSpan(startingAt: address), span.pointee.state == .large else {
+            guard let span = heap.largeSpan(startingAt: address), span.state == .large else {
                 return (0, .invalidPointer)
             }
-            if span.pointee.pageCount != pages { return (0, .pageCountMismatch) }
-            let bytes = span.pointee.byteCount
+            if span.pageCount != pages { return (0, .pageCountMismatch) }
+            let bytes = span.byteCount
             heap.freeSpan(span)
             return (bytes, nil)
         }

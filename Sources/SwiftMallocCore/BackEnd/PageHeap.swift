@@ -57,19 +57,17 @@ struct PageHeap: LockGuarded {
 
     // MARK: span records
 
-    private mutating func newSpanRecord(first: UInt, count: UInt) -> UnsafeMutablePointer<Span> {
-        let span = records.takeUnused() ?? metadata.pointee.allocateArray(of: Span.self, count: 1)
-        span.initialize(to: Span())
-        span.pointee.firstPage = first
-        span.pointee.pageCount = count
-        return span
+    private mutating func newSpanRecord(first: UInt, count: UInt) -> SpanRef {
+        let record = records.takeUnused() ?? metadata.pointee.allocateArray(of: Span.self, count: 1)
+        record.initialize(to: Span(firstPage: first, pageCount: count))
+        return SpanRef(record)
     }
 
     /// A record no structure points to any more; lock-free readers may
     /// still hold it, so it waits for a grace period before reuse.
-    private mutating func retire(_ span: UnsafeMutablePointer<Span>) {
-        span.pointee.state = .retired
-        records.retire(span)
+    private mutating func retire(_ span: SpanRef) {
+        span.state = .retired
+        records.retire(span.record)
     }
 
     // MARK: free lists
@@ -77,24 +75,24 @@ struct PageHeap: LockGuarded {
     @inline(__always)
     private func listIndex(_ pages: UInt) -> Int { pages <= UInt(PageHeap.maxListedPages) ? Int(pages) : 0 }
 
-    private mutating func insertFree(_ span: UnsafeMutablePointer<Span>) {
-        span.pointee.state = .free
-        span.pointee.freedAtPass = scavengePass
-        span.pointee.sizeClass = 0
+    private mutating func insertFree(_ span: SpanRef) {
+        span.state = .free
+        span.freedAtPass = scavengePass
+        span.sizeClass = 0
         pageMap.setEnds(span)
-        freeLists[listIndex(span.pointee.pageCount)].pushFront(span)
-        freeBytes &+= span.pointee.byteCount
-        dirtyBytes &+= span.pointee.dirtyPages << UInt(Page.shift)
+        freeLists[listIndex(span.pageCount)].pushFront(span)
+        freeBytes &+= span.byteCount
+        dirtyBytes &+= span.dirtyPages << UInt(Page.shift)
     }
 
-    private mutating func removeFree(_ span: UnsafeMutablePointer<Span>) {
-        freeLists[listIndex(span.pointee.pageCount)].remove(span)
-        freeBytes &-= span.pointee.byteCount
-        dirtyBytes &-= span.pointee.dirtyPages << UInt(Page.shift)
+    private mutating func removeFree(_ span: SpanRef) {
+        freeLists[listIndex(span.pageCount)].remove(span)
+        freeBytes &-= span.byteCount
+        dirtyBytes &-= span.dirtyPages << UInt(Page.shift)
     }
 
     /// The smallest free span of at least `pages` pages, or nil.
-    private func findFree(_ pages: UInt) -> UnsafeMutablePointer<Span>? {
+    private func findFree(_ pages: UInt) -> SpanRef? {
         if pages <= UInt(PageHeap.maxListedPages) {
             var n = Int(pages)
             while n <= PageHeap.maxListedPages {
@@ -102,15 +100,15 @@ struct PageHeap: LockGuarded {
                 n += 1
             }
         }
-        var best: UnsafeMutablePointer<Span>? = nil
+        var best: SpanRef? = nil
         var cursor = freeLists[0].head
         while let span = cursor {
-            let count = span.pointee.pageCount
-            if count >= pages && (best == nil || count < best!.pointee.pageCount
-                || (count == best!.pointee.pageCount && span.pointee.firstPage < best!.pointee.firstPage)) {
+            let count = span.pageCount
+            if count >= pages && (best == nil || count < best!.pageCount
+                || (count == best!.pageCount && span.firstPage < best!.firstPage)) {
                 best = span
             }
-            cursor = span.pointee.next
+            cursor = span.next
         }
         return best
     }
@@ -138,7 +136,7 @@ struct PageHeap: LockGuarded {
 
     /// A span of exactly `pages` pages, state `.large`, registered at its first
     /// page; nil when the OS has no memory. `locked`: page heap lock held.
-    mutating func allocateLocked(pages: UInt) -> UnsafeMutablePointer<Span>? {
+    mutating func allocateLocked(pages: UInt) -> SpanRef? {
         if pages == 0 || pages > (UInt(1) << UInt(PageMap.pageBits)) { return nil }
         var found = findFree(pages)
         if found == nil {
@@ -147,32 +145,32 @@ struct PageHeap: LockGuarded {
         }
         guard let span = found else { return nil }
         removeFree(span)
-        let dirty = span.pointee.dirtyPages
-        if span.pointee.pageCount > pages {
+        let dirty = span.dirtyPages
+        if span.pageCount > pages {
             // Keep the front, give the tail back. Which pages are dirty is
             // not known, only how many: each part keeps that bound.
-            let rest = newSpanRecord(first: span.pointee.firstPage &+ pages, count: span.pointee.pageCount &- pages)
-            rest.pointee.dirtyPages = min(dirty, rest.pointee.pageCount)
-            span.pointee.pageCount = pages
+            let rest = newSpanRecord(first: span.firstPage &+ pages, count: span.pageCount &- pages)
+            rest.dirtyPages = min(dirty, rest.pageCount)
+            span.pageCount = pages
             insertFree(rest)
         }
-        span.pointee.state = .large
-        span.pointee.dirtyPages = min(dirty, pages)
-        pageMap.set(page: span.pointee.firstPage, span: span)
+        span.state = .large
+        span.dirtyPages = min(dirty, pages)
+        pageMap.set(page: span.firstPage, span: span)
         return span
     }
 
     /// A span of `pages` pages whose start is aligned to `alignPages` pages.
-    mutating func allocateAlignedLocked(pages: UInt, alignPages: UInt) -> UnsafeMutablePointer<Span>? {
+    mutating func allocateAlignedLocked(pages: UInt, alignPages: UInt) -> SpanRef? {
         if alignPages <= 1 { return allocateLocked(pages: pages) }
         let (padded, overflow) = pages.addingReportingOverflow(alignPages &- 1)
         if overflow { return nil }
         guard let span = allocateLocked(pages: padded) else { return nil }
-        let first = span.pointee.firstPage
+        let first = span.firstPage
         let alignedFirst = (first &+ alignPages &- 1) & ~(alignPages &- 1)
         let lead = alignedFirst &- first
         let trail = padded &- lead &- pages
-        let dirty = span.pointee.dirtyPages
+        let dirty = span.dirtyPages
         if lead > 0 {
             let head = newSpanRecord(first: first, count: lead)
             freeSpan(head, dirtyPages: min(dirty, lead), release: false)
@@ -181,9 +179,9 @@ struct PageHeap: LockGuarded {
             let tail = newSpanRecord(first: alignedFirst &+ pages, count: trail)
             freeSpan(tail, dirtyPages: min(dirty, trail), release: false)
         }
-        span.pointee.firstPage = alignedFirst
-        span.pointee.pageCount = pages
-        span.pointee.state = .large
+        span.firstPage = alignedFirst
+        span.pageCount = pages
+        span.state = .large
         pageMap.set(page: alignedFirst, span: span)
         return span
     }
@@ -192,45 +190,45 @@ struct PageHeap: LockGuarded {
     /// `dirtyPages`: how many may hold data (default: all, as for a span that
     /// was in use). `release`: give the run back to the OS now if the policy
     /// below says so.
-    mutating func freeSpan(_ span: UnsafeMutablePointer<Span>, dirtyPages: UInt? = nil, release: Bool = true) {
-        var first = span.pointee.firstPage
-        var count = span.pointee.pageCount
+    mutating func freeSpan(_ span: SpanRef, dirtyPages: UInt? = nil, release: Bool = true) {
+        var first = span.firstPage
+        var count = span.pageCount
         let freedPages = count
         var dirty = dirtyPages ?? count
 
         if first > 0, let left = pageMap.span(ofPage: first &- 1),
-           left.pointee.state == .free, left.pointee.contains(page: first &- 1),
-           left.pointee.firstPage &+ left.pointee.pageCount == first {
+           left.state == .free, left.contains(page: first &- 1),
+           left.firstPage &+ left.pageCount == first {
             removeFree(left)
-            first = left.pointee.firstPage
-            count &+= left.pointee.pageCount
-            dirty &+= left.pointee.dirtyPages
+            first = left.firstPage
+            count &+= left.pageCount
+            dirty &+= left.dirtyPages
             retire(left)
         }
         let after = first &+ count
         if let right = pageMap.span(ofPage: after),
-           right.pointee.state == .free, right.pointee.firstPage == after {
+           right.state == .free, right.firstPage == after {
             removeFree(right)
-            count &+= right.pointee.pageCount
-            dirty &+= right.pointee.dirtyPages
+            count &+= right.pageCount
+            dirty &+= right.dirtyPages
             retire(right)
         }
-        span.pointee.firstPage = first
-        span.pointee.pageCount = count
-        span.pointee.next = nil
-        span.pointee.prev = nil
-        span.pointee.freeObjects = nil
-        span.pointee.liveObjects = 0
-        span.pointee.inPartialList = false
-        span.pointee.dirtyPages = min(dirty, count)
+        span.firstPage = first
+        span.pageCount = count
+        span.next = nil
+        span.prev = nil
+        span.freeObjects = nil
+        span.liveObjects = 0
+        span.inPartialList = false
+        span.dirtyPages = min(dirty, count)
         // Give the run back now if the freed span alone was long, or if the
         // heap would hold too many dirty free pages; otherwise keep it for
         // reuse (an allocate/free loop should not pay a page fault per page).
-        let dirtyAfter = dirtyBytes &+ (span.pointee.dirtyPages << UInt(Page.shift))
-        if release && span.pointee.dirtyPages > 0
+        let dirtyAfter = dirtyBytes &+ (span.dirtyPages << UInt(Page.shift))
+        if release && span.dirtyPages > 0
             && (freedPages >= UInt(PageHeap.releaseRunPages) || dirtyAfter > PageHeap.maxDirtyBytes) {
-            OSMemory.release(span.pointee.start, Int(span.pointee.byteCount))
-            span.pointee.dirtyPages = 0
+            OSMemory.release(span.start, Int(span.byteCount))
+            span.dirtyPages = 0
         }
         insertFree(span)
     }
@@ -250,13 +248,13 @@ struct PageHeap: LockGuarded {
         while dirtyBytes > floor {
             var cursor = freeLists[list].head
             while let span = cursor, dirtyBytes > floor {
-                cursor = span.pointee.next
-                if span.pointee.dirtyPages > 0 && span.pointee.freedAtPass != scavengePass {
-                    OSMemory.release(span.pointee.start, Int(span.pointee.byteCount))
-                    let bytes = span.pointee.dirtyPages << UInt(Page.shift)
+                cursor = span.next
+                if span.dirtyPages > 0 && span.freedAtPass != scavengePass {
+                    OSMemory.release(span.start, Int(span.byteCount))
+                    let bytes = span.dirtyPages << UInt(Page.shift)
                     dirtyBytes &-= bytes
                     released &+= bytes
-                    span.pointee.dirtyPages = 0
+                    span.dirtyPages = 0
                 }
             }
             list = list == 0 ? PageHeap.maxListedPages : list - 1
@@ -271,12 +269,12 @@ struct PageHeap: LockGuarded {
         for i in 0...PageHeap.maxListedPages {
             var cursor = freeLists[i].head
             while let span = cursor {
-                cursor = span.pointee.next
-                if span.pointee.dirtyPages > 0 {
-                    OSMemory.release(span.pointee.start, Int(span.pointee.byteCount))
-                    dirtyBytes &-= span.pointee.dirtyPages << UInt(Page.shift)
-                    released &+= span.pointee.dirtyPages << UInt(Page.shift)
-                    span.pointee.dirtyPages = 0
+                cursor = span.next
+                if span.dirtyPages > 0 {
+                    OSMemory.release(span.start, Int(span.byteCount))
+                    dirtyBytes &-= span.dirtyPages << UInt(Page.shift)
+                    released &+= span.dirtyPages << UInt(Page.shift)
+                    span.dirtyPages = 0
                 }
             }
         }
@@ -287,18 +285,18 @@ struct PageHeap: LockGuarded {
 
     /// A span for `pages` pages of objects of `sizeClass`, every page mapped
     /// to it in the page map.
-    mutating func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> UnsafeMutablePointer<Span>? {
+    mutating func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> SpanRef? {
         lock.lock()
         defer { lock.unlock() }
         guard let span = allocateLocked(pages: pages) else { return nil }
-        span.pointee.state = .small
-        span.pointee.sizeClass = sizeClass
+        span.state = .small
+        span.sizeClass = sizeClass
         pageMap.setRange(span, sizeClass: sizeClass)
         return span
     }
 
     /// Takes back a small span whose objects have all come home.
-    mutating func freeSmallSpan(_ span: UnsafeMutablePointer<Span>) {
+    mutating func freeSmallSpan(_ span: SpanRef) {
         lock.lock()
         defer { lock.unlock() }
         pageMap.setRange(span, sizeClass: 0)
@@ -310,7 +308,7 @@ struct PageHeap: LockGuarded {
     /// Maps `bytes` for one allocation, aligned to `alignment` (>= page size):
     /// a cached mapping that fits, or a new one. `reused` says which (a
     /// reused one holds old data; a new one reads as zero).
-    mutating func mapLarge(bytes: Int, alignment: Int) -> (span: UnsafeMutablePointer<Span>, reused: Bool)? {
+    mutating func mapLarge(bytes: Int, alignment: Int) -> (span: SpanRef, reused: Bool)? {
         let systemPage = Int(sm_os_page_size())
         let (rounded, overflow) = bytes.addingReportingOverflow(systemPage - 1)
         if overflow { return nil }
@@ -330,13 +328,13 @@ struct PageHeap: LockGuarded {
         return (recordMappedLocked(memory, length: length), false)
     }
 
-    private mutating func recordMappedLocked(_ memory: UnsafeMutableRawPointer, length: Int) -> UnsafeMutablePointer<Span> {
+    private mutating func recordMappedLocked(_ memory: UnsafeMutableRawPointer, length: Int) -> SpanRef {
         let span = newSpanRecord(first: Page.number(of: UInt(bitPattern: memory)),
                                  count: UInt(Page.count(for: length)!))
-        span.pointee.state = .mapped
-        span.pointee.mappedStart = UInt(bitPattern: memory)
-        span.pointee.mappedBytes = UInt(length)
-        pageMap.set(page: span.pointee.firstPage, span: span)
+        span.state = .mapped
+        span.mappedStart = UInt(bitPattern: memory)
+        span.mappedBytes = UInt(length)
+        pageMap.set(page: span.firstPage, span: span)
         directBytes &+= UInt(length)
         return span
     }
@@ -345,10 +343,10 @@ struct PageHeap: LockGuarded {
     /// page map forgets it (a racing double free finds nothing) and the
     /// mapping goes to the cache. Returns a range the caller unmaps after
     /// releasing the lock, when the cache did not keep it.
-    mutating func freeMappedLocked(_ span: UnsafeMutablePointer<Span>) -> (UnsafeMutableRawPointer, UInt)? {
-        let start = UnsafeMutableRawPointer(bitPattern: span.pointee.mappedStart)!
-        let length = span.pointee.mappedBytes
-        pageMap.clear(page: span.pointee.firstPage)
+    mutating func freeMappedLocked(_ span: SpanRef) -> (UnsafeMutableRawPointer, UInt)? {
+        let start = UnsafeMutableRawPointer(bitPattern: span.mappedStart)!
+        let length = span.mappedBytes
+        pageMap.clear(page: span.firstPage)
         directBytes &-= length
         retire(span)
         if mappingCache.put(start: UInt(bitPattern: start), length: length) { return nil }
@@ -357,25 +355,25 @@ struct PageHeap: LockGuarded {
 
     /// Grows or shrinks a directly mapped allocation in place or by moving it
     /// (mremap). Returns the new start, or nil (the old mapping is intact).
-    mutating func remapLarge(_ span: UnsafeMutablePointer<Span>, bytes: Int) -> UnsafeMutableRawPointer? {
+    mutating func remapLarge(_ span: SpanRef, bytes: Int) -> UnsafeMutableRawPointer? {
         let systemPage = Int(sm_os_page_size())
         let (rounded, overflow) = bytes.addingReportingOverflow(systemPage - 1)
         if overflow { return nil }
         let length = rounded & ~(systemPage - 1)
         lock.lock()
         defer { lock.unlock() }
-        let oldLength = span.pointee.mappedBytes
-        let oldStart = UnsafeMutableRawPointer(bitPattern: span.pointee.mappedStart)!
+        let oldLength = span.mappedBytes
+        let oldStart = UnsafeMutableRawPointer(bitPattern: span.mappedStart)!
         guard let memory = sm_os_remap(oldStart, Int(oldLength), length) else { return nil }
         // mremap keeps only the system page alignment: the start may lie
         // inside one of our pages, which is why mapped spans keep mappedStart.
-        pageMap.clear(page: span.pointee.firstPage)
-        span.pointee.firstPage = Page.number(of: UInt(bitPattern: memory))
-        span.pointee.pageCount = UInt(Page.count(for: length)!)
-        span.pointee.mappedStart = UInt(bitPattern: memory)
-        span.pointee.mappedBytes = UInt(length)
+        pageMap.clear(page: span.firstPage)
+        span.firstPage = Page.number(of: UInt(bitPattern: memory))
+        span.pageCount = UInt(Page.count(for: length)!)
+        span.mappedStart = UInt(bitPattern: memory)
+        span.mappedBytes = UInt(length)
         directBytes = directBytes &- oldLength &+ UInt(length)
-        pageMap.set(page: span.pointee.firstPage, span: span)
+        pageMap.set(page: span.firstPage, span: span)
         return memory
     }
 
@@ -385,12 +383,12 @@ struct PageHeap: LockGuarded {
     /// allocation; nil otherwise. Page heap lock held, or inside an RCU
     /// read-side section (the record then stays readable, if perhaps stale,
     /// until the section ends; the checks reject a stale one).
-    func largeSpan(startingAt address: UInt) -> UnsafeMutablePointer<Span>? {
+    func largeSpan(startingAt address: UInt) -> SpanRef? {
         let page = Page.number(of: address)
         guard let span = pageMap.span(ofPage: page) else { return nil }
-        let state = span.pointee.state
-        guard state == .large || state == .mapped, span.pointee.firstPage == page,
-              span.pointee.allocationStart == address else { return nil }
+        let state = span.state
+        guard state == .large || state == .mapped, span.firstPage == page,
+              span.allocationStart == address else { return nil }
         return span
     }
 }

@@ -21,7 +21,7 @@ struct PageMap {
     static let rootBits = pageBits - leafBits           // 17
     static let leafEntries = 1 << leafBits
     static let rootEntries = 1 << rootBits
-    static let leafBytes = leafEntries * (MemoryLayout<UnsafeMutablePointer<Span>?>.stride + 1)
+    static let leafBytes = leafEntries * (MemoryLayout<SpanRef?>.stride + 1)
 
     /// root[i] is the base of leaf i: `leafEntries` span pointers followed by
     /// `leafEntries` size-class bytes.
@@ -47,7 +47,7 @@ struct PageMap {
     @inline(__always)
     func sizeClass(ofPage page: UInt) -> UInt8 {
         guard let leaf = leaf(of: page) else { return 0 }
-        let classes = leaf + PageMap.leafEntries * MemoryLayout<UnsafeMutablePointer<Span>?>.stride
+        let classes = leaf + PageMap.leafEntries * MemoryLayout<SpanRef?>.stride
         return classes.load(fromByteOffset: Int(page & UInt(PageMap.leafEntries - 1)), as: UInt8.self)
     }
 
@@ -65,21 +65,21 @@ struct PageMap {
     /// `root`: this map's `root` (free passes it from `sm_fast`).
     @inline(__always)
     static func smallObjectEntry(root: UnsafePointer<UnsafeMutableRawPointer?>,
-                                 ofPage page: UInt) -> (sizeClass: UInt8, span: UnsafeMutablePointer<Span>?) {
+                                 ofPage page: UInt) -> (sizeClass: UInt8, span: SpanRef?) {
         let index = (page >> UInt(PageMap.leafBits)) & UInt(PageMap.rootEntries - 1)
         guard let leaf = root[Int(bitPattern: index)] else { return (0, nil) }
         let slot = Int(bitPattern: page & UInt(PageMap.leafEntries - 1))
-        let spans = leaf.assumingMemoryBound(to: UnsafeMutablePointer<Span>?.self)
+        let spans = leaf.assumingMemoryBound(to: SpanRef?.self)
         let classes = UnsafeMutableRawPointer(spans + PageMap.leafEntries).assumingMemoryBound(to: UInt8.self)
         return (classes[slot], spans[slot])
     }
 
     /// The span recorded for `page`, possibly stale (see above).
     @inline(__always)
-    func span(ofPage page: UInt) -> UnsafeMutablePointer<Span>? {
+    func span(ofPage page: UInt) -> SpanRef? {
         guard let leaf = leaf(of: page) else { return nil }
         return leaf.load(fromByteOffset: Int(page & UInt(PageMap.leafEntries - 1)) &* 8,
-                         as: UnsafeMutablePointer<Span>?.self)
+                         as: SpanRef?.self)
     }
 
     /// Makes sure the leaf for `page` exists (page heap lock held).
@@ -94,24 +94,24 @@ struct PageMap {
     }
 
     /// Records `span` (and `sizeClass`) for one page.
-    mutating func set(page: UInt, span: UnsafeMutablePointer<Span>?, sizeClass: UInt8 = 0) {
+    mutating func set(page: UInt, span: SpanRef?, sizeClass: UInt8 = 0) {
         let leaf = ensureLeaf(for: page)
         let slot = Int(page & UInt(PageMap.leafEntries - 1))
         // A span before its class, a class of 0 before a nil span (free
         // reads the span only where the class is not 0).
         if span != nil {
-            leaf.storeBytes(of: span, toByteOffset: slot &* 8, as: UnsafeMutablePointer<Span>?.self)
+            leaf.storeBytes(of: span, toByteOffset: slot &* 8, as: SpanRef?.self)
             leaf.storeBytes(of: sizeClass, toByteOffset: PageMap.leafEntries &* 8 &+ slot, as: UInt8.self)
         } else {
             leaf.storeBytes(of: 0, toByteOffset: PageMap.leafEntries &* 8 &+ slot, as: UInt8.self)
-            leaf.storeBytes(of: nil, toByteOffset: slot &* 8, as: UnsafeMutablePointer<Span>?.self)
+            leaf.storeBytes(of: nil, toByteOffset: slot &* 8, as: SpanRef?.self)
         }
     }
 
     /// Records `span` for every page of it, with `sizeClass`.
-    mutating func setRange(_ span: UnsafeMutablePointer<Span>, sizeClass: UInt8) {
-        var page = span.pointee.firstPage
-        let end = page &+ span.pointee.pageCount
+    mutating func setRange(_ span: SpanRef, sizeClass: UInt8) {
+        var page = span.firstPage
+        let end = page &+ span.pageCount
         while page < end {
             set(page: page, span: span, sizeClass: sizeClass)
             page &+= 1
@@ -119,9 +119,9 @@ struct PageMap {
     }
 
     /// Records `span` at its first and last page with size class 0.
-    mutating func setEnds(_ span: UnsafeMutablePointer<Span>) {
-        set(page: span.pointee.firstPage, span: span)
-        set(page: span.pointee.lastPage, span: span)
+    mutating func setEnds(_ span: SpanRef) {
+        set(page: span.firstPage, span: span)
+        set(page: span.lastPage, span: span)
     }
 
     /// Forgets one page.
@@ -131,6 +131,6 @@ struct PageMap {
         // The class first: a page with a class always has a span (free
         // reads the span only where the class is not 0).
         leaf.storeBytes(of: 0, toByteOffset: PageMap.leafEntries &* 8 &+ slot, as: UInt8.self)
-        leaf.storeBytes(of: nil, toByteOffset: slot &* 8, as: UnsafeMutablePointer<Span>?.self)
+        leaf.storeBytes(of: nil, toByteOffset: slot &* 8, as: SpanRef?.self)
     }
 }

@@ -27,8 +27,8 @@ struct Span {
     /// next to `firstPage` because `free` reads both to check that a pointer
     /// is where an object starts.
     var objectDivisibility: UInt64 = 0
-    var next: UnsafeMutablePointer<Span>? = nil
-    var prev: UnsafeMutablePointer<Span>? = nil
+    var next: SpanRef? = nil
+    var prev: SpanRef? = nil
 
     // Small spans: free objects come from `freeObjects` first, then from the
     // never-used tail [bumpNext, bumpEnd), carved lazily so that a new span
@@ -53,6 +53,89 @@ struct Span {
     /// which after mremap may be inside `firstPage`) and its length.
     var mappedStart: UInt = 0
     var mappedBytes: UInt = 0
+}
+
+/// Retired and unused records are linked through `next`, like free ones:
+/// a record is in one list at a time.
+extension Span: PoolRecord {
+    var poolNext: UnsafeMutablePointer<Span>? {
+        get { next?.record }
+        set { next = newValue.map(SpanRef.init) }
+    }
+}
+
+/// A span record by address: how the page map, the lists and their callers
+/// hold a span. Its properties read and write the record in place (records
+/// live in metadata memory and never move), so `span.firstPage` is one load.
+struct SpanRef: Hashable {
+    let record: UnsafeMutablePointer<Span>
+
+    @inline(__always) init(_ record: UnsafeMutablePointer<Span>) { self.record = record }
+
+    @inline(__always) var firstPage: UInt {
+        get { record.pointee.firstPage }
+        nonmutating set { record.pointee.firstPage = newValue }
+    }
+    @inline(__always) var pageCount: UInt {
+        get { record.pointee.pageCount }
+        nonmutating set { record.pointee.pageCount = newValue }
+    }
+    @inline(__always) var objectDivisibility: UInt64 {
+        get { record.pointee.objectDivisibility }
+        nonmutating set { record.pointee.objectDivisibility = newValue }
+    }
+    @inline(__always) var next: SpanRef? {
+        get { record.pointee.next }
+        nonmutating set { record.pointee.next = newValue }
+    }
+    @inline(__always) var prev: SpanRef? {
+        get { record.pointee.prev }
+        nonmutating set { record.pointee.prev = newValue }
+    }
+    @inline(__always) var freeObjects: ObjectPointer? {
+        get { record.pointee.freeObjects }
+        nonmutating set { record.pointee.freeObjects = newValue }
+    }
+    @inline(__always) var bumpNext: UInt {
+        get { record.pointee.bumpNext }
+        nonmutating set { record.pointee.bumpNext = newValue }
+    }
+    @inline(__always) var bumpEnd: UInt {
+        get { record.pointee.bumpEnd }
+        nonmutating set { record.pointee.bumpEnd = newValue }
+    }
+    @inline(__always) var liveObjects: UInt32 {
+        get { record.pointee.liveObjects }
+        nonmutating set { record.pointee.liveObjects = newValue }
+    }
+    @inline(__always) var sizeClass: UInt8 {
+        get { record.pointee.sizeClass }
+        nonmutating set { record.pointee.sizeClass = newValue }
+    }
+    @inline(__always) var state: SpanState {
+        get { record.pointee.state }
+        nonmutating set { record.pointee.state = newValue }
+    }
+    @inline(__always) var dirtyPages: UInt {
+        get { record.pointee.dirtyPages }
+        nonmutating set { record.pointee.dirtyPages = newValue }
+    }
+    @inline(__always) var freedAtPass: UInt32 {
+        get { record.pointee.freedAtPass }
+        nonmutating set { record.pointee.freedAtPass = newValue }
+    }
+    @inline(__always) var inPartialList: Bool {
+        get { record.pointee.inPartialList }
+        nonmutating set { record.pointee.inPartialList = newValue }
+    }
+    @inline(__always) var mappedStart: UInt {
+        get { record.pointee.mappedStart }
+        nonmutating set { record.pointee.mappedStart = newValue }
+    }
+    @inline(__always) var mappedBytes: UInt {
+        get { record.pointee.mappedBytes }
+        nonmutating set { record.pointee.mappedBytes = newValue }
+    }
 
     @inline(__always) var startAddress: UInt { Page.address(of: firstPage) }
     @inline(__always) var start: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: startAddress)! }
@@ -64,7 +147,7 @@ struct Span {
 
     /// Takes one free object from a small span, or nil when it is exhausted.
     @inline(__always)
-    mutating func takeObject(size: UInt) -> ObjectPointer? {
+    func takeObject(size: UInt) -> ObjectPointer? {
         if let object = freeObjects {
             freeObjects = object.nextFree
             liveObjects &+= 1
@@ -82,11 +165,3 @@ struct Span {
     @inline(__always) var hasFreeObjects: Bool { freeObjects != nil || bumpNext < bumpEnd }
 }
 
-/// Retired and unused records are linked through `next`, like free ones:
-/// a record is in one list at a time.
-extension Span: PoolRecord {
-    var poolNext: UnsafeMutablePointer<Span>? {
-        get { next }
-        set { next = newValue }
-    }
-}

@@ -2,24 +2,24 @@
 // Used by the page heap's free lists and the central lists' partial spans.
 
 struct SpanList {
-    var head: UnsafeMutablePointer<Span>? = nil
+    var head: SpanRef? = nil
     var count: Int = 0
 
     @inline(__always) var isEmpty: Bool { head == nil }
 
-    mutating func pushFront(_ span: UnsafeMutablePointer<Span>) {
-        span.pointee.prev = nil
-        span.pointee.next = head
-        if let h = head { h.pointee.prev = span }
+    mutating func pushFront(_ span: SpanRef) {
+        span.prev = nil
+        span.next = head
+        if let h = head { h.prev = span }
         head = span
         count += 1
     }
 
-    mutating func remove(_ span: UnsafeMutablePointer<Span>) {
-        if let p = span.pointee.prev { p.pointee.next = span.pointee.next } else { head = span.pointee.next }
-        if let n = span.pointee.next { n.pointee.prev = span.pointee.prev }
-        span.pointee.next = nil
-        span.pointee.prev = nil
+    mutating func remove(_ span: SpanRef) {
+        if let p = span.prev { p.next = span.next } else { head = span.next }
+        if let n = span.next { n.prev = span.prev }
+        span.next = nil
+        span.prev = nil
         count -= 1
     }
 }

@@ -35,28 +35,28 @@ struct CentralFreeList {
                 span = fresh
             }
             let s = span!
-            while taken < count, let object = s.pointee.takeObject(size: objectSize) {
+            while taken < count, let object = s.takeObject(size: objectSize) {
                 object.nextFree = head
                 head = object
                 taken &+= 1
             }
-            if !s.pointee.hasFreeObjects {
+            if !s.hasFreeObjects {
                 partial.remove(s)
-                s.pointee.inPartialList = false
+                s.inPartialList = false
             }
         }
         return (head, taken)
     }
 
     /// A new span for this class, already in the partial list.
-    private mutating func newSpan<Spans: SpanSource>(from spans: Spans) -> UnsafeMutablePointer<Span>? {
+    private mutating func newSpan<Spans: SpanSource>(from spans: Spans) -> SpanRef? {
         // The page heap has its own lock; taking it under ours is the one
         // lock order of the middle (central -> page heap).
         guard let span = spans.allocateSmallSpan(pages: spanPages, sizeClass: sizeClass) else { return nil }
-        span.pointee.objectDivisibility = SizeClassTable.divisibilityConstant(forSize: Int(objectSize))
-        span.pointee.bumpNext = span.pointee.startAddress
-        span.pointee.bumpEnd = span.pointee.startAddress &+ (span.pointee.byteCount / objectSize) &* objectSize
-        span.pointee.inPartialList = true
+        span.objectDivisibility = SizeClassTable.divisibilityConstant(forSize: Int(objectSize))
+        span.bumpNext = span.startAddress
+        span.bumpEnd = span.startAddress &+ (span.byteCount / objectSize) &* objectSize
+        span.inPartialList = true
         partial.pushFront(span)
         spanCount &+= 1
         return span
@@ -82,24 +82,24 @@ struct CentralFreeList {
             // Also catches a pointer inside an object (the caches take any
             // pointer into a small span; it is caught here, on its way home).
             guard let span = spans.span(ofPage: page),
-                  span.pointee.state == .small, span.pointee.sizeClass == sizeClass,
-                  (UInt(bitPattern: object) &- span.pointee.startAddress) % objectSize == 0 else {
+                  span.state == .small, span.sizeClass == sizeClass,
+                  (UInt(bitPattern: object) &- span.startAddress) % objectSize == 0 else {
                 return (object, .invalidPointer)
             }
             // A span with no object out, or whose free list starts with this
             // one: the object is being freed twice (the second case catches
             // the global front end's free(p); free(p)).
-            if span.pointee.liveObjects == 0 || span.pointee.freeObjects == object { return (object, .doubleFree) }
-            object.nextFree = span.pointee.freeObjects
-            span.pointee.freeObjects = object
-            span.pointee.liveObjects &-= 1
-            if span.pointee.liveObjects == 0 {
+            if span.liveObjects == 0 || span.freeObjects == object { return (object, .doubleFree) }
+            object.nextFree = span.freeObjects
+            span.freeObjects = object
+            span.liveObjects &-= 1
+            if span.liveObjects == 0 {
                 // Every object is home: the pages go back to the back end.
-                if span.pointee.inPartialList { partial.remove(span) }
+                if span.inPartialList { partial.remove(span) }
                 spanCount &-= 1
                 spans.freeSmallSpan(span)
-            } else if !span.pointee.inPartialList {
-                span.pointee.inPartialList = true
+            } else if !span.inPartialList {
+                span.inPartialList = true
                 partial.pushFront(span)
             }
         }
@@ -114,9 +114,9 @@ struct CentralFreeList {
         var free: UInt = 0
         var cursor = partial.head
         while let span = cursor {
-            let objects = span.pointee.byteCount / objectSize
-            free &+= (objects &- UInt(span.pointee.liveObjects)) &* objectSize
-            cursor = span.pointee.next
+            let objects = span.byteCount / objectSize
+            free &+= (objects &- UInt(span.liveObjects)) &* objectSize
+            cursor = span.next
         }
         return (spanCount &* (spanPages << UInt(Page.shift)), free)
     }

@@ -90,11 +90,11 @@ struct Middle {
 protocol SpanSource {
     /// A span of `pages` pages for objects of `sizeClass`, each page mapped
     /// to it in the page map; nil when the OS has no memory.
-    func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> UnsafeMutablePointer<Span>?
+    func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> SpanRef?
     /// Takes back a small span whose objects have all come home.
-    func freeSmallSpan(_ span: UnsafeMutablePointer<Span>)
+    func freeSmallSpan(_ span: SpanRef)
     /// The span that holds `page`, or nil.
-    func span(ofPage page: UInt) -> UnsafeMutablePointer<Span>?
+    func span(ofPage page: UInt) -> SpanRef?
 }
 
 /// The page heap as the middle uses it: spans under the page heap's lock,
@@ -110,13 +110,13 @@ struct PageHeapSpans: SpanSource {
     }
 
     @inline(__always)
-    func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> UnsafeMutablePointer<Span>? {
+    func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> SpanRef? {
         pageHeap.pointee.allocateSmallSpan(pages: pages, sizeClass: sizeClass)
     }
 
     @inline(__always)
-    func freeSmallSpan(_ span: UnsafeMutablePointer<Span>) { pageHeap.pointee.freeSmallSpan(span) }
+    func freeSmallSpan(_ span: SpanRef) { pageHeap.pointee.freeSmallSpan(span) }
 
     @inline(__always)
-    func span(ofPage page: UInt) -> UnsafeMutablePointer<Span>? { pageMap.span(ofPage: page) }
+    func span(ofPage page: UInt) -> SpanRef? { pageMap.span(ofPage: page) }
 }
