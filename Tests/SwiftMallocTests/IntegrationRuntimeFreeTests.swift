@@ -76,4 +76,22 @@ final class IntegrationRuntimeFreeTests: XCTestCase {
         let stats = try Preload.stats(in: statsDir, pid: result.pid)
         XCTAssertGreaterThanOrEqual(Preload.number(stats, "allocations") ?? 0, 20_000, "\(stats)")
     }
+
+    /// The core and the shims compile and link for aarch64 Linux
+    /// (scripts/cross-compile-aarch64.sh; nothing runs there): the x86-64
+    /// code is fenced, and the library exports the same names there.
+    func testCompilesForAArch64() throws {
+        let script = Preload.packageRoot.appendingPathComponent("scripts/cross-compile-aarch64.sh").path
+        let out = try Preload.makeTemporaryDirectory("aarch64")
+        let result = try Preload.run(["bash", script, out.path], timeout: 600)
+        XCTAssertEqual(result.exitStatus, 0, result.summary)
+        for object in ["SwiftMallocCore.o", "platform.o", "rseq.o", "rcu.o", "exports.o", "libSwiftMalloc.so"] {
+            XCTAssertTrue(result.stdout.contains("\(object): ELF 64-bit LSB"), "\(object) missing: \(result.summary)")
+        }
+        XCTAssertFalse(result.stdout.contains("x86-64"), result.summary)
+        let exported = try XCTUnwrap(result.stdout.split(separator: "\n").first { $0.hasPrefix("exported: ") })
+        for name in ["malloc", "free", "calloc", "realloc", "posix_memalign", "swiftmalloc_get_stats_sized"] {
+            XCTAssertTrue(exported.split(separator: " ").contains(Substring(name)), "\(name) not exported for aarch64")
+        }
+    }
 }
