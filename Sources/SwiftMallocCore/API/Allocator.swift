@@ -138,7 +138,7 @@ enum Allocator {
         guard let bytes = heap.pointee.pageHeap.pointee.freeLarge(at: UInt(bitPattern: pointer)) else {
             fatal(FreeProblem.invalidPointer.message, pointer: pointer)
         }
-        FrontEnd.countLargeFree(heap, freedBytes: Int(bytes))
+        FrontEnd.countLarge(heap, freedBytes: Int(bytes))
         Heap.reclaim(heap)
     }
 
@@ -208,8 +208,7 @@ enum Allocator {
                     return nil
                 }
                 let newSize = span.mappedBytes
-                FrontEnd.countLargeFree(heap, freedBytes: Int(oldSize))
-                FrontEnd.countLarge(heap, allocatedBytes: Int(newSize))
+                FrontEnd.countLarge(heap, allocatedBytes: Int(newSize), freedBytes: Int(oldSize))
                 return moved
             }
         }
@@ -330,7 +329,7 @@ enum Allocator {
         case .pageCountMismatch: fatal("page_free(): page count does not match the allocation at ", pointer: pointer)
         case nil: break
         }
-        FrontEnd.countLargeFree(heap, freedBytes: Int(bytes))
+        FrontEnd.countLarge(heap, freedBytes: Int(bytes))
         Heap.reclaim(heap)
     }
 

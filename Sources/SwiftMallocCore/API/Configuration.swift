@@ -109,13 +109,18 @@ struct Configuration {
         statsPath = copy
     }
 
+    /// An environment variable's value, at most 64 bytes of it.
+    private func writeValue(_ value: UnsafePointer<CChar>) {
+        var length = 0
+        while value[length] != 0 && length < 64 { length += 1 }
+        sm_write_stderr(value, length)
+    }
+
     /// One line on stderr for a setting that could not be honoured.
     func reportProblems() {
         if let bad = badFrontEndValue {
             writeStderr("swiftmalloc: SWIFTMALLOC_FRONTEND=")
-            var length = 0
-            while bad[length] != 0 && length < 64 { length += 1 }
-            sm_write_stderr(bad, length)
+            writeValue(bad)
             writeStderr(" is not a front end (valid: percpu, thread, arenas, global); using ")
             writeStderr(frontEnd.name)
             writeStderr("\n")
@@ -126,9 +131,7 @@ struct Configuration {
         }
         if let bad = badIDModeValue {
             writeStderr("swiftmalloc: SWIFTMALLOC_PERCPU_ID=")
-            var length = 0
-            while bad[length] != 0 && length < 64 { length += 1 }
-            sm_write_stderr(bad, length)
+            writeValue(bad)
             writeStderr(" is not an id mode (valid: cpu, mmcid); using mmcid where available\n")
         }
     }

@@ -5,8 +5,6 @@ struct SpanList {
     var head: SpanRef? = nil
     var count: Int = 0
 
-    @inline(__always) var isEmpty: Bool { head == nil }
-
     mutating func pushFront(_ span: SpanRef) {
         span.prev = nil
         span.next = head

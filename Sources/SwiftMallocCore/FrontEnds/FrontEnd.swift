@@ -136,23 +136,20 @@ enum FrontEnd {
                                                     scavengeInterval: heap.pointee.config.scavengeInterval)
     }
 
-    /// Counts a large allocation for the calling thread.
-    static func countLarge(_ heap: UnsafeMutablePointer<Heap>, allocatedBytes: Int) {
-        if let state = currentOrRegister(heap) {
+    /// Counts a large allocation of `allocatedBytes` and a large free of
+    /// `freedBytes` (either may be 0) for the calling thread.
+    static func countLarge(_ heap: UnsafeMutablePointer<Heap>, allocatedBytes: Int = 0, freedBytes: Int = 0) {
+        guard let state = currentOrRegister(heap) else {
+            return heap.pointee.threads.pointee.countExited(largeAllocated: UInt64(allocatedBytes),
+                                                            largeFreed: UInt64(freedBytes))
+        }
+        if allocatedBytes != 0 {
             state.pointee.counters.largeAllocations &+= 1
             state.pointee.counters.largeAllocatedBytes &+= UInt64(allocatedBytes)
-        } else {
-            heap.pointee.threads.pointee.countExited(largeAllocated: UInt64(allocatedBytes))
         }
-    }
-
-    /// Counts a large free for the calling thread.
-    static func countLargeFree(_ heap: UnsafeMutablePointer<Heap>, freedBytes: Int) {
-        if let state = currentOrRegister(heap) {
+        if freedBytes != 0 {
             state.pointee.counters.largeFrees &+= 1
             state.pointee.counters.largeFreedBytes &+= UInt64(freedBytes)
-        } else {
-            heap.pointee.threads.pointee.countExited(largeFreed: UInt64(freedBytes))
         }
     }
 }
