@@ -345,6 +345,7 @@ public struct Compare: ParsableCommand {
         let usePerf = (perf ?? perfSupport.available) && perfSupport.available
         if perf == true && !perfSupport.available { stderrLine("note: \(perfSupport.note)") }
         let plan = MatrixPlan(workloads: try parseWorkloads(workloads), allocators: allocs, settings: try settings(perf: usePerf))
+        for note in plan.threadOptionNotes { stderrLine(note) }
         let outDir = URL(fileURLWithPath: out ?? "results/\(Self.stamp())")
         let runner = try WorkloadRunner(workloadExecutable: LabPaths.workloadExecutable, perfPath: usePerf ? perfSupport.perfPath : nil)
         defer { runner.cleanUp() }

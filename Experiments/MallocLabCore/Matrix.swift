@@ -21,6 +21,16 @@ public struct MatrixPlan: Sendable {
         threads = t
     }
 
+    /// One line per workload that does not follow an explicit `--threads`
+    /// (none when no thread counts were asked for).
+    public var threadOptionNotes: [String] {
+        guard let requested = settings.threads, !requested.isEmpty else { return [] }
+        return workloads.filter { !$0.followsThreadOption }.map { w in
+            let counts = (threads[w.name] ?? []).map(String.init).joined(separator: ",")
+            return "note: \(w.name) runs \(counts) thread\(counts == "1" ? "" : "s") whatever --threads says"
+        }
+    }
+
     /// The runs in execution order: repetition-major, so drifts of the
     /// machine spread over every allocator; allocators innermost.
     public var requests: [RunRequest] {

@@ -96,7 +96,7 @@ public enum WorkloadCatalog {
             pattern: "Many more threads than CPUs: each allocates bursts of 256 objects (16–512 bytes) and frees them; RSS is read while all threads sit idle with their caches full.",
             check: "Each burst's tags are checked before it is freed.",
             opsUnit: "malloc+free pairs",
-            quickThreads: [64], fullThreads: [16, 32, 64, 128], followsThreadOption: false),
+            quickThreads: [64], fullThreads: [16, 32, 64, 128], followsThreadOption: true),
         WorkloadInfo(
             name: "falseshare",
             title: "False sharing / locality",

@@ -114,6 +114,20 @@ final class ArgumentParsingTests: XCTestCase {
         XCTAssertEqual(Set(WorkloadCatalog.names).count, WorkloadCatalog.all.count)
     }
 
+    /// Every workload with a thread count follows --threads (oversubscription
+    /// at 64 and 256 threads); one that cannot says so in one line.
+    func testCompareFollowsThreadsOrSaysItDoesNot() throws {
+        let c = try XCTUnwrap(try MallocLab.parseAsRoot(["compare", "--threads", "64,256", "-w", "oversub,churn,larson"]) as? Compare)
+        let plan = MatrixPlan(workloads: try parseWorkloads(c.workloads), allocators: [], settings: try c.settings(perf: false))
+        XCTAssertEqual(plan.threads["oversub"], [64, 256])
+        XCTAssertEqual(plan.threads["larson"], [64, 256])
+        XCTAssertEqual(plan.threads["churn"], [1])
+        XCTAssertEqual(plan.threadOptionNotes, ["note: churn runs 1 thread whatever --threads says"])
+        let quick = try XCTUnwrap(try MallocLab.parseAsRoot(["compare", "--quick", "-w", "oversub,churn"]) as? Compare)
+        let quickPlan = MatrixPlan(workloads: try parseWorkloads(quick.workloads), allocators: [], settings: try quick.settings(perf: false))
+        XCTAssertEqual(quickPlan.threadOptionNotes, [], "no --threads, no note")
+    }
+
     func testChildEnvironment() {
         let base = ["PATH": "/usr/bin", "LD_PRELOAD": "/x.so", "SWIFTMALLOC_FRONTEND": "global", "SWIFTMALLOC_STATS_FILE": "/tmp/s",
                     "MALLOC_CONF": "narenas:1", "GLIBC_TUNABLES": "glibc.pthread.rseq=0", "SWIFTMALLOC_PERCPU_ID": "cpu",
