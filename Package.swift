@@ -65,8 +65,11 @@ let package = Package(
             name: "SwiftMallocShims",
             path: "CShims/Shims",
             cSettings: [.define("_GNU_SOURCE")],
-            // liburcu (Debian liburcu-dev): the memb flavour and call_rcu.
-            linkerSettings: [.linkedLibrary("urcu-memb"), .linkedLibrary("urcu-common")]
+            // liburcu (Debian liburcu-dev): the memb flavour. liburcu-memb.so
+            // carries the futex fallback its inline read side calls too, so
+            // liburcu-common is not needed: one library fewer to look up and
+            // map at every start of a preloaded process.
+            linkerSettings: [.linkedLibrary("urcu-memb")]
         ),
         .target(
             name: "SwiftMallocCore",
