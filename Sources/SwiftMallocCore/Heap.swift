@@ -28,10 +28,9 @@ struct Heap {
     var threads: UnsafeMutablePointer<ThreadRegistry>
     var config: Configuration
     var statsScratch: StatsScratch
-    /// The arenas front end's caches (none for the others).
+    /// The shared-cache front ends' caches: 4 x CPUs under arenas, one
+    /// under global, none under the others.
     var shared: SharedCaches
-    /// The global front end's one lock.
-    var globalLock = Lock()
     /// Held by the scavenger's pass (Scavenger); its counters.
     var scavengerLock = Lock()
     var scavengerPasses: UInt64 = 0
@@ -80,7 +79,7 @@ struct Heap {
         pageHeap.initialize(to: ph)
         pageHeap.pointee.mappingCache.capBytes = UInt(config.largeCacheBytes)
         let middle = Middle(table: table, spans: PageHeapSpans(pageHeap), metadata: arena)
-        let sharedCount = config.frontEnd == .arenas ? 4 * Int(sm_online_cpus()) : 0
+        let sharedCount = config.frontEnd == .arenas ? 4 * Int(sm_online_cpus()) : config.frontEnd == .global ? 1 : 0
         let shared = SharedCaches(count: sharedCount, classCount: table.count, sizes: table.sizes, metadata: &arena.pointee)
         var percpu = PerCPUSlabs()
         if config.frontEnd == .percpu {
@@ -136,13 +135,11 @@ struct Heap {
     }
 
     /// Every lock of the heap, in the order they nest: the scavenger's, shared
-    /// caches (or the global lock), registry, transfer caches, central lists, page heap,
-    /// metadata.
+    /// caches, registry, transfer caches, central lists, page heap, metadata.
     mutating func forEachLock(_ body: (UnsafeMutablePointer<Lock>) -> Void) {
         body(&scavengerLock)
         var i = 0
         while i < shared.count { body(&shared.caches.unsafelyUnwrapped[i].lock); i += 1 }
-        body(&globalLock)
         body(&threads.pointee.lock)
         for c in 0..<sizeClasses.count { body(&middle.transfer[c].lock) }
         for c in 0..<sizeClasses.count { body(&middle.central[c].lock) }

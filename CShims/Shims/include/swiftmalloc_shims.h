@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <errno.h>
+#include <sys/single_threaded.h>
 
 #include "swiftmalloc_rseq.h"
 
@@ -107,6 +108,12 @@ extern __thread void *sm_tls_thread SM_HIDDEN __attribute__((tls_model("initial-
 static inline void *sm_tls_thread_get(void) { return sm_tls_thread; }
 static inline uintptr_t sm_tls_thread_bits(void) { return (uintptr_t)sm_tls_thread; }
 static inline void sm_tls_thread_set(void *p) { sm_tls_thread = p; }
+
+// Whether the process has never had a second thread (glibc's own test for
+// skipping its locks): it turns false in pthread_create, before the new
+// thread runs, so a thread that reads true is alone and stays alone until
+// it creates a thread itself.
+static inline bool sm_single_threaded(void) { return __libc_single_threaded != 0; }
 
 // A pthread key whose destructor runs when a thread exits, so that the
 // thread's cache goes back to the middle. Returns 0 on success.

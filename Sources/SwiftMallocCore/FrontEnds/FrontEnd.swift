@@ -5,8 +5,8 @@
 //
 //   percpu   PerCPUFrontEnd        a slab per CPU, through restartable sequences;
 //   thread   ThreadCacheFrontEnd   each thread has an ObjectCache;
-//   arenas   ArenaFrontEnd         threads share 4 x CPUs locked ObjectCaches;
-//   global   GlobalFrontEnd        no cache: one lock in front of the middle.
+//   arenas   SharedCacheFrontEnd   threads share 4 x CPUs locked ObjectCaches;
+//   global   SharedCacheFrontEnd   all threads share one locked ObjectCache.
 //
 // The fast paths (malloc and free of a thread with a record, Allocator) are
 // chosen by the TLS slot's tag (ThreadState) and the heap's front-end byte,
@@ -42,8 +42,7 @@ extension FrontEndKind {
         switch self {
         case .percpu: return visitor.visit(PerCPUFrontEnd.self)
         case .thread: return visitor.visit(ThreadCacheFrontEnd.self)
-        case .arenas: return visitor.visit(ArenaFrontEnd.self)
-        case .global: return visitor.visit(GlobalFrontEnd.self)
+        case .arenas, .global: return visitor.visit(SharedCacheFrontEnd.self)
         }
     }
 }
@@ -133,7 +132,8 @@ enum FrontEnd {
         if let state = ThreadState.current { return state }
         if ThreadState.hasExited { return nil }
         return ThreadRegistry.registerCurrentThread(heap.pointee.threads, frontEnd: heap.pointee.frontEnd,
-                                                    scavengeInterval: heap.pointee.config.scavengeInterval)
+                                                    scavengeInterval: heap.pointee.config.scavengeInterval,
+                                                    sharedCaches: heap.pointee.shared)
     }
 
     /// Counts a large allocation of `allocatedBytes` and a large free of

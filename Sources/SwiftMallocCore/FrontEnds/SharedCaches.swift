@@ -1,6 +1,6 @@
 // Shared caches: object caches that several threads use under a lock (the
 // arenas front end: 4 x CPUs of them, a thread hashed onto one by its
-// thread id).
+// thread id; the global front end: one).
 
 struct LockedCache: LockGuarded {
     var lock = Lock()
@@ -30,7 +30,7 @@ struct SharedCaches {
         self.caches = caches
     }
 
-    /// The cache a thread uses (arenas front end).
+    /// The cache a thread uses.
     @inline(__always)
     func cache(for state: UnsafeMutablePointer<ThreadState>) -> UnsafeMutablePointer<LockedCache> {
         caches.unsafelyUnwrapped + Int(UInt32(bitPattern: state.pointee.threadID) % UInt32(count))

@@ -1,11 +1,11 @@
 // The per-thread front end: each thread's ObjectCache (ThreadState.cache),
-// used with no lock. Its fast paths also lead the shared front ends
-// (arenas, global) to their slow paths: malloc and free of a thread with a
-// record under any front end but percpu come here first.
+// used with no lock. Its fast paths also lead to the shared-cache front
+// ends (arenas, global): malloc and free of a thread with a record under
+// any front end but percpu come here first.
 
 enum ThreadCacheFrontEnd: FrontEndStrategy {
     /// malloc's fast path for every front end but percpu: the thread's
-    /// cache under thread, else (a tail call) the front end's slow path.
+    /// cache under thread, else (a tail call) the shared cache.
     @inline(__always)
     static func allocateOrShare(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
                                 _ sizeClass: Int) -> ObjectPointer? {
@@ -13,7 +13,8 @@ enum ThreadCacheFrontEnd: FrontEndStrategy {
             ThreadState.classCounts(state).countAllocation(sizeClass)
             return object
         }
-        return FrontEnd.allocateSlow(heap, sizeClass)
+        if heap.pointee.frontEnd == .thread { return FrontEnd.allocateSlow(heap, sizeClass) }
+        return SharedCacheFrontEnd.allocate(heap, state, sizeClass)
     }
 
     /// free's fast path for every front end but percpu.
@@ -27,7 +28,7 @@ enum ThreadCacheFrontEnd: FrontEndStrategy {
             overflow(heap, state, sizeClass)
             return
         }
-        FrontEnd.deallocateSlow(heap, object, sizeClass)
+        SharedCacheFrontEnd.deallocate(heap, state, object, sizeClass)
     }
 
     static func allocateSlow(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,

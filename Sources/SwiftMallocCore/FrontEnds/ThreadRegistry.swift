@@ -30,8 +30,10 @@ struct ThreadRegistry: LockGuarded {
 
     /// Registers the calling thread and returns its record, already in the
     /// TLS slot (tagged for `frontEnd`, see ThreadState).
+    /// `sharedCaches`: the shared-cache front ends' caches (none for the
+    /// others); the thread's is found here, once.
     static func registerCurrentThread(_ registry: UnsafeMutablePointer<ThreadRegistry>, frontEnd: FrontEndKind,
-                                      scavengeInterval: UInt64) -> UnsafeMutablePointer<ThreadState> {
+                                      scavengeInterval: UInt64, sharedCaches: SharedCaches) -> UnsafeMutablePointer<ThreadState> {
         let classCount = registry.pointee.sizeClasses.count
         let recycled = registry.pointee.withLock { $0.records.takeUnused() }
         let state = recycled ?? newRecord(registry, classCount: classCount)
@@ -49,6 +51,7 @@ struct ThreadRegistry: LockGuarded {
         // Own rseq registration (when glibc has none) before the first per-CPU operation.
         _ = sm_rseq_thread_register()
         state.pointee.threadID = sm_gettid()
+        if sharedCaches.count > 0 { state.pointee.sharedCache = sharedCaches.cache(for: state) }
         // Visible to this thread before anything below can call malloc again.
         sm_tls_thread_set(ThreadState.slotValue(state, frontEnd))
 

@@ -103,6 +103,8 @@ struct ThreadState: PoolRecord {
     var prev: UnsafeMutablePointer<ThreadState>? = nil
     var threadID: Int32 = 0
     var rcu = RCUReaderRecord()
+    /// Under arenas and global: the shared cache this thread uses.
+    var sharedCache: UnsafeMutablePointer<LockedCache>? = nil
     /// Debug mode: set when the record's grace period has ended.
     var poisoned = false
     /// Objects moved through the middle, and when the next scavenger pass
