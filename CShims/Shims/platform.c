@@ -41,19 +41,24 @@ static inline void sm_spin_pause(void) {
 #endif
 }
 
+// Returns with the lock held; the caller (sm_lock) counts the acquisition,
+// this counts it as contended.
 void sm_lock_slow(sm_lock_t *lock) {
     // Spin briefly: critical sections are short, and a futex sleep costs a
     // system call on both sides.
     for (int i = 0; i < 64; i++) {
         uint32_t expected = 0;
         if (__atomic_load_n(&lock->state, __ATOMIC_RELAXED) == 0 &&
-            __atomic_compare_exchange_n(&lock->state, &expected, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            __atomic_compare_exchange_n(&lock->state, &expected, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+            sm_lock_count(&lock->contended);
             return;
+        }
         sm_spin_pause();
     }
     // Mark the lock contended and sleep until it is released.
     while (__atomic_exchange_n(&lock->state, 2, __ATOMIC_ACQUIRE) != 0)
         sm_futex(&lock->state, FUTEX_WAIT_PRIVATE, 2);
+    sm_lock_count(&lock->contended);
 }
 
 void sm_lock_wake(sm_lock_t *lock) { sm_futex(&lock->state, FUTEX_WAKE_PRIVATE, 1); }

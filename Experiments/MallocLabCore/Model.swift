@@ -258,10 +258,35 @@ public struct CellSummary: Codable, Equatable, Sendable {
     /// SwiftMalloc: fast-path hits / (hits + misses), and rseq aborts (medians).
     public var fastPathHitRatio: Double?
     public var rseqAborts: Double?
+    /// SwiftMalloc: contended lock acquisitions (the lock was held and the
+    /// acquirer spun or slept) per million workload operations, per lock
+    /// tier (`LockTiers`; the stats file's lock_contended_*), medians.
+    public var lockWaitsPerMillionOps: [String: Double]? = nil
     /// Medians of the workload's own notes.
     public var notes: [String: Double]
 
     public var isOK: Bool { status == .ok }
+}
+
+/// SwiftMalloc's lock tiers, as its stats file names them
+/// (lock_acquisitions_<tier>, lock_contended_<tier>), with a label.
+public enum LockTiers {
+    public static let all: [(key: String, label: String)] = [
+        ("central", "central"), ("transfer", "transfer"), ("page_heap", "page heap"), ("arenas", "arenas"),
+        ("global", "global"), ("registry", "registry"), ("metadata", "metadata"),
+    ]
+
+    /// Contended acquisitions per million operations of one run, per tier;
+    /// nil for a run without lock counters (another allocator, or a
+    /// SwiftMalloc older than stats version 3) or without an op count.
+    public static func waitsPerMillionOps(_ s: Sample) -> [String: Double]? {
+        guard let stats = s.swiftmalloc, let ops = s.ops, ops > 0 else { return nil }
+        var out: [String: Double] = [:]
+        for t in all {
+            if let waits = stats["lock_contended_\(t.key)"] { out[t.key] = waits / ops * 1e6 }
+        }
+        return out.isEmpty ? nil : out
+    }
 }
 
 /// Everything a comparison writes to results.json.
@@ -320,6 +345,18 @@ public enum Summarizer {
         return order.map { summarize(groups[$0]!) }
     }
 
+    /// Per tier, the median over runs of contended acquisitions per million ops.
+    static func lockWaits(_ ok: [Sample], status: RunStatus) -> [String: Double]? {
+        guard status.isOK else { return nil }
+        let perRun = ok.compactMap(LockTiers.waitsPerMillionOps)
+        guard !perRun.isEmpty else { return nil }
+        var out: [String: Double] = [:]
+        for t in LockTiers.all {
+            if let m = Stats.median(perRun.compactMap { $0[t.key] }) { out[t.key] = m }
+        }
+        return out.isEmpty ? nil : out
+    }
+
     public static func summarize(_ runs: [Sample]) -> CellSummary {
         let first = runs[0]
         let ok = runs.filter { $0.status.isOK }
@@ -357,6 +394,7 @@ public enum Summarizer {
                 return h / (h + m)
             },
             rseqAborts: med { $0.swiftmalloc?["rseq_aborts"] },
+            lockWaitsPerMillionOps: lockWaits(ok, status: status),
             notes: notes)
     }
 }

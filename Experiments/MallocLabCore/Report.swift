@@ -295,6 +295,8 @@ public enum ReportRenderer {
             }
         }
 
+        o += lockContentionSection(d)
+
         // perf
         o += "\n## Hardware counters\n\n"
         if r.machine.perfAvailable && r.settings.perf {
@@ -333,6 +335,41 @@ public enum ReportRenderer {
         }
         o += "- Scale \(r.settings.scale)\(r.settings.quick ? " (quick)" : ""); time limit \(Int(r.settings.timeoutSeconds)) s per run.\n"
         o += "\nData: `results.json` (everything, including per-run samples), `results.csv` (one row per run). Re-render with `malloc-lab report DIR`.\n"
+        return o
+    }
+
+    /// SwiftMalloc's contended lock acquisitions per million operations,
+    /// per tier, beside throughput: the numbers that explain a change in
+    /// throughput under threads. Tiers that never waited in any cell are
+    /// left out; empty when no run has lock counters.
+    static func lockContentionSection(_ d: ReportData) -> String {
+        let cells = d.cells.filter { $0.allocator.hasPrefix("swiftmalloc-") && $0.isOK && $0.lockWaitsPerMillionOps != nil }
+        guard !cells.isEmpty else { return "" }
+        let tiers = LockTiers.all.filter { t in cells.contains { ($0.lockWaitsPerMillionOps?[t.key] ?? 0) > 0 } }
+        var o = "\n### Lock contention\n\n"
+        o += "Contended lock acquisitions (the lock was held: the caller spun or slept) per million operations, "
+        o += "per lock tier, from the stats file's `lock_contended_*` (whole process, medians over repetitions).\n\n"
+        if tiers.isEmpty {
+            o += "No SwiftMalloc run waited for a lock.\n"
+            return o
+        }
+        o += "| workload | threads | allocator | throughput | waits/Mop | " + tiers.map(\.label).joined(separator: " | ") + " |\n"
+        o += "| --- | ---: | --- | ---: | ---: |" + String(repeating: " ---: |", count: tiers.count) + "\n"
+        func rate(_ v: Double?) -> String {
+            guard let v else { return "—" }
+            return v == 0 ? "0" : Fmt.si(v)
+        }
+        for w in d.workloads {
+            for t in d.threads(of: w) {
+                for a in d.allocators where a.hasPrefix("swiftmalloc-") {
+                    guard let c = d.cell(w, a, t), c.isOK, let waits = c.lockWaitsPerMillionOps else { continue }
+                    let tp = c.throughput.map { Fmt.si($0.median) } ?? "—"
+                    let total = LockTiers.all.compactMap { waits[$0.key] }.reduce(0, +)
+                    o += "| \(w) | \(t) | \(a) | \(tp) | \(rate(total)) |"
+                    o += tiers.map { " \(rate(waits[$0.key])) |" }.joined() + "\n"
+                }
+            }
+        }
         return o
     }
 

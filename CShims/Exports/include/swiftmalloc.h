@@ -98,10 +98,11 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
 //   #define PRINT(name, meaning) printf("%s %llu\n", #name, (unsigned long long)s.name);
 //   SWIFTMALLOC_STATS_FIELDS(PRINT)
 // The struct grows at its end from version to version, and fields keep
-// their offsets (version 1 ended at metadata_bytes): swiftmalloc_get_stats
+// their offsets (version 1 ended at metadata_bytes, version 2 at
+// rcu_reclaimed_spans): swiftmalloc_get_stats
 // is a macro that passes the size of the caller's struct, and the library
 // writes no more than that.
-#define SWIFTMALLOC_STATS_VERSION 2
+#define SWIFTMALLOC_STATS_VERSION 3
 #define SWIFTMALLOC_STATS_FIELDS(X) \
     X(allocations, "successful allocation calls (all entry points)") \
     X(frees, "free calls with a non-NULL pointer") \
@@ -126,7 +127,21 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
     X(scavenged_bytes, "bytes those passes gave back") \
     X(large_cache_hits, "large allocations served from those kept blocks") \
     X(rcu_retired_spans, "span records retired, to be reused after an RCU grace period") \
-    X(rcu_reclaimed_spans, "of those, records whose grace period has ended")
+    X(rcu_reclaimed_spans, "of those, records whose grace period has ended") \
+    X(lock_acquisitions_transfer, "acquisitions of the transfer caches' locks (all size classes)") \
+    X(lock_contended_transfer, "of those, acquisitions that found the lock held and waited") \
+    X(lock_acquisitions_central, "acquisitions of the central free lists' locks (all size classes)") \
+    X(lock_contended_central, "of those, acquisitions that found the lock held and waited") \
+    X(lock_acquisitions_page_heap, "acquisitions of the page heap's lock") \
+    X(lock_contended_page_heap, "of those, acquisitions that found the lock held and waited") \
+    X(lock_acquisitions_registry, "acquisitions of the thread registry's lock") \
+    X(lock_contended_registry, "of those, acquisitions that found the lock held and waited") \
+    X(lock_acquisitions_arenas, "acquisitions of the arenas front end's cache locks (all caches)") \
+    X(lock_contended_arenas, "of those, acquisitions that found the lock held and waited") \
+    X(lock_acquisitions_global, "acquisitions of the global front end's lock") \
+    X(lock_contended_global, "of those, acquisitions that found the lock held and waited") \
+    X(lock_acquisitions_metadata, "acquisitions of the metadata arena's lock") \
+    X(lock_contended_metadata, "of those, acquisitions that found the lock held and waited")
 
 struct swiftmalloc_stats {
     uint64_t version;

@@ -31,29 +31,57 @@ extern "C" {
 
 // ---------------------------------------------------------------------------
 // Lock: 0 free, 1 held, 2 held with waiters (Drepper, "Futexes are tricky").
+//
+// Each lock also counts its acquisitions and its contended acquisitions
+// (those that went to sm_lock_slow: the lock was held when asked for). Only
+// the holder writes them, so an increment is a relaxed load and store (no
+// read-modify-write); readers (stats) load them relaxed without the lock and
+// may see a value a few acquisitions old. `state` stays first: it is the
+// word the atomics work on, and the counters share its cache line, which the
+// holder owns anyway.
 // ---------------------------------------------------------------------------
-typedef struct sm_lock { uint32_t state; } sm_lock_t;
+typedef struct sm_lock {
+    uint32_t state;
+    uint32_t reserved;
+    uint64_t acquisitions;
+    uint64_t contended;
+} sm_lock_t;
 
 void sm_lock_slow(sm_lock_t *lock);
 void sm_lock_wake(sm_lock_t *lock);
 
+// Called by the holder only.
+static inline void sm_lock_count(uint64_t *counter) {
+    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
 static inline void sm_lock(sm_lock_t *lock) {
     uint32_t expected = 0;
-    if (__builtin_expect(__atomic_compare_exchange_n(&lock->state, &expected, 1, false,
-                                                      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED), 1))
-        return;
-    sm_lock_slow(lock);
+    if (__builtin_expect(!__atomic_compare_exchange_n(&lock->state, &expected, 1, false,
+                                                       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED), 0))
+        sm_lock_slow(lock);
+    sm_lock_count(&lock->acquisitions);
 }
 
 static inline bool sm_trylock(sm_lock_t *lock) {
     uint32_t expected = 0;
-    return __atomic_compare_exchange_n(&lock->state, &expected, 1, false,
-                                       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+    bool taken = __atomic_compare_exchange_n(&lock->state, &expected, 1, false,
+                                             __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+    if (taken) sm_lock_count(&lock->acquisitions);
+    return taken;
 }
 
 static inline void sm_unlock(sm_lock_t *lock) {
     if (__builtin_expect(__atomic_exchange_n(&lock->state, 0, __ATOMIC_RELEASE) == 2, 0))
         sm_lock_wake(lock);
+}
+
+// The counters, for stats (a relaxed read without the lock).
+static inline uint64_t sm_lock_acquisitions(const sm_lock_t *lock) {
+    return __atomic_load_n(&lock->acquisitions, __ATOMIC_RELAXED);
+}
+static inline uint64_t sm_lock_contended(const sm_lock_t *lock) {
+    return __atomic_load_n(&lock->contended, __ATOMIC_RELAXED);
 }
 
 // Re-initialises a lock in a forked child (its holder, if any, is gone).

@@ -43,7 +43,7 @@ enum Fixtures {
                             malloc: LatencySummary(samples: 1000, p50: 20 + Double(ai), p90: 30, p99: 100, p999: 1000, max: 50000, mean: 25.5),
                             free: LatencySummary(samples: 1000, p50: 18, p90: 25, p99: 90, p999: 900, max: 40000, mean: 21.25),
                             timerOverheadNs: 20.03, mallocProvider: "/lib/\(a).so",
-                            swiftmalloc: a.hasPrefix("swiftmalloc") ? ["fast_path_hits": 990, "fast_path_misses": 10, "rseq_aborts": 3, "rseq_available": 1] : nil,
+                            swiftmalloc: a.hasPrefix("swiftmalloc") ? swiftmallocStats(threads: t) : nil,
                             frontendUsed: a.hasPrefix("swiftmalloc-") ? String(a.dropFirst(12)) : nil,
                             notes: w == "larson" ? ["extra_metric": 1.5] : [:], processSeconds: 0.25))
                     }
@@ -54,6 +54,15 @@ enum Fixtures {
                            settings: RunSettings(quick: true, repetitions: 3, scale: 1, sampleEvery: 64, seed: 1, threads: nil, timeoutSeconds: 120, perf: false),
                            machine: machine(), allocators: allocators(),
                            workloads: [WorkloadCatalog.named("larson")!, WorkloadCatalog.named("churn")!], samples: samples)
+    }
+
+    /// A SwiftMalloc stats file's numbers: with `threads` threads, the
+    /// central lists waited 10 x (threads - 1) times (per 1e6 ops), the
+    /// transfer caches never.
+    static func swiftmallocStats(threads: Int) -> [String: Double] {
+        ["fast_path_hits": 990, "fast_path_misses": 10, "rseq_aborts": 3, "rseq_available": 1,
+         "lock_acquisitions_central": 5000, "lock_contended_central": 10 * Double(threads - 1),
+         "lock_acquisitions_transfer": 400, "lock_contended_transfer": 0]
     }
 
     static func temporaryDirectory() throws -> URL {

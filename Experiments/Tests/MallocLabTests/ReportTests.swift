@@ -92,6 +92,37 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(md.contains("perf") && md.contains("not supported"))
     }
 
+    /// SwiftMalloc's lock counters: per tier, contended acquisitions per
+    /// million ops, summarised per cell and shown beside throughput; tiers
+    /// that never waited are left out; other allocators have none.
+    func testLockContentionTable() throws {
+        let r = Fixtures.results()
+        let eight = r.samples.first { $0.workload == "larson" && $0.allocator == "swiftmalloc-percpu" && $0.threads == 8 }!
+        XCTAssertEqual(LockTiers.waitsPerMillionOps(eight)?["central"], 70)
+        XCTAssertEqual(LockTiers.waitsPerMillionOps(eight)?["transfer"], 0)
+        XCTAssertNil(LockTiers.waitsPerMillionOps(eight)?["global"], "absent from the stats: not reported")
+        let glibc = r.cells.first { $0.allocator == "glibc" }!
+        XCTAssertNil(glibc.lockWaitsPerMillionOps)
+        let cell = r.cells.first { $0.workload == "larson" && $0.allocator == "swiftmalloc-thread" && $0.threads == 2 }!
+        XCTAssertEqual(cell.lockWaitsPerMillionOps?["central"], 10)
+
+        let md = ReportRenderer.markdown(ReportData(r), charts: [])
+        XCTAssertTrue(md.contains("### Lock contention"), md)
+        XCTAssertTrue(md.contains("| workload | threads | allocator | throughput | waits/Mop | central |\n"), md)
+        XCTAssertTrue(md.contains("| larson | 8 | swiftmalloc-percpu | 28.6M | 70 | 70 |\n"), md)
+        XCTAssertTrue(md.contains("| larson | 1 | swiftmalloc-thread | 20.2M | 0 | 0 |\n"), md)
+
+        // The counters travel in results.csv's swiftmalloc column and come back.
+        let back = try ResultsCSV.decode(ResultsCSV.encode(r.samples))
+        XCTAssertEqual(back.first { $0.allocator == "swiftmalloc-percpu" && $0.threads == 8 }?.swiftmalloc?["lock_contended_central"], 70)
+
+        // Results without lock counters (an older library): no section.
+        var old = r
+        for i in old.samples.indices { old.samples[i].swiftmalloc?["lock_contended_central"] = nil; old.samples[i].swiftmalloc?["lock_contended_transfer"] = nil }
+        old.cells = Summarizer.cells(from: old.samples)
+        XCTAssertFalse(ReportRenderer.markdown(ReportData(old), charts: []).contains("Lock contention"))
+    }
+
     func testOutputDirectoryAndReportCommand() throws {
         let dir = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

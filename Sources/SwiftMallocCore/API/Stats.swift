@@ -16,6 +16,8 @@ struct StatsSnapshot {
         let heap = Heap.ensureInitialized()
         var counters = swiftmalloc_stats()
         counters.version = UInt64(SWIFTMALLOC_STATS_VERSION)
+        // First, before this snapshot takes locks of its own.
+        heap.pointee.addLockCounts(to: &counters)
         var totals = ThreadRegistry.totals(heap.pointee.threads, reader: Heap.reader(heap))
         // The per-CPU front end counts its hits in the slabs.
         if heap.pointee.frontEnd == .percpu {
@@ -120,9 +122,39 @@ struct StatsSnapshot {
     }
 }
 
+extension Heap {
+    /// Each lock's acquisitions and contended acquisitions, summed per tier
+    /// (the lock_* counters). The locks are the ones `forEachLock` takes at
+    /// a fork, less the scavenger's (taken by trylock only).
+    mutating func addLockCounts(to counters: inout swiftmalloc_stats) {
+        var transfer = LockCounts(), central = LockCounts(), arenas = LockCounts()
+        var c = 0
+        while c < sizeClasses.count {
+            transfer.add(&middle.transfer[c].lock)
+            central.add(&middle.central[c].lock)
+            c += 1
+        }
+        var i = 0
+        while i < shared.count { arenas.add(&shared.caches.unsafelyUnwrapped[i].lock); i += 1 }
+        var pageHeapLock = LockCounts(), registry = LockCounts(), global = LockCounts(), meta = LockCounts()
+        pageHeapLock.add(&pageHeap.pointee.lock)
+        registry.add(&threads.pointee.lock)
+        global.add(&globalLock)
+        meta.add(&metadata.pointee.lock)
+        (counters.lock_acquisitions_transfer, counters.lock_contended_transfer) = (transfer.acquisitions, transfer.contended)
+        (counters.lock_acquisitions_central, counters.lock_contended_central) = (central.acquisitions, central.contended)
+        (counters.lock_acquisitions_page_heap, counters.lock_contended_page_heap) =
+            (pageHeapLock.acquisitions, pageHeapLock.contended)
+        (counters.lock_acquisitions_registry, counters.lock_contended_registry) = (registry.acquisitions, registry.contended)
+        (counters.lock_acquisitions_arenas, counters.lock_contended_arenas) = (arenas.acquisitions, arenas.contended)
+        (counters.lock_acquisitions_global, counters.lock_contended_global) = (global.acquisitions, global.contended)
+        (counters.lock_acquisitions_metadata, counters.lock_contended_metadata) = (meta.acquisitions, meta.contended)
+    }
+}
+
 /// Preallocated memory for writing stats without allocating.
 struct StatsScratch {
-    static let textBytes = 2048
+    static let textBytes = 4096
     static let pathBytes = 4096
     var lock: UnsafeMutablePointer<Lock>
     var text: UnsafeMutablePointer<UInt8>

@@ -5,8 +5,9 @@
 struct LockedCache: LockGuarded {
     var lock = Lock()
     var cache: ObjectCache
-    // Pad to a cache line of its own: neighbours are taken by other CPUs.
-    var padding: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    // Pad to a cache line's size (lock 24 bytes with its counters, cache 32,
+    // this 8: 64): neighbours are taken by other CPUs.
+    var padding: UInt64 = 0
 }
 
 struct SharedCaches {

@@ -14,6 +14,20 @@ extension sm_lock_t {
     @inline(__always) mutating func reset() { sm_lock_reset(&self) }
 }
 
+/// A sum of locks' counters (stats): acquisitions, and those of them that
+/// found the lock held (sm_lock_slow). Read without the locks, so a sum may
+/// be a few acquisitions old, never more than the truth.
+struct LockCounts {
+    var acquisitions: UInt64 = 0
+    var contended: UInt64 = 0
+
+    @inline(__always)
+    mutating func add(_ lock: UnsafePointer<Lock>) {
+        acquisitions &+= sm_lock_acquisitions(lock)
+        contended &+= sm_lock_contended(lock)
+    }
+}
+
 /// A structure whose fields its `lock` guards.
 protocol LockGuarded {
     var lock: Lock { get set }
