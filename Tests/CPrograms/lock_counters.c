@@ -5,10 +5,11 @@
 //
 // Phase 1, one thread: `pairs` malloc/free pairs of small sizes. No other
 // thread exists, so no acquisition can have waited: every tier's contended
-// count stays where it was. Under the global front end every call takes the
-// global lock: its acquisitions grow by at least 2 x pairs.
-// Phase 2, `threads` threads doing the same: under the global front end the
-// global lock's acquisitions grow by at least 2 x pairs x threads; in every
+// count stays where it was. Under the global front end the pairs are served
+// by its one cache: the central lists are asked far fewer times than pairs.
+// Phase 2, `threads` threads doing the same: under the global front end every
+// call takes the global cache's lock, so its acquisitions grow by at least
+// 2 x pairs x threads; in every
 // tier, contended <= acquisitions. Whether a wait happened is timing: it is
 // printed, not checked.
 // Exits 1 with a message on stderr on a failed check.
@@ -136,13 +137,11 @@ int main(int argc, char **argv) {
         printf("single: not alone in the process, contention not checked\n");
     }
     if (global) {
-        CHECK(b.lock_acquisitions_global - a.lock_acquisitions_global >= 2 * (uint64_t)pairs,
-              "global lock taken %llu times for %ld malloc/free pairs",
-              (unsigned long long)(b.lock_acquisitions_global - a.lock_acquisitions_global), pairs);
-        // Every call moved one object (not a batch) through the middle: the
-        // central lists were asked.
-        CHECK(b.lock_acquisitions_central - a.lock_acquisitions_central >= 2 * (uint64_t)pairs,
-              "central locks taken %llu times for %ld pairs",
+        // One cache for the process: the pairs are served from it, and the
+        // central lists are asked only when it runs dry or overflows. (Alone,
+        // the process skips the cache's lock, as glibc skips its own.)
+        CHECK(b.lock_acquisitions_central - a.lock_acquisitions_central < (uint64_t)pairs,
+              "central locks taken %llu times for %ld pairs: the global cache does not cache",
               (unsigned long long)(b.lock_acquisitions_central - a.lock_acquisitions_central), pairs);
     }
 

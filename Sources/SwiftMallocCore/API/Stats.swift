@@ -127,19 +127,22 @@ extension Heap {
     /// (the lock_* counters). The locks are the ones `forEachLock` takes at
     /// a fork, less the scavenger's (taken by trylock only).
     mutating func addLockCounts(to counters: inout swiftmalloc_stats) {
-        var transfer = LockCounts(), central = LockCounts(), arenas = LockCounts()
+        var transfer = LockCounts(), central = LockCounts(), arenas = LockCounts(), global = LockCounts()
         var c = 0
         while c < sizeClasses.count {
             transfer.add(&middle.transfer[c].lock)
             central.add(&middle.central[c].lock)
             c += 1
         }
+        var shared = LockCounts()
         var i = 0
-        while i < shared.count { arenas.add(&shared.caches.unsafelyUnwrapped[i].lock); i += 1 }
-        var pageHeapLock = LockCounts(), registry = LockCounts(), global = LockCounts(), meta = LockCounts()
+        while i < self.shared.count { shared.add(&self.shared.caches.unsafelyUnwrapped[i].lock); i += 1 }
+        // The shared caches are the arenas under arenas and the one global
+        // cache under global.
+        if frontEnd == .global { global = shared } else { arenas = shared }
+        var pageHeapLock = LockCounts(), registry = LockCounts(), meta = LockCounts()
         pageHeapLock.add(&pageHeap.pointee.lock)
         registry.add(&threads.pointee.lock)
-        global.add(&globalLock)
         meta.add(&metadata.pointee.lock)
         (counters.lock_acquisitions_transfer, counters.lock_contended_transfer) = (transfer.acquisitions, transfer.contended)
         (counters.lock_acquisitions_central, counters.lock_contended_central) = (central.acquisitions, central.contended)
