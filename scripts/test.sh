@@ -9,12 +9,16 @@
 #      swift build --product SwiftMalloc -> .build/debug/libSwiftMalloc.so
 #      the adoption demo (Examples/AdoptDemo, a package depending on this one)
 #   2. swift test (in parallel)    with SWIFTMALLOC_LIB pointing at the release library
+#   3. scripts/test-tsan.sh        the middle and back end's unit tests under
+#      ThreadSanitizer (own build folder .build-tsan; about 70 s on 2 CPUs, build included)
 # The integration tests start real programs (python3 -m test, sqlite3, git,
 # C programs compiled with cc) under LD_PRELOAD=libSwiftMalloc.so.
 #
 # Environment:
 #   SWIFTMALLOC_TEST_PARALLEL=0   run the tests one at a time (default: parallel)
-#   SWIFTMALLOC_TEST_FILTER=REGEX pass --filter REGEX to swift test
+#   SWIFTMALLOC_TEST_FILTER=REGEX pass --filter REGEX to swift test (and skip step 3,
+#                                 unless SWIFTMALLOC_TEST_TSAN=1)
+#   SWIFTMALLOC_TEST_TSAN=0|1     skip / force step 3 (default: run it when no filter is set)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -135,6 +139,26 @@ if [ -n "${SWIFTMALLOC_TEST_FILTER:-}" ]; then test_args+=(--filter "$SWIFTMALLO
 say "swift test ${test_args[*]} (SWIFTMALLOC_LIB=$SWIFTMALLOC_LIB)"
 status=0
 swift test "${test_args[@]}" || status=$?
+test_seconds=$((SECONDS - T))
+
+# ---------------------------------------------------------------------------
+# 3. ThreadSanitizer: the unit tests that never enter rseq (scripts/test-tsan.sh)
+# ---------------------------------------------------------------------------
+tsan_default=1
+if [ -n "${SWIFTMALLOC_TEST_FILTER:-}" ]; then tsan_default=0; fi
+tsan_status=0
+tsan_ran=0
+if [ "${SWIFTMALLOC_TEST_TSAN:-$tsan_default}" != "0" ]; then
+    T3=$SECONDS
+    say "ThreadSanitizer step: scripts/test-tsan.sh"
+    tsan_ran=1
+    bash "$ROOT/scripts/test-tsan.sh" || tsan_status=$?
+    say "ThreadSanitizer step finished with status $tsan_status in $(elapsed "$T3")"
+fi
+
+if [ "$tsan_ran" -eq 1 ] && [ "$tsan_status" -ne 0 ]; then
+    warn "the ThreadSanitizer step (scripts/test-tsan.sh) failed with status $tsan_status"
+fi
 
 # The parallel runner prints only progress and failures: end with the counts.
 if [ -f "$XUNIT" ]; then
@@ -147,13 +171,16 @@ if [ -f "$XUNIT" ]; then
         END { print total + 0, failed + 0, skipped + 0 }' "$XUNIT")
     passed=$((total - failed_tests - skipped))
     if [ "$status" -ne 0 ] && [ "$failed_tests" -eq 0 ]; then failed_tests=1; fi
-    say "swift test finished with status $status in $(elapsed "$T"); total $(elapsed "$START")"
+    # A failed ThreadSanitizer step counts as one failed test in the closing line.
+    if [ "$tsan_status" -ne 0 ]; then failed_tests=$((failed_tests + 1)); fi
+    say "swift test finished with status $status in ${test_seconds}s; total $(elapsed "$START")"
     if [ "$skipped" -gt 0 ]; then
         echo "tests: $passed passed, $failed_tests failed, $skipped skipped"
     else
         echo "tests: $passed passed, $failed_tests failed"
     fi
 else
-    say "swift test finished with status $status in $(elapsed "$T") (no xUnit report at $XUNIT)"
+    say "swift test finished with status $status in ${test_seconds}s (no xUnit report at $XUNIT)"
 fi
+if [ "$tsan_status" -ne 0 ] && [ "$status" -eq 0 ]; then status=$tsan_status; fi
 exit "$status"
