@@ -67,14 +67,14 @@ struct Heap {
         arena.pointee.end = UInt(bitPattern: arenaMemory) + UInt(MetadataArena.chunkSize)
         arena.pointee.mappedBytes = UInt(MetadataArena.chunkSize)
 
-        let heap = arena.pointee.allocateArray(of: Heap.self, count: 1)
+        let heap = arena.allocateArray(of: Heap.self, count: 1)
         var config = Configuration.fromEnvironment()
         let rseqMode = sm_rseq_init(config.requestedIDMode == .mmcid ? 1 : 0)
         config.settleFrontEnd(rseqAvailable: rseqMode != Int32(SM_RSEQ_NONE))
         config.captureStatsPath(metadata: &arena.pointee)
         let statsScratch = StatsScratch(metadata: &arena.pointee)
         let table = SizeClassTable(metadata: &arena.pointee)
-        let pageHeap = arena.pointee.allocateArray(of: PageHeap.self, count: 1)
+        let pageHeap = arena.allocateArray(of: PageHeap.self, count: 1)
         guard let ph = PageHeap(metadata: arena) else { fatal("cannot map the page map") }
         pageHeap.initialize(to: ph)
         pageHeap.pointee.mappingCache.capBytes = UInt(config.largeCacheBytes)
@@ -90,7 +90,7 @@ struct Heap {
             }
             percpu = slabs
         }
-        let threads = arena.pointee.allocateArray(of: ThreadRegistry.self, count: 1)
+        let threads = arena.allocateArray(of: ThreadRegistry.self, count: 1)
         threads.initialize(to: ThreadRegistry(metadata: arena, sizeClasses: table, cacheBudget: config.threadCacheBytes))
         heap.initialize(to: Heap(metadata: arena, pageHeap: pageHeap, pageMap: ph.pageMap, sizeClasses: table,
                                  frontEnd: config.frontEnd, percpu: percpu, middle: middle, threads: threads,
@@ -139,12 +139,12 @@ struct Heap {
     mutating func forEachLock(_ body: (UnsafeMutablePointer<Lock>) -> Void) {
         body(&scavengerLock)
         var i = 0
-        while i < shared.count { body(&shared.caches.unsafelyUnwrapped[i].lock); i += 1 }
-        body(&threads.pointee.lock)
-        for c in 0..<sizeClasses.count { body(&middle.transfer[c].lock) }
-        for c in 0..<sizeClasses.count { body(&middle.central[c].lock) }
-        body(&pageHeap.pointee.lock)
-        body(&metadata.pointee.lock)
+        while i < shared.count { body((shared.caches.unsafelyUnwrapped + i).lockAddress); i += 1 }
+        body(threads.lockAddress)
+        for c in 0..<sizeClasses.count { body((middle.transfer + c).lockAddress) }
+        for c in 0..<sizeClasses.count { body((middle.central + c).lockAddress) }
+        body(pageHeap.lockAddress)
+        body(metadata.lockAddress)
     }
 }
 
@@ -165,13 +165,13 @@ private func forkPrepare() {
     guard let root = sm_heap_get() else { return }
     let heap = root.assumingMemoryBound(to: Heap.self)
     if heap.pointee.rcuReady { sm_rcu_before_fork() }
-    heap.pointee.forEachLock { $0.pointee.lock() }
+    heap.pointee.forEachLock { sm_lock($0) }
 }
 
 private func forkParent() {
     guard let root = sm_heap_get() else { return }
     let heap = root.assumingMemoryBound(to: Heap.self)
-    heap.pointee.forEachLock { $0.pointee.unlock() }
+    heap.pointee.forEachLock { sm_unlock($0) }
     if heap.pointee.rcuReady { sm_rcu_after_fork_parent() }
 }
 

@@ -42,13 +42,13 @@ enum Reclamation {
         let registry = heap.pointee.threads
         // Take the queues first: only what was retired before the grace
         // period starts may be reclaimed after it.
-        let spans = pageHeap.pointee.withLock { $0.records.takeRetired() }
-        let threads = registry.pointee.withLock { $0.records.takeRetired() }
+        let spans = pageHeap.withLock { $0.records.takeRetired() }
+        let threads = registry.withLock { $0.records.takeRetired() }
         if spans == nil && threads == nil { return true }
         guard sm_rcu_try_synchronize() else {
             // Someone else is waiting for a grace period: put them back.
-            pageHeap.pointee.withLock { $0.records.requeue(spans) }
-            registry.pointee.withLock { $0.records.requeue(threads) }
+            pageHeap.withLock { $0.records.requeue(spans) }
+            registry.withLock { $0.records.requeue(threads) }
             return false
         }
         if heap.pointee.config.debug {
@@ -57,8 +57,8 @@ enum Reclamation {
             var t = threads
             while let state = t { t = state.pointee.poolNext; Poison.threadRecord(state) }
         }
-        pageHeap.pointee.withLock { $0.records.recycle(spans) }
-        registry.pointee.withLock { $0.records.recycle(threads) }
+        pageHeap.withLock { $0.records.recycle(spans) }
+        registry.withLock { $0.records.recycle(threads) }
         return true
     }
 }

@@ -42,7 +42,7 @@ enum Scavenger {
     static func run(_ heap: UnsafeMutablePointer<Heap>) {
         guard heap.pointee.scavengerLock.tryLock() else { return }
         heap.pointee.middle.returnIdleBatches()
-        let released = heap.pointee.pageHeap.pointee.withLock { $0.decayLocked(floor: floor) }
+        let released = heap.pointee.pageHeap.withLock { $0.decayLocked(floor: floor) }
         heap.pointee.scavengedBytes &+= UInt64(released)
         heap.pointee.scavengerPasses &+= 1
         heap.pointee.scavengerLock.unlock()

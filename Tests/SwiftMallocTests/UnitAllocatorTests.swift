@@ -247,9 +247,9 @@ final class UnitAllocatorTests: XCTestCase {
         XCTAssertNil(firstMismatch(p, 64, seed: 2))
         XCTAssertNil(firstMismatch(l, 200_000, seed: 4))
         let pageHeap = heap.pointee.pageHeap
-        pageHeap.pointee.lock.lock()
+        pageHeap.lock()
         XCTAssertEqual(pageHeap.pointee.releasedBytes, pageHeap.pointee.freeBytes, "every free page released")
-        pageHeap.pointee.lock.unlock()
+        pageHeap.unlock()
         Allocator.deallocate(p)
         Allocator.deallocate(l)
     }

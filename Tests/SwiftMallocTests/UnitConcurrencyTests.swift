@@ -58,8 +58,8 @@ final class UnitConcurrencyTests: XCTestCase {
     /// Free-list invariants of the page heap (lock held inside).
     private func checkPageHeap(file: StaticString = #filePath, line: UInt = #line) {
         let ph = heap.pointee.pageHeap
-        ph.pointee.lock.lock()
-        defer { ph.pointee.lock.unlock() }
+        ph.lock()
+        defer { ph.unlock() }
         var total: UInt = 0
         var ranges: [(UInt, UInt)] = []
         for i in 0...PageHeap.maxListedPages {

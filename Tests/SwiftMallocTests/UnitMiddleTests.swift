@@ -203,7 +203,10 @@ final class UnitMiddleTests: XCTestCase {
         let size = table.size(of: c)
         let perSpan = Int(table.pages[c]) * Page.size / size
         let stub = StubSpans(pages: 2 * Int(table.pages[c]))
-        var central = CentralFreeList(sizeClass: c, table: table)
+        // Shared structures are used through their address (LockGuarded).
+        let central = UnsafeMutablePointer<CentralFreeList>.allocate(capacity: 1)
+        central.initialize(to: CentralFreeList(sizeClass: c, table: table))
+        defer { central.deallocate() }
 
         let (first, n) = central.removeRange(UInt32(perSpan - 1), from: stub)
         XCTAssertEqual(Int(n), perSpan - 1)
@@ -215,7 +218,7 @@ final class UnitMiddleTests: XCTestCase {
         XCTAssertEqual(Int(k), perSpan - 1, "the stub has no third span: what is left, and no more")
         let all = objects(of: first, count: n) + objects(of: second, count: m) + objects(of: third, count: k)
         XCTAssertEqual(Set(all.map { UInt(bitPattern: $0) }).count, 2 * perSpan, "every object once")
-        XCTAssertEqual(central.spanCount, 2)
+        XCTAssertEqual(central.pointee.spanCount, 2)
 
         // Home again: each span goes back once its last object is in.
         central.insertRange(chain(Array(all.prefix(perSpan - 1)))!, to: stub)
@@ -223,6 +226,6 @@ final class UnitMiddleTests: XCTestCase {
         central.insertRange(chain(Array(all.dropFirst(perSpan - 1)))!, to: stub)
         XCTAssertEqual(Set(stub.freed), Set(stub.allocated), "both spans back, once each")
         XCTAssertEqual(stub.freed.count, 2)
-        XCTAssertEqual(central.spanCount, 0)
+        XCTAssertEqual(central.pointee.spanCount, 0)
     }
 }

@@ -11,8 +11,8 @@ final class UnitPageHeapTests: XCTestCase {
 
     private func locked<R>(_ body: (UnsafeMutablePointer<PageHeap>) throws -> R) rethrows -> R {
         let ph = pageHeap
-        ph.pointee.lock.lock()
-        defer { ph.pointee.lock.unlock() }
+        ph.lock()
+        defer { ph.unlock() }
         return try body(ph)
     }
 
@@ -354,7 +354,7 @@ final class UnitPageHeapTests: XCTestCase {
         let c = table.sizeClass(for: 3000)
         let pages = UInt(table.pages[c])
         let ph = pageHeap
-        let span = try XCTUnwrap(ph.pointee.allocateSmallSpan(pages: pages, sizeClass: UInt8(c)))
+        let span = try XCTUnwrap(ph.allocateSmallSpan(pages: pages, sizeClass: UInt8(c)))
         XCTAssertEqual(span.state, .small)
         XCTAssertEqual(span.pageCount, pages)
         for page in span.firstPage...span.lastPage {
@@ -362,7 +362,7 @@ final class UnitPageHeapTests: XCTestCase {
             XCTAssertEqual(Int(heap.pointee.pageMap.sizeClass(ofPage: page)), c)
         }
         let first = span.firstPage, last = span.lastPage
-        ph.pointee.freeSmallSpan(span)
+        ph.freeSmallSpan(span)
         XCTAssertEqual(span.state, .free, "the freed small span's record holds the free run")
         for page in first...last {
             XCTAssertEqual(heap.pointee.pageMap.sizeClass(ofPage: page), 0, "freed small span's page \(page) keeps its class")

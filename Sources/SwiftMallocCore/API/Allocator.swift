@@ -51,7 +51,7 @@ enum Allocator {
     static func allocateLarge(_ heap: UnsafeMutablePointer<Heap>, _ size: UInt, alignment: UInt,
                               zeroed: Bool = false) -> UnsafeMutableRawPointer? {
         guard size <= maxRequest, alignment <= maxRequest,
-              let (start, usable) = heap.pointee.pageHeap.pointee.allocateLarge(bytes: Int(max(size, 1)),
+              let (start, usable) = heap.pointee.pageHeap.allocateLarge(bytes: Int(max(size, 1)),
                                                                                 alignment: Int(alignment), zeroed: zeroed)
         else {
             sm_set_errno(ENOMEM)
@@ -135,7 +135,7 @@ enum Allocator {
 
     @inline(never)
     static func deallocateLarge(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) {
-        guard let bytes = heap.pointee.pageHeap.pointee.freeLarge(at: UInt(bitPattern: pointer)) else {
+        guard let bytes = heap.pointee.pageHeap.freeLarge(at: UInt(bitPattern: pointer)) else {
             fatal(FreeProblem.invalidPointer.message, pointer: pointer)
         }
         FrontEnd.countLarge(heap, freedBytes: Int(bytes))
@@ -160,7 +160,7 @@ enum Allocator {
     /// The bytes of the large or mapped block starting at `pointer`, or nil
     /// if no live one starts there (read without the page heap's lock).
     static func largeBlockSize(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) -> UInt? {
-        heap.pointee.pageHeap.pointee.largeSize(at: UInt(bitPattern: pointer), reader: Heap.reader(heap))
+        heap.pointee.pageHeap.largeSize(at: UInt(bitPattern: pointer), reader: Heap.reader(heap))
     }
 
     // MARK: calloc / realloc
@@ -203,7 +203,7 @@ enum Allocator {
             let span = heap.pointee.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: pointer)))!
             if span.state == .mapped && size >= UInt(PageHeap.mapThreshold) && size <= maxRequest {
                 // Let the kernel move the pages instead of copying them.
-                guard let moved = heap.pointee.pageHeap.pointee.remapLarge(span, bytes: Int(size)) else {
+                guard let moved = heap.pointee.pageHeap.remapLarge(span, bytes: Int(size)) else {
                     sm_set_errno(ENOMEM)
                     return nil
                 }
@@ -311,7 +311,7 @@ enum Allocator {
             return nil
         }
         let heap = Heap.ensureInitialized()
-        guard let span = heap.pointee.pageHeap.pointee.allocatePages(pages) else {
+        guard let span = heap.pointee.pageHeap.allocatePages(pages) else {
             sm_set_errno(ENOMEM)
             return nil
         }
@@ -323,7 +323,7 @@ enum Allocator {
         guard let pointer else { return }
         guard let root = sm_heap_get() else { fatal("page_free(): invalid pointer ", pointer: pointer) }
         let heap = root.assumingMemoryBound(to: Heap.self)
-        let (bytes, problem) = heap.pointee.pageHeap.pointee.freePages(at: UInt(bitPattern: pointer), pages: pages)
+        let (bytes, problem) = heap.pointee.pageHeap.freePages(at: UInt(bitPattern: pointer), pages: pages)
         switch problem {
         case .invalidPointer: fatal("page_free(): invalid pointer ", pointer: pointer)
         case .pageCountMismatch: fatal("page_free(): page count does not match the allocation at ", pointer: pointer)
@@ -340,7 +340,7 @@ enum Allocator {
         let heap = Heap.ensureInitialized()
         FrontEnd.flushCaches(heap)
         heap.pointee.middle.drainTransferCaches()
-        let released = heap.pointee.pageHeap.pointee.withLock { $0.releaseAllLocked() }
+        let released = heap.pointee.pageHeap.withLock { $0.releaseAllLocked() }
         Heap.reclaim(heap, force: true)
         return released
     }

@@ -35,10 +35,10 @@ struct StatsSnapshot {
         counters.large_allocations = totals.scalars.largeAllocations
         counters.in_use_bytes = totals.inUseBytes
         let registry = heap.pointee.threads
-        registry.pointee.lock.lock()
+        sm_lock(registry.lockAddress)
         counters.threads_seen = registry.pointee.threadsSeen
         counters.threads_live = registry.pointee.threadsLive
-        registry.pointee.lock.unlock()
+        sm_unlock(registry.lockAddress)
         if heap.pointee.frontEnd == .percpu {
             counters.percpu_cached_bytes = heap.pointee.percpu.cachedBytes(reader: Heap.reader(heap))
         }
@@ -47,7 +47,7 @@ struct StatsSnapshot {
         (counters.small_span_bytes, counters.central_free_bytes, counters.transfer_cached_bytes) =
             heap.pointee.middle.footprint(sizes: heap.pointee.sizeClasses.sizes)
         let pageHeap = heap.pointee.pageHeap
-        pageHeap.pointee.lock.lock()
+        sm_lock(pageHeap.lockAddress)
         let metadata = UInt64(heap.pointee.metadata.pointee.mappedBytes) &+ UInt64(pageHeap.pointee.pageMap.mappedBytes)
         counters.metadata_bytes = metadata
         counters.scavenger_passes = heap.pointee.scavengerPasses
@@ -61,7 +61,7 @@ struct StatsSnapshot {
         counters.percpu_rebalances = heap.pointee.percpu.rebalances
         counters.rcu_retired_spans = pageHeap.pointee.records.retiredCount
         counters.rcu_reclaimed_spans = pageHeap.pointee.records.reclaimedCount
-        pageHeap.pointee.lock.unlock()
+        sm_unlock(pageHeap.lockAddress)
         return StatsSnapshot(frontEnd: heap.pointee.frontEnd, rseqAvailable: heap.pointee.config.rseqAvailable,
                              idMode: sm_rseq_uses_mm_cid() ? .mmcid : .cpu, counters: counters)
     }
@@ -130,20 +130,20 @@ extension Heap {
         var transfer = LockCounts(), central = LockCounts(), arenas = LockCounts(), global = LockCounts()
         var c = 0
         while c < sizeClasses.count {
-            transfer.add(&middle.transfer[c].lock)
-            central.add(&middle.central[c].lock)
+            transfer.add((middle.transfer + c).lockAddress)
+            central.add((middle.central + c).lockAddress)
             c += 1
         }
         var shared = LockCounts()
         var i = 0
-        while i < self.shared.count { shared.add(&self.shared.caches.unsafelyUnwrapped[i].lock); i += 1 }
+        while i < self.shared.count { shared.add((self.shared.caches.unsafelyUnwrapped + i).lockAddress); i += 1 }
         // The shared caches are the arenas under arenas and the one global
         // cache under global.
         if frontEnd == .global { global = shared } else { arenas = shared }
         var pageHeapLock = LockCounts(), registry = LockCounts(), meta = LockCounts()
-        pageHeapLock.add(&pageHeap.pointee.lock)
-        registry.add(&threads.pointee.lock)
-        meta.add(&metadata.pointee.lock)
+        pageHeapLock.add(pageHeap.lockAddress)
+        registry.add(threads.lockAddress)
+        meta.add(metadata.lockAddress)
         (counters.lock_acquisitions_transfer, counters.lock_contended_transfer) = (transfer.acquisitions, transfer.contended)
         (counters.lock_acquisitions_central, counters.lock_contended_central) = (central.acquisitions, central.contended)
         (counters.lock_acquisitions_page_heap, counters.lock_contended_page_heap) =

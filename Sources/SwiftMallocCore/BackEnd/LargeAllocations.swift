@@ -3,17 +3,23 @@
 // (MappingCache keeps freed ones for reuse). The API layer checks sizes and
 // alignments and counts; these take the page heap's lock themselves, and
 // report a pointer that is not a live allocation's start to the caller,
-// which stops the process once no lock is held.
+// which stops the process once no lock is held. They are called through the
+// page heap's address, so a thread waiting for the lock holds no access to
+// the heap yet (see LockGuarded).
+import SwiftMallocShims
 
 extension PageHeap {
     /// Large requests from this size up get a mapping of their own.
     static let mapThreshold = 1 << 20
+}
+
+extension UnsafeMutablePointer where Pointee == PageHeap {
 
     /// Whole pages for `bytes` (> 0) aligned to `alignment` (a power of two;
     /// up to a page: page aligned); `zeroed`: the memory must read as zero.
     /// Returns where it starts and the usable bytes, or nil when the OS has
     /// no memory.
-    mutating func allocateLarge(bytes: Int, alignment: Int, zeroed: Bool) -> (start: UInt, usable: Int)? {
+    func allocateLarge(bytes: Int, alignment: Int, zeroed: Bool) -> (start: UInt, usable: Int)? {
         if bytes >= PageHeap.mapThreshold {
             guard let (span, reused) = mapLarge(bytes: bytes, alignment: alignment) else { return nil }
             let start = span.mappedStart
@@ -33,7 +39,7 @@ extension PageHeap {
 
     /// Takes back the large allocation that starts at `address`. Returns its
     /// bytes, or nil when no live one starts there.
-    mutating func freeLarge(at address: UInt) -> UInt? {
+    func freeLarge(at address: UInt) -> UInt? {
         // A mapping the cache does not keep is unmapped after the lock is
         // released; the page map forgets it under the lock, so a racing
         // double free finds nothing.
@@ -55,22 +61,25 @@ extension PageHeap {
     /// The usable bytes of the large allocation that starts at `address`, or
     /// nil if no live one starts there. Reads the span record without the
     /// lock, inside an RCU read-side section, when `reader` can enter one.
-    mutating func largeSize(at address: UInt, reader: RCUReader) -> UInt? {
+    func largeSize(at address: UInt, reader: RCUReader) -> UInt? {
         let underRCU = reader.enter()
-        if !underRCU { lock.lock() }
+        if !underRCU { sm_lock(lockAddress) }
+        // Only the page map is read (its readers need no lock): no access
+        // to the whole heap, which the lock's holder has `inout`.
+        let pageMap = pointee.pageMap
         var usable: UInt? = nil
         if let span = pageMap.span(ofPage: Page.number(of: address)) {
             if span.state == .poisoned { fatal("read a span record after its grace period") }
-            if let live = largeSpan(startingAt: address) {
+            if let live = PageHeap.largeSpan(in: pageMap, startingAt: address) {
                 usable = live.state == .mapped ? live.mappedBytes : live.byteCount
             }
         }
-        if underRCU { reader.exit() } else { lock.unlock() }
+        if underRCU { reader.exit() } else { sm_unlock(lockAddress) }
         return usable
     }
 
     /// `pages` whole pages (the page-level allocator); nil when the OS has no memory.
-    mutating func allocatePages(_ pages: UInt) -> SpanRef? {
+    func allocatePages(_ pages: UInt) -> SpanRef? {
         withLock { $0.allocateLocked(pages: pages) }
     }
 
@@ -78,7 +87,7 @@ extension PageHeap {
 
     /// Takes back pages from `allocatePages`. Returns the bytes freed, or
     /// what is wrong with the call.
-    mutating func freePages(at address: UInt, pages: UInt) -> (bytes: UInt, problem: PageFreeProblem?) {
+    func freePages(at address: UInt, pages: UInt) -> (bytes: UInt, problem: PageFreeProblem?) {
         withLock { heap in
             guard let span = heap.largeSpan(startingAt: address), span.state == .large else {
                 return (0, .invalidPointer)

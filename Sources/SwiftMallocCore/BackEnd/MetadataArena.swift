@@ -4,7 +4,7 @@
 // metadata grows with the peak number of records, not with their turnover.
 import SwiftMallocShims
 
-struct MetadataArena {
+struct MetadataArena: LockGuarded {
     var lock = Lock()
     var cursor: UInt = 0
     var end: UInt = 0
@@ -16,9 +16,13 @@ struct MetadataArena {
     /// Zeroed memory of `bytes`, aligned to `alignment` (a power of two
     /// <= 4096). Stops the process if the OS refuses memory: metadata is
     /// needed to serve any request at all.
+    /// (For a caller that has the arena to itself: building the heap.)
     mutating func allocate(_ bytes: Int, alignment: Int = 64) -> UnsafeMutableRawPointer {
-        lock.lock()
-        defer { lock.unlock() }
+        withLock { $0.allocateLocked(bytes, alignment: alignment) }
+    }
+
+    /// `allocate` with the lock held.
+    mutating func allocateLocked(_ bytes: Int, alignment: Int) -> UnsafeMutableRawPointer {
         let mask = UInt(alignment - 1)
         var start = (cursor &+ mask) & ~mask
         if start &+ UInt(bytes) > end || cursor == 0 {
@@ -35,6 +39,23 @@ struct MetadataArena {
 
     /// A typed, zero-initialised array of `count` elements.
     mutating func allocateArray<T>(of type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+        let raw = allocate(MemoryLayout<T>.stride * count, alignment: max(MemoryLayout<T>.alignment, 16))
+        return raw.bindMemory(to: T.self, capacity: count)
+    }
+}
+
+// The arena shared by the running heap's parts, called through its address:
+// a thread waiting for the lock holds no access to the arena yet (see
+// LockGuarded).
+extension UnsafeMutablePointer where Pointee == MetadataArena {
+    /// Zeroed memory of `bytes`, aligned to `alignment` (see
+    /// `MetadataArena.allocate`).
+    func allocate(_ bytes: Int, alignment: Int = 64) -> UnsafeMutableRawPointer {
+        withLock { $0.allocateLocked(bytes, alignment: alignment) }
+    }
+
+    /// A typed, zero-initialised array of `count` elements.
+    func allocateArray<T>(of type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
         let raw = allocate(MemoryLayout<T>.stride * count, alignment: max(MemoryLayout<T>.alignment, 16))
         return raw.bindMemory(to: T.self, capacity: count)
     }

@@ -51,14 +51,14 @@ struct PageHeap: LockGuarded {
         self.metadata = metadata
         pageMap = map
         mappingCache = MappingCache(metadata: &metadata.pointee)
-        freeLists = metadata.pointee.allocateArray(of: SpanList.self, count: PageHeap.maxListedPages + 1)
+        freeLists = metadata.allocateArray(of: SpanList.self, count: PageHeap.maxListedPages + 1)
         for i in 0...PageHeap.maxListedPages { freeLists[i] = SpanList() }
     }
 
     // MARK: span records
 
     private mutating func newSpanRecord(first: UInt, count: UInt) -> SpanRef {
-        let record = records.takeUnused() ?? metadata.pointee.allocateArray(of: Span.self, count: 1)
+        let record = records.takeUnused() ?? metadata.allocateArray(of: Span.self, count: 1)
         record.initialize(to: Span(firstPage: first, pageCount: count))
         return SpanRef(record)
     }
@@ -284,10 +284,8 @@ struct PageHeap: LockGuarded {
     // MARK: small spans (called by central free lists)
 
     /// A span for `pages` pages of objects of `sizeClass`, every page mapped
-    /// to it in the page map.
-    mutating func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> SpanRef? {
-        lock.lock()
-        defer { lock.unlock() }
+    /// to it in the page map (lock held).
+    mutating func allocateSmallSpanLocked(pages: UInt, sizeClass: UInt8) -> SpanRef? {
         guard let span = allocateLocked(pages: pages) else { return nil }
         span.state = .small
         span.sizeClass = sizeClass
@@ -295,40 +293,13 @@ struct PageHeap: LockGuarded {
         return span
     }
 
-    /// Takes back a small span whose objects have all come home.
-    mutating func freeSmallSpan(_ span: SpanRef) {
-        lock.lock()
-        defer { lock.unlock() }
+    /// Takes back a small span whose objects have all come home (lock held).
+    mutating func freeSmallSpanLocked(_ span: SpanRef) {
         pageMap.setRange(span, sizeClass: 0)
         freeSpan(span)
     }
 
-    // MARK: directly mapped allocations
-
-    /// Maps `bytes` for one allocation, aligned to `alignment` (>= page size):
-    /// a cached mapping that fits, or a new one. `reused` says which (a
-    /// reused one holds old data; a new one reads as zero).
-    mutating func mapLarge(bytes: Int, alignment: Int) -> (span: SpanRef, reused: Bool)? {
-        let systemPage = Int(sm_os_page_size())
-        let (rounded, overflow) = bytes.addingReportingOverflow(systemPage - 1)
-        if overflow { return nil }
-        let length = rounded & ~(systemPage - 1)
-        let align = max(alignment, Page.size)
-        lock.lock()
-        if let cached = mappingCache.take(length: UInt(length), alignment: UInt(align)) {
-            let span = recordMappedLocked(UnsafeMutableRawPointer(bitPattern: cached.start).unsafelyUnwrapped,
-                                          length: Int(cached.length))
-            lock.unlock()
-            return (span, true)
-        }
-        lock.unlock()
-        guard let memory = OSMemory.mapAligned(length, alignment: align) else { return nil }
-        lock.lock()
-        defer { lock.unlock() }
-        return (recordMappedLocked(memory, length: length), false)
-    }
-
-    private mutating func recordMappedLocked(_ memory: UnsafeMutableRawPointer, length: Int) -> SpanRef {
+    fileprivate mutating func recordMappedLocked(_ memory: UnsafeMutableRawPointer, length: Int) -> SpanRef {
         let span = newSpanRecord(first: Page.number(of: UInt(bitPattern: memory)),
                                  count: UInt(Page.count(for: length)!))
         span.state = .mapped
@@ -353,30 +324,6 @@ struct PageHeap: LockGuarded {
         return (start, length)
     }
 
-    /// Grows or shrinks a directly mapped allocation in place or by moving it
-    /// (mremap). Returns the new start, or nil (the old mapping is intact).
-    mutating func remapLarge(_ span: SpanRef, bytes: Int) -> UnsafeMutableRawPointer? {
-        let systemPage = Int(sm_os_page_size())
-        let (rounded, overflow) = bytes.addingReportingOverflow(systemPage - 1)
-        if overflow { return nil }
-        let length = rounded & ~(systemPage - 1)
-        lock.lock()
-        defer { lock.unlock() }
-        let oldLength = span.mappedBytes
-        let oldStart = UnsafeMutableRawPointer(bitPattern: span.mappedStart)!
-        guard let memory = sm_os_remap(oldStart, Int(oldLength), length) else { return nil }
-        // mremap keeps only the system page alignment: the start may lie
-        // inside one of our pages, which is why mapped spans keep mappedStart.
-        pageMap.clear(page: span.firstPage)
-        span.firstPage = Page.number(of: UInt(bitPattern: memory))
-        span.pageCount = UInt(Page.count(for: length)!)
-        span.mappedStart = UInt(bitPattern: memory)
-        span.mappedBytes = UInt(length)
-        directBytes = directBytes &- oldLength &+ UInt(length)
-        pageMap.set(page: span.firstPage, span: span)
-        return memory
-    }
-
     // MARK: lookups
 
     /// The span holding `address` if it is the start of a live large or mapped
@@ -384,11 +331,81 @@ struct PageHeap: LockGuarded {
     /// read-side section (the record then stays readable, if perhaps stale,
     /// until the section ends; the checks reject a stale one).
     func largeSpan(startingAt address: UInt) -> SpanRef? {
+        PageHeap.largeSpan(in: pageMap, startingAt: address)
+    }
+
+    /// `largeSpan(startingAt:)` from the page map alone (for a reader
+    /// without the lock, which must not access the whole heap).
+    static func largeSpan(in pageMap: PageMap, startingAt address: UInt) -> SpanRef? {
         let page = Page.number(of: address)
         guard let span = pageMap.span(ofPage: page) else { return nil }
         let state = span.state
         guard state == .large || state == .mapped, span.firstPage == page,
               span.allocationStart == address else { return nil }
         return span
+    }
+}
+
+// The page heap's operations that take its lock, called through the heap's
+// address: a thread waiting for the lock holds no access to the heap yet
+// (see LockGuarded).
+extension UnsafeMutablePointer where Pointee == PageHeap {
+    // MARK: small spans (called by central free lists)
+
+    /// A span for `pages` pages of objects of `sizeClass`, every page mapped
+    /// to it in the page map.
+    func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> SpanRef? {
+        withLock { $0.allocateSmallSpanLocked(pages: pages, sizeClass: sizeClass) }
+    }
+
+    /// Takes back a small span whose objects have all come home.
+    func freeSmallSpan(_ span: SpanRef) {
+        withLock { $0.freeSmallSpanLocked(span) }
+    }
+
+    // MARK: directly mapped allocations
+
+    /// Maps `bytes` for one allocation, aligned to `alignment` (>= page size):
+    /// a cached mapping that fits, or a new one. `reused` says which (a
+    /// reused one holds old data; a new one reads as zero).
+    func mapLarge(bytes: Int, alignment: Int) -> (span: SpanRef, reused: Bool)? {
+        let systemPage = Int(sm_os_page_size())
+        let (rounded, overflow) = bytes.addingReportingOverflow(systemPage - 1)
+        if overflow { return nil }
+        let length = rounded & ~(systemPage - 1)
+        let align = max(alignment, Page.size)
+        let cachedSpan = withLock { heap -> SpanRef? in
+            guard let cached = heap.mappingCache.take(length: UInt(length), alignment: UInt(align)) else { return nil }
+            return heap.recordMappedLocked(UnsafeMutableRawPointer(bitPattern: cached.start).unsafelyUnwrapped,
+                                           length: Int(cached.length))
+        }
+        if let cachedSpan { return (cachedSpan, true) }
+        // Mapped without the lock: mmap can take a while.
+        guard let memory = OSMemory.mapAligned(length, alignment: align) else { return nil }
+        return (withLock { $0.recordMappedLocked(memory, length: length) }, false)
+    }
+
+    /// Grows or shrinks a directly mapped allocation in place or by moving it
+    /// (mremap). Returns the new start, or nil (the old mapping is intact).
+    func remapLarge(_ span: SpanRef, bytes: Int) -> UnsafeMutableRawPointer? {
+        let systemPage = Int(sm_os_page_size())
+        let (rounded, overflow) = bytes.addingReportingOverflow(systemPage - 1)
+        if overflow { return nil }
+        let length = rounded & ~(systemPage - 1)
+        return withLock { heap -> UnsafeMutableRawPointer? in
+            let oldLength = span.mappedBytes
+            let oldStart = UnsafeMutableRawPointer(bitPattern: span.mappedStart)!
+            guard let memory = sm_os_remap(oldStart, Int(oldLength), length) else { return nil }
+            // mremap keeps only the system page alignment: the start may lie
+            // inside one of our pages, which is why mapped spans keep mappedStart.
+            heap.pageMap.clear(page: span.firstPage)
+            span.firstPage = Page.number(of: UInt(bitPattern: memory))
+            span.pageCount = UInt(Page.count(for: length)!)
+            span.mappedStart = UInt(bitPattern: memory)
+            span.mappedBytes = UInt(length)
+            heap.directBytes = heap.directBytes &- oldLength &+ UInt(length)
+            heap.pageMap.set(page: span.firstPage, span: span)
+            return memory
+        }
     }
 }

@@ -75,7 +75,7 @@ enum FrontEnd {
         } else {
             // The thread is exiting: serve from the middle directly.
             object = heap.pointee.middle.fetch(sizeClass, count: 1).head
-            if object != nil { heap.pointee.threads.pointee.countExited(allocationOf: sizeClass, miss: true) }
+            if object != nil { heap.pointee.threads.countExited(allocationOf: sizeClass, miss: true) }
         }
         Heap.reclaim(heap)
         if object == nil { sm_set_errno(ENOMEM) }
@@ -100,7 +100,7 @@ enum FrontEnd {
         } else {
             object.nextFree = nil
             heap.pointee.middle.release(sizeClass, chain: object, count: 1)
-            heap.pointee.threads.pointee.countExited(freeOf: sizeClass)
+            heap.pointee.threads.countExited(freeOf: sizeClass)
         }
         Heap.reclaim(heap)
     }
@@ -140,7 +140,7 @@ enum FrontEnd {
     /// `freedBytes` (either may be 0) for the calling thread.
     static func countLarge(_ heap: UnsafeMutablePointer<Heap>, allocatedBytes: Int = 0, freedBytes: Int = 0) {
         guard let state = currentOrRegister(heap) else {
-            return heap.pointee.threads.pointee.countExited(largeAllocated: UInt64(allocatedBytes),
+            return heap.pointee.threads.countExited(largeAllocated: UInt64(allocatedBytes),
                                                             largeFreed: UInt64(freedBytes))
         }
         if allocatedBytes != 0 {

@@ -25,9 +25,9 @@ enum SharedCacheFrontEnd: FrontEndStrategy {
                          _ sizeClass: Int) -> ObjectPointer? {
         let shared = state.pointee.sharedCache.unsafelyUnwrapped
         let alone = sm_single_threaded()
-        if !alone { shared.pointee.lock.lock() }
+        if !alone { sm_lock(shared.lockAddress) }
         let object = shared.pointee.cache.pop(sizeClass)
-        if !alone { shared.pointee.lock.unlock() }
+        if !alone { sm_unlock(shared.lockAddress) }
         guard let object else { return FrontEnd.allocateSlow(heap, sizeClass) }
         ThreadState.countAllocation(state, sizeClass, miss: false)
         return object
@@ -41,10 +41,10 @@ enum SharedCacheFrontEnd: FrontEndStrategy {
         ThreadState.classCounts(state).countFree(sizeClass)
         let shared = state.pointee.sharedCache.unsafelyUnwrapped
         let alone = sm_single_threaded()
-        if !alone { shared.pointee.lock.lock() }
+        if !alone { sm_lock(shared.lockAddress) }
         let twice = shared.pointee.cache.isOnTop(object, sizeClass)
         let kept = !twice && shared.pointee.cache.push(object, sizeClass)
-        if !alone { shared.pointee.lock.unlock() }
+        if !alone { sm_unlock(shared.lockAddress) }
         if kept { return }
         if twice { return FrontEnd.doubleFree(object) }
         overflow(heap, state, sizeClass)
@@ -54,7 +54,7 @@ enum SharedCacheFrontEnd: FrontEndStrategy {
     @inline(never)
     static func overflow(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>, _ sizeClass: Int) {
         let middle = heap.pointee.middle
-        let moved = state.pointee.sharedCache.unsafelyUnwrapped.pointee.withLock { $0.cache.overflow(sizeClass, to: middle) }
+        let moved = state.pointee.sharedCache.unsafelyUnwrapped.withLock { $0.cache.overflow(sizeClass, to: middle) }
         state.pointee.middleObjects &+= UInt64(moved)
         Heap.reclaim(heap)
     }
@@ -62,7 +62,7 @@ enum SharedCacheFrontEnd: FrontEndStrategy {
     static func allocateSlow(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
                              _ sizeClass: Int) -> ObjectPointer? {
         let middle = heap.pointee.middle
-        let (object, moved) = state.pointee.sharedCache.unsafelyUnwrapped.pointee.withLock { shared -> (ObjectPointer?, UInt32) in
+        let (object, moved) = state.pointee.sharedCache.unsafelyUnwrapped.withLock { shared -> (ObjectPointer?, UInt32) in
             if let object = shared.cache.pop(sizeClass) { return (object, 0) }
             return shared.cache.refill(sizeClass, from: middle)
         }
@@ -77,7 +77,7 @@ enum SharedCacheFrontEnd: FrontEndStrategy {
                                _ object: ObjectPointer, _ sizeClass: Int) {
         let middle = heap.pointee.middle
         // nil: freed twice in a row (stopped after the lock is released).
-        let moved = state.pointee.sharedCache.unsafelyUnwrapped.pointee.withLock { shared -> UInt32? in
+        let moved = state.pointee.sharedCache.unsafelyUnwrapped.withLock { shared -> UInt32? in
             if shared.cache.isOnTop(object, sizeClass) { return nil }
             if shared.cache.push(object, sizeClass) { return 0 }
             return shared.cache.overflow(sizeClass, to: middle)
@@ -91,7 +91,7 @@ enum SharedCacheFrontEnd: FrontEndStrategy {
         let middle = heap.pointee.middle
         var i = 0
         while i < shared.count {
-            _ = shared.caches.unsafelyUnwrapped[i].withLock { $0.cache.flushAll(to: middle) }
+            _ = (shared.caches.unsafelyUnwrapped + i).withLock { $0.cache.flushAll(to: middle) }
             i += 1
         }
     }

@@ -25,7 +25,7 @@ struct ThreadRegistry: LockGuarded {
         self.metadata = metadata
         self.sizeClasses = sizeClasses
         self.cacheBudget = cacheBudget
-        exitedClasses = ClassCounts(base: metadata.pointee.allocateArray(of: UInt64.self, count: 2 * SizeClassTable.maxClasses))
+        exitedClasses = ClassCounts(base: metadata.allocateArray(of: UInt64.self, count: 2 * SizeClassTable.maxClasses))
     }
 
     /// Registers the calling thread and returns its record, already in the
@@ -35,7 +35,7 @@ struct ThreadRegistry: LockGuarded {
     static func registerCurrentThread(_ registry: UnsafeMutablePointer<ThreadRegistry>, frontEnd: FrontEndKind,
                                       scavengeInterval: UInt64, sharedCaches: SharedCaches) -> UnsafeMutablePointer<ThreadState> {
         let classCount = registry.pointee.sizeClasses.count
-        let recycled = registry.pointee.withLock { $0.records.takeUnused() }
+        let recycled = registry.withLock { $0.records.takeUnused() }
         let state = recycled ?? newRecord(registry, classCount: classCount)
         // Layout: the record, its per-class counts, its cache lists, its scratch.
         let listsRaw = UnsafeMutableRawPointer(state) + MemoryLayout<ThreadState>.stride + ClassCounts.byteCount
@@ -55,7 +55,7 @@ struct ThreadRegistry: LockGuarded {
         // Visible to this thread before anything below can call malloc again.
         sm_tls_thread_set(ThreadState.slotValue(state, frontEnd))
 
-        registry.pointee.withLock { registry in
+        registry.withLock { registry in
             state.pointee.next = registry.live
             if let head = registry.live { head.pointee.prev = state }
             registry.live = state
@@ -71,7 +71,7 @@ struct ThreadRegistry: LockGuarded {
         let bytes = MemoryLayout<ThreadState>.stride + ClassCounts.byteCount
             + classCount * MemoryLayout<CacheList>.stride
             + PerCPUSlabs.scratchSlots * MemoryLayout<UnsafeMutableRawPointer?>.stride
-        return registry.pointee.metadata.pointee.allocate(bytes).bindMemory(to: ThreadState.self, capacity: 1)
+        return registry.pointee.metadata.allocate(bytes).bindMemory(to: ThreadState.self, capacity: 1)
     }
 
     /// Takes a record out of the registry: its cache goes to the middle, its
@@ -81,7 +81,7 @@ struct ThreadRegistry: LockGuarded {
     static func retire(_ registry: UnsafeMutablePointer<ThreadRegistry>, _ state: UnsafeMutablePointer<ThreadState>,
                        middle: Middle, afterGracePeriod: Bool = true) {
         state.pointee.middleObjects &+= UInt64(state.pointee.cache.flushAll(to: middle))
-        registry.pointee.withLock { registry in
+        registry.withLock { registry in
             if let p = state.pointee.prev { p.pointee.next = state.pointee.next } else { registry.live = state.pointee.next }
             if let n = state.pointee.next { n.pointee.prev = state.pointee.prev }
             registry.exited.add(state.pointee.counters)
@@ -92,9 +92,35 @@ struct ThreadRegistry: LockGuarded {
         }
     }
 
+    /// Sum of every thread's counters, live and exited. The live list is
+    /// walked in an RCU read-side section, without the registry lock, while
+    /// threads come and go (a thread exiting during the walk may be counted
+    /// twice or not at all; quiescent totals are exact).
+    static func totals(_ registry: UnsafeMutablePointer<ThreadRegistry>, reader: RCUReader) -> CounterTotals {
+        let sizes = registry.pointee.sizeClasses.sizes
+        let classCount = registry.pointee.sizeClasses.count
+        var sum = CounterTotals()
+        let underRCU = reader.enter()
+        sm_lock(registry.lockAddress)
+        sum.add(registry.pointee.exited, registry.pointee.exitedClasses, sizes: sizes, classCount: classCount)
+        if underRCU { sm_unlock(registry.lockAddress) }
+        var cursor = registry.pointee.live
+        while let state = cursor {
+            if state.pointee.poisoned { fatal("stats walked a thread record after its grace period") }
+            sum.add(state.pointee.counters, ThreadState.classCounts(state), sizes: sizes, classCount: classCount)
+            cursor = state.pointee.next
+        }
+        if underRCU { reader.exit() } else { sm_unlock(registry.lockAddress) }
+        return sum
+    }
+}
+
+// Called through the registry's address: a thread waiting for the lock holds
+// no access to the registry yet (see LockGuarded).
+extension UnsafeMutablePointer where Pointee == ThreadRegistry {
     /// Counts a call made by a thread after its exit handler ran.
-    mutating func countExited(allocationOf sizeClass: Int = 0, freeOf freedClass: Int = 0, miss: Bool = false,
-                              largeAllocated: UInt64 = 0, largeFreed: UInt64 = 0) {
+    func countExited(allocationOf sizeClass: Int = 0, freeOf freedClass: Int = 0, miss: Bool = false,
+                     largeAllocated: UInt64 = 0, largeFreed: UInt64 = 0) {
         withLock { registry in
             if sizeClass != 0 { registry.exitedClasses.countAllocation(sizeClass) }
             if freedClass != 0 { registry.exitedClasses.countFree(freedClass) }
@@ -108,27 +134,5 @@ struct ThreadRegistry: LockGuarded {
                 registry.exited.largeFreedBytes &+= largeFreed
             }
         }
-    }
-
-    /// Sum of every thread's counters, live and exited. The live list is
-    /// walked in an RCU read-side section, without the registry lock, while
-    /// threads come and go (a thread exiting during the walk may be counted
-    /// twice or not at all; quiescent totals are exact).
-    static func totals(_ registry: UnsafeMutablePointer<ThreadRegistry>, reader: RCUReader) -> CounterTotals {
-        let sizes = registry.pointee.sizeClasses.sizes
-        let classCount = registry.pointee.sizeClasses.count
-        var sum = CounterTotals()
-        let underRCU = reader.enter()
-        registry.pointee.lock.lock()
-        sum.add(registry.pointee.exited, registry.pointee.exitedClasses, sizes: sizes, classCount: classCount)
-        if underRCU { registry.pointee.lock.unlock() }
-        var cursor = registry.pointee.live
-        while let state = cursor {
-            if state.pointee.poisoned { fatal("stats walked a thread record after its grace period") }
-            sum.add(state.pointee.counters, ThreadState.classCounts(state), sizes: sizes, classCount: classCount)
-            cursor = state.pointee.next
-        }
-        if underRCU { reader.exit() } else { registry.pointee.lock.unlock() }
-        return sum
     }
 }

@@ -6,7 +6,7 @@
 // back end is a parameter (SpanSource): the page heap in the allocator, a
 // stub in unit tests.
 
-struct CentralFreeList {
+struct CentralFreeList: LockGuarded {
     var lock = Lock()
     var sizeClass: UInt8 = 0
     var objectSize: UInt = 0
@@ -21,11 +21,8 @@ struct CentralFreeList {
         spanPages = UInt(table.pages[sizeClass])
     }
 
-    /// Takes up to `count` objects as a NULL-terminated chain. Returns the
-    /// chain and how many it holds (0 only when the OS has no memory).
-    mutating func removeRange<Spans: SpanSource>(_ count: UInt32, from spans: Spans) -> (head: ObjectPointer?, count: UInt32) {
-        lock.lock()
-        defer { lock.unlock() }
+    /// `removeRange` with the lock held.
+    mutating func removeRangeLocked<Spans: SpanSource>(_ count: UInt32, from spans: Spans) -> (head: ObjectPointer?, count: UInt32) {
         var head: ObjectPointer? = nil
         var taken: UInt32 = 0
         while taken < count {
@@ -62,18 +59,8 @@ struct CentralFreeList {
         return span
     }
 
-    /// Brings back a NULL-terminated chain of objects of this class. An
-    /// object that is not one of this class's, or is already home, stops the
-    /// process (after the lock is released).
-    mutating func insertRange<Spans: SpanSource>(_ chain: ObjectPointer, to spans: Spans) {
-        lock.lock()
-        let rejected = insertLocked(chain, spans)
-        lock.unlock()
-        if let rejected { fatal(rejected.problem.message, pointer: rejected.object) }
-    }
-
     /// The chain's objects go home until one is rejected; returns that one.
-    private mutating func insertLocked<Spans: SpanSource>(_ chain: ObjectPointer, _ spans: Spans)
+    mutating func insertLocked<Spans: SpanSource>(_ chain: ObjectPointer, _ spans: Spans)
         -> (object: ObjectPointer, problem: FreeProblem)? {
         var cursor: ObjectPointer? = chain
         while let object = cursor {
@@ -106,11 +93,9 @@ struct CentralFreeList {
         return nil
     }
 
-    /// Statistics: bytes in this class's spans, and of those, bytes of free
+    /// `footprint` with the lock held. Statistics: bytes in this class's spans, and of those, bytes of free
     /// objects still in the spans (never carved tails included).
-    mutating func footprint() -> (spanBytes: UInt, freeBytes: UInt) {
-        lock.lock()
-        defer { lock.unlock() }
+    mutating func footprintLocked() -> (spanBytes: UInt, freeBytes: UInt) {
         var free: UInt = 0
         var cursor = partial.head
         while let span = cursor {
@@ -119,5 +104,29 @@ struct CentralFreeList {
             cursor = span.next
         }
         return (spanCount &* (spanPages << UInt(Page.shift)), free)
+    }
+}
+
+// A central list's operations, called through its address: a thread waiting
+// for the lock holds no access to the list yet (see LockGuarded).
+extension UnsafeMutablePointer where Pointee == CentralFreeList {
+    /// Takes up to `count` objects as a NULL-terminated chain. Returns the
+    /// chain and how many it holds (0 only when the OS has no memory).
+    func removeRange<Spans: SpanSource>(_ count: UInt32, from spans: Spans) -> (head: ObjectPointer?, count: UInt32) {
+        withLock { $0.removeRangeLocked(count, from: spans) }
+    }
+
+    /// Brings back a NULL-terminated chain of objects of this class. An
+    /// object that is not one of this class's, or is already home, stops the
+    /// process (after the lock is released).
+    func insertRange<Spans: SpanSource>(_ chain: ObjectPointer, to spans: Spans) {
+        let rejected = withLock { $0.insertLocked(chain, spans) }
+        if let rejected { fatal(rejected.problem.message, pointer: rejected.object) }
+    }
+
+    /// Statistics: bytes in this class's spans, and of those, bytes of free
+    /// objects still in the spans.
+    func footprint() -> (spanBytes: UInt, freeBytes: UInt) {
+        withLock { $0.footprintLocked() }
     }
 }

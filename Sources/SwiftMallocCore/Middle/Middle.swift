@@ -14,8 +14,8 @@ struct Middle {
     init(table: SizeClassTable, spans: PageHeapSpans, metadata: UnsafeMutablePointer<MetadataArena>) {
         classCount = table.count
         self.spans = spans
-        central = metadata.pointee.allocateArray(of: CentralFreeList.self, count: table.count)
-        transfer = metadata.pointee.allocateArray(of: TransferCache.self, count: table.count)
+        central = metadata.allocateArray(of: CentralFreeList.self, count: table.count)
+        transfer = metadata.allocateArray(of: TransferCache.self, count: table.count)
         for c in 0..<table.count {
             central.advanced(by: c).initialize(to: CentralFreeList(sizeClass: c, table: table))
             let size = c == 0 ? 8 : table.size(of: c)
@@ -28,17 +28,17 @@ struct Middle {
     /// Up to `count` objects of `sizeClass` as a NULL-terminated chain.
     func fetch(_ sizeClass: Int, count: UInt32) -> (head: ObjectPointer?, count: UInt32) {
         let transfer = self.transfer + sizeClass
-        if count == transfer.pointee.batchSize, let chain = transfer.pointee.removeBatch() {
+        if count == transfer.pointee.batchSize, let chain = transfer.removeBatch() {
             return (chain, count)
         }
-        return central[sizeClass].removeRange(count, from: spans)
+        return (central + sizeClass).removeRange(count, from: spans)
     }
 
     /// Takes back a NULL-terminated chain of `count` objects of `sizeClass`.
     func release(_ sizeClass: Int, chain: ObjectPointer, count: UInt32) {
         let transfer = self.transfer + sizeClass
-        if count == transfer.pointee.batchSize && transfer.pointee.insertBatch(chain) { return }
-        central[sizeClass].insertRange(chain, to: spans)
+        if count == transfer.pointee.batchSize && transfer.insertBatch(chain) { return }
+        (central + sizeClass).insertRange(chain, to: spans)
     }
 
     /// The batch size of `sizeClass`: what moves between caches and the middle at once.
@@ -50,8 +50,8 @@ struct Middle {
     func drainTransferCaches() {
         var c = 1
         while c < classCount {
-            let (chain, _) = transfer[c].removeAll()
-            if let chain { central[c].insertRange(chain, to: spans) }
+            let (chain, _) = (transfer + c).removeAll()
+            if let chain { (central + c).insertRange(chain, to: spans) }
             c += 1
         }
     }
@@ -61,7 +61,7 @@ struct Middle {
     func returnIdleBatches() {
         var c = 1
         while c < classCount {
-            if let chain = transfer[c].takeIdle() { central[c].insertRange(chain, to: spans) }
+            if let chain = (transfer + c).takeIdle() { (central + c).insertRange(chain, to: spans) }
             c += 1
         }
     }
@@ -74,10 +74,10 @@ struct Middle {
         var parked: UInt64 = 0
         var c = 1
         while c < classCount {
-            let (span, free) = central[c].footprint()
+            let (span, free) = (central + c).footprint()
             spanBytes &+= UInt64(span)
             freeBytes &+= UInt64(free)
-            parked &+= UInt64(transfer[c].parkedObjects()) &* UInt64(sizes[c])
+            parked &+= UInt64((transfer + c).parkedObjects()) &* UInt64(sizes[c])
             c += 1
         }
         return (spanBytes, freeBytes, parked)
@@ -111,11 +111,11 @@ struct PageHeapSpans: SpanSource {
 
     @inline(__always)
     func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> SpanRef? {
-        pageHeap.pointee.allocateSmallSpan(pages: pages, sizeClass: sizeClass)
+        pageHeap.allocateSmallSpan(pages: pages, sizeClass: sizeClass)
     }
 
     @inline(__always)
-    func freeSmallSpan(_ span: SpanRef) { pageHeap.pointee.freeSmallSpan(span) }
+    func freeSmallSpan(_ span: SpanRef) { pageHeap.freeSmallSpan(span) }
 
     @inline(__always)
     func span(ofPage page: UInt) -> SpanRef? { pageMap.span(ofPage: page) }

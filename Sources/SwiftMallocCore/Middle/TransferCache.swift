@@ -5,7 +5,7 @@
 // store under a short lock, instead of walking objects into spans. Only
 // when the transfer cache is full or empty does the central list take part.
 
-struct TransferCache {
+struct TransferCache: LockGuarded {
     var lock = Lock()
     var batchSize: UInt32 = 0
     var used: Int = 0
@@ -23,86 +23,81 @@ struct TransferCache {
         capacity = max(2, min(64, TransferCache.capacityBytes / (batchSize * objectSize)))
         slots = metadata.allocateArray(of: ObjectPointer?.self, count: capacity)
     }
+}
 
+// A transfer cache's operations, called through its address: a thread
+// waiting for the lock holds no access to the cache yet (see LockGuarded).
+extension UnsafeMutablePointer where Pointee == TransferCache {
     /// Parks a chain of exactly `batchSize` objects; false when full.
     @inline(__always)
-    mutating func insertBatch(_ chain: ObjectPointer) -> Bool {
-        lock.lock()
-        if used < capacity {
-            slots[used] = chain
-            used &+= 1
-            lock.unlock()
+    func insertBatch(_ chain: ObjectPointer) -> Bool {
+        withLock { cache in
+            guard cache.used < cache.capacity else { return false }
+            cache.slots[cache.used] = chain
+            cache.used &+= 1
             return true
         }
-        lock.unlock()
-        return false
     }
 
     /// Takes a parked chain of `batchSize` objects, or nil when empty.
     @inline(__always)
-    mutating func removeBatch() -> ObjectPointer? {
-        lock.lock()
-        if used > 0 {
-            used &-= 1
-            if used < lowWater { lowWater = used }
-            let chain = slots[used]
-            lock.unlock()
-            return chain
+    func removeBatch() -> ObjectPointer? {
+        withLock { cache in
+            guard cache.used > 0 else { return nil }
+            cache.used &-= 1
+            if cache.used < cache.lowWater { cache.lowWater = cache.used }
+            return cache.slots[cache.used]
         }
-        lock.unlock()
-        return nil
     }
 
     /// Takes every parked chain (for trimming): returns them linked through
     /// the slots' order into one chain, and how many objects it holds.
-    mutating func removeAll() -> (head: ObjectPointer?, count: UInt32) {
-        lock.lock()
-        var head: ObjectPointer? = nil
-        var total: UInt32 = 0
-        while used > 0 {
-            used -= 1
-            if let chain = slots[used] {
-                var last = chain
-                while let next = last.nextFree { last = next }
-                last.nextFree = head
-                head = chain
-                total &+= batchSize
+    func removeAll() -> (head: ObjectPointer?, count: UInt32) {
+        withLock { cache in
+            var head: ObjectPointer? = nil
+            var total: UInt32 = 0
+            while cache.used > 0 {
+                cache.used -= 1
+                if let chain = cache.slots[cache.used] {
+                    var last = chain
+                    while let next = last.nextFree { last = next }
+                    last.nextFree = head
+                    head = chain
+                    total &+= cache.batchSize
+                }
             }
+            return (head, total)
         }
-        lock.unlock()
-        return (head, total)
     }
 
     /// Statistics: objects parked here.
-    mutating func parkedObjects() -> UInt {
-        lock.lock()
-        defer { lock.unlock() }
-        return UInt(used) &* UInt(batchSize)
+    func parkedObjects() -> UInt {
+        withLock { UInt($0.used) &* UInt($0.batchSize) }
     }
 
     /// Takes the batches that sat untouched since the last call (the oldest
     /// ones) as one chain, for the central list (Scavenger).
-    mutating func takeIdle() -> ObjectPointer? {
-        lock.lock()
-        let idle = min(lowWater, used)
-        var head: ObjectPointer? = nil
-        var i = 0
-        while i < idle {
-            if let chain = slots[i] {
-                var last = chain
-                while let next = last.nextFree { last = next }
-                last.nextFree = head
-                head = chain
+    func takeIdle() -> ObjectPointer? {
+        withLock { cache in
+            let idle = min(cache.lowWater, cache.used)
+            var head: ObjectPointer? = nil
+            var i = 0
+            while i < idle {
+                if let chain = cache.slots[i] {
+                    var last = chain
+                    while let next = last.nextFree { last = next }
+                    last.nextFree = head
+                    head = chain
+                }
+                i += 1
             }
-            i += 1
+            if idle > 0 {
+                var j = idle
+                while j < cache.used { cache.slots[j - idle] = cache.slots[j]; j += 1 }
+                cache.used -= idle
+            }
+            cache.lowWater = cache.used
+            return head
         }
-        if idle > 0 {
-            var j = idle
-            while j < used { slots[j - idle] = slots[j]; j += 1 }
-            used -= idle
-        }
-        lowWater = used
-        lock.unlock()
-        return head
     }
 }
