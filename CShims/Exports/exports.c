@@ -6,7 +6,10 @@
 #include "swiftmalloc.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <malloc.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define SM_PROTECTED __attribute__((visibility("protected")))
 
@@ -82,6 +85,38 @@ size_t malloc_usable_size(void *ptr) { return swiftmalloc_usable_size(ptr); }
 int malloc_trim(size_t pad) { return swiftmalloc_trim(pad); }
 
 #endif
+
+// Statistics for C programs (glibc's names; Sources/SwiftMallocCore/API/
+// StatsReport.swift makes them): C functions on every architecture, since
+// they take or return what the Swift entry points spell differently (a
+// struct of glibc's type, stderr).
+void malloc_stats(void) { (void)swiftmalloc_stats_print(stderr); }
+
+int malloc_info(int options, FILE *stream) { return swiftmalloc_malloc_info(options, stream); }
+
+struct mallinfo2 mallinfo2(void) {
+    struct swiftmalloc_mallinfo2 s = swiftmalloc_mallinfo2();
+    struct mallinfo2 m = {
+        .arena = s.arena, .ordblks = s.ordblks, .smblks = s.smblks, .hblks = s.hblks, .hblkhd = s.hblkhd,
+        .usmblks = s.usmblks, .fsmblks = s.fsmblks, .uordblks = s.uordblks, .fordblks = s.fordblks,
+        .keepcost = s.keepcost,
+    };
+    return m;
+}
+
+static int sm_saturate(size_t v) { return v > (size_t)INT_MAX ? INT_MAX : (int)v; }
+
+// The old int version, which programs still call: each field saturated.
+struct mallinfo mallinfo(void) {
+    struct swiftmalloc_mallinfo2 s = swiftmalloc_mallinfo2();
+    struct mallinfo m = {
+        .arena = sm_saturate(s.arena), .ordblks = sm_saturate(s.ordblks), .smblks = sm_saturate(s.smblks),
+        .hblks = sm_saturate(s.hblks), .hblkhd = sm_saturate(s.hblkhd), .usmblks = sm_saturate(s.usmblks),
+        .fsmblks = sm_saturate(s.fsmblks), .uordblks = sm_saturate(s.uordblks),
+        .fordblks = sm_saturate(s.fordblks), .keepcost = sm_saturate(s.keepcost),
+    };
+    return m;
+}
 
 __attribute__((constructor(101))) static void swiftmalloc_load(void) { swiftmalloc_internal_on_load(); }
 __attribute__((destructor(101))) static void swiftmalloc_unload(void) { swiftmalloc_internal_on_exit(); }

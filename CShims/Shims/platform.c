@@ -1,4 +1,5 @@
 // Slow-path system glue for SwiftMallocShims (see swiftmalloc_shims.h).
+#include <stdio.h>
 #include "swiftmalloc_shims.h"
 
 #include <fcntl.h>
@@ -169,6 +170,11 @@ int sm_write_file(const char *path, const char *bytes, size_t count) {
     }
     if (close(fd) != 0) rc = -1;
     return rc;
+}
+
+int sm_write_stream(void *stream, const char *bytes, size_t count) {
+    if (count == 0) return 0;
+    return fwrite(bytes, 1, count, (FILE *)stream) == count ? 0 : -1;
 }
 
 int sm_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {

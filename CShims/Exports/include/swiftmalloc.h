@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -166,6 +167,66 @@ const char *swiftmalloc_frontend_name(void);
 int swiftmalloc_write_stats(const char *path);
 
 // ---------------------------------------------------------------------------
+// Statistics for C programs, as glibc has them (malloc_stats, malloc_info,
+// mallinfo2, mallinfo are exported under those names too; include
+// <malloc.h> for their declarations). Each report is a snapshot taken first
+// (locks taken and released one at a time), formatted into memory mapped
+// for it, then written to the stream with no allocator lock held (stdio may
+// allocate the stream's buffer). Figures from live threads are read without
+// stopping them: exact when the process is quiescent.
+// ---------------------------------------------------------------------------
+
+// The readable summary malloc_stats() prints to stderr, written to stream:
+// the front end (its name, hits, misses, rseq aborts, allocations, frees),
+// one row per size class with spans or objects in use (class, size, objects
+// in use, free objects cached anywhere in the allocator -- front-end caches,
+// transfer caches, central lists, uncarved span tails -- and spans), then
+// mapped, resident (mapped less released), in-use and free bytes, ending
+// with glibc's "Total (incl. mmap):" lines. Returns 0; -1 with errno EINVAL
+// if stream is NULL, or -1 if the text could not be written.
+int swiftmalloc_stats_print(FILE *stream);
+
+// malloc_info(options, stream): the same figures as XML in glibc's shape:
+//   <malloc version="1"><heap nr="0"><sizes>
+//     <size from="F" to="T" total="B" count="N" cached="C" spans="S"/> ...
+//   </sizes><total type="fast" .../><total type="rest" .../>
+//   <system type="current|max" .../><aspace type="total|mprotect" .../></heap>
+//   <total .../> (process-wide, with type="mmap") <system .../> <aspace .../>
+//   <swiftmalloc frontend="..." hits="..." misses="..." rseq_aborts="..." .../>
+//   </malloc>
+// One <size> per listed size class: sizes from..to (to = the class size);
+// count = objects in use (glibc counts free chunks there), total = count *
+// size; cached and spans as in swiftmalloc_stats_print. Totals: "fast" =
+// free small objects, "rest" = free page-heap bytes and kept large blocks,
+// "mmap" = live directly mapped blocks. system/aspace = bytes mapped (the
+// heap: page-heap regions; the process: everything mapped); no peak is kept,
+// so "max" equals "current". Returns 0; options != 0 or a NULL stream: -1
+// with errno EINVAL (glibc: options must be 0).
+int swiftmalloc_malloc_info(int options, FILE *stream);
+
+// The layout of glibc's struct mallinfo2 (<malloc.h>), under our name so the
+// two headers can be included together. mallinfo2() returns it:
+//   arena     bytes mapped for the page heap's regions (small-object spans,
+//             page-heap large blocks, free pages)
+//   ordblks   0 (no free-chunk lists of glibc's kind)
+//   smblks    0
+//   hblks     live directly mapped (mmap) large blocks
+//   hblkhd    their bytes
+//   usmblks   0 (glibc: always 0)
+//   fsmblks   bytes of free small objects held (caches, transfer, central)
+//   uordblks  bytes in live blocks (in_use_bytes of swiftmalloc_stats)
+//   fordblks  free bytes held: fsmblks + free page-heap pages (resident or
+//             not) + freed large blocks kept mapped for reuse
+//   keepcost  free page-heap bytes still resident: what malloc_trim could
+//             give back
+// mallinfo() returns the same in glibc's struct mallinfo, each field
+// saturated at INT_MAX.
+struct swiftmalloc_mallinfo2 {
+    size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+struct swiftmalloc_mallinfo2 swiftmalloc_mallinfo2(void);
+
+// ---------------------------------------------------------------------------
 // Standard names. Defined by the library with the semantics above.
 // ---------------------------------------------------------------------------
 // void *malloc(size_t);  void free(void *);  void *calloc(size_t, size_t);
@@ -174,6 +235,9 @@ int swiftmalloc_write_stats(const char *path);
 // void *memalign(size_t, size_t);  void *valloc(size_t);  void *pvalloc(size_t);
 // size_t malloc_usable_size(void *);  int malloc_trim(size_t);
 // void cfree(void *);  (glibc compatibility alias of free)
+// void malloc_stats(void);  (swiftmalloc_stats_print(stderr))
+// int malloc_info(int, FILE *);  struct mallinfo2 mallinfo2(void);
+// struct mallinfo mallinfo(void);  (declared in <malloc.h>)
 
 // ---------------------------------------------------------------------------
 // Internal: the library's own constructor and destructor call these (build

@@ -188,6 +188,10 @@ const char *sm_getenv(const char *name);
 
 // Writes a whole buffer to a newly created file (O_TRUNC). Returns 0 on success.
 int sm_write_file(const char *path, const char *bytes, size_t count);
+// Writes count bytes to stream (a FILE *, opaque to Swift) with fwrite:
+// 0, or -1 when fewer were written. Call it with no allocator lock held
+// (stdio may allocate the stream's buffer).
+int sm_write_stream(void *stream, const char *bytes, size_t count);
 
 int32_t sm_getpid(void);
 

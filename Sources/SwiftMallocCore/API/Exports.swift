@@ -139,3 +139,29 @@ public func swiftmalloc_internal_on_exit() {
         _ = StatsSnapshot.writeFile(path)
     }
 }
+
+// MARK: statistics for C programs (StatsReport.swift)
+
+/// malloc_stats prints this to stderr (CShims/Exports).
+@_cdecl("swiftmalloc_stats_print")
+public func swiftmalloc_stats_print(_ stream: UnsafeMutableRawPointer?) -> Int32 {
+    guard let stream else {
+        sm_set_errno(EINVAL)
+        return -1
+    }
+    return StatsReport.write(.text, to: stream) ? 0 : -1
+}
+
+@_cdecl("swiftmalloc_malloc_info")
+public func swiftmalloc_malloc_info(_ options: Int32, _ stream: UnsafeMutableRawPointer?) -> Int32 {
+    guard options == 0, let stream else {
+        sm_set_errno(EINVAL)
+        return -1
+    }
+    return StatsReport.write(.xml, to: stream) ? 0 : -1
+}
+
+@_cdecl("swiftmalloc_mallinfo2")
+public func swiftmalloc_mallinfo2() -> swiftmalloc_mallinfo2 {
+    StatsReport.mallinfo2()
+}

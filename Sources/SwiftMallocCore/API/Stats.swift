@@ -11,19 +11,36 @@ struct StatsSnapshot {
     /// The numeric counters, as swiftmalloc_get_stats hands them out; which
     /// ones there are is SWIFTMALLOC_STATS_FIELDS (swiftmalloc.h).
     let counters: swiftmalloc_stats
+    /// Not in the public counters (mallinfo2 and the reports use them): the
+    /// page heap's regions, the live directly mapped blocks (bytes, count),
+    /// and the bytes in live small objects.
+    var regionBytes: UInt64 = 0
+    var directBytes: UInt64 = 0
+    var directCount: UInt64 = 0
+    var smallInUseBytes: UInt64 = 0
 
-    static func take() -> StatsSnapshot {
+    /// The snapshot; with `classes`, also each size class's objects in use
+    /// and spans (ClassTable), taken under the same locks one at a time.
+    static func take(classes: ClassTable? = nil) -> StatsSnapshot {
         let heap = Heap.ensureInitialized()
         var counters = swiftmalloc_stats()
         counters.version = UInt64(SWIFTMALLOC_STATS_VERSION)
         // First, before this snapshot takes locks of its own.
         heap.pointee.addLockCounts(to: &counters)
-        var totals = ThreadRegistry.totals(heap.pointee.threads, reader: Heap.reader(heap))
+        classes?.clear()
+        var totals = ThreadRegistry.totals(heap.pointee.threads, reader: Heap.reader(heap), classInUse: classes?.inUse)
         // The per-CPU front end counts its hits in the slabs.
         if heap.pointee.frontEnd == .percpu {
             var c = 1
             while c < heap.pointee.sizeClasses.count {
-                totals.addAllocations(heap.pointee.percpu.pops(c), size: heap.pointee.sizeClasses.sizes[c])
+                totals.addAllocations(heap.pointee.percpu.pops(c), sizeClass: c, size: heap.pointee.sizeClasses.sizes[c])
+                c += 1
+            }
+        }
+        if let classes {
+            var c = 1
+            while c < heap.pointee.sizeClasses.count {
+                classes.spans[c] = UInt64((heap.pointee.middle.central + c).spans())
                 c += 1
             }
         }
@@ -61,9 +78,17 @@ struct StatsSnapshot {
         counters.percpu_rebalances = heap.pointee.percpu.rebalances
         counters.rcu_retired_spans = pageHeap.pointee.records.retiredCount
         counters.rcu_reclaimed_spans = pageHeap.pointee.records.reclaimedCount
+        let regionBytes = UInt64(pageHeap.pointee.regionBytes)
+        let directBytes = UInt64(pageHeap.pointee.directBytes)
+        let directCount = UInt64(pageHeap.pointee.directCount)
         sm_unlock(pageHeap.lockAddress)
-        return StatsSnapshot(frontEnd: heap.pointee.frontEnd, rseqAvailable: heap.pointee.config.rseqAvailable,
-                             idMode: sm_rseq_uses_mm_cid() ? .mmcid : .cpu, counters: counters)
+        var snapshot = StatsSnapshot(frontEnd: heap.pointee.frontEnd, rseqAvailable: heap.pointee.config.rseqAvailable,
+                                     idMode: sm_rseq_uses_mm_cid() ? .mmcid : .cpu, counters: counters)
+        snapshot.regionBytes = regionBytes
+        snapshot.directBytes = directBytes
+        snapshot.directCount = directCount
+        snapshot.smallInUseBytes = totals.smallInUseBytes
+        return snapshot
     }
 
     /// The JSON object, written into `buffer`: the front end's description,

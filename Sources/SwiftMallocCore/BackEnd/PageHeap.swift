@@ -32,6 +32,7 @@ struct PageHeap: LockGuarded {
     // Accounting, in bytes (page heap lock held to write; racy reads are fine).
     var regionBytes: UInt = 0        // mapped for regions
     var directBytes: UInt = 0        // mapped for directly mapped allocations
+    var directCount: UInt = 0        // how many directly mapped allocations are live
     var freeBytes: UInt = 0          // in free spans
     var dirtyBytes: UInt = 0         // of those, pages that may be resident
 
@@ -307,6 +308,7 @@ struct PageHeap: LockGuarded {
         span.mappedBytes = UInt(length)
         pageMap.set(page: span.firstPage, span: span)
         directBytes &+= UInt(length)
+        directCount &+= 1
         return span
     }
 
@@ -319,6 +321,7 @@ struct PageHeap: LockGuarded {
         let length = span.mappedBytes
         pageMap.clear(page: span.firstPage)
         directBytes &-= length
+        directCount &-= 1
         retire(span)
         if mappingCache.put(start: UInt(bitPattern: start), length: length) { return nil }
         return (start, length)

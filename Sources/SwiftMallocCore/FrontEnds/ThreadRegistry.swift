@@ -96,10 +96,14 @@ struct ThreadRegistry: LockGuarded {
     /// walked in an RCU read-side section, without the registry lock, while
     /// threads come and go (a thread exiting during the walk may be counted
     /// twice or not at all; quiescent totals are exact).
-    static func totals(_ registry: UnsafeMutablePointer<ThreadRegistry>, reader: RCUReader) -> CounterTotals {
+    /// `classInUse`, when given, receives objects in use per class (added to
+    /// what it holds; see CounterTotals.classInUse).
+    static func totals(_ registry: UnsafeMutablePointer<ThreadRegistry>, reader: RCUReader,
+                       classInUse: UnsafeMutablePointer<UInt64>? = nil) -> CounterTotals {
         let sizes = registry.pointee.sizeClasses.sizes
         let classCount = registry.pointee.sizeClasses.count
         var sum = CounterTotals()
+        sum.classInUse = classInUse
         let underRCU = reader.enter()
         sm_lock(registry.lockAddress)
         sum.add(registry.pointee.exited, registry.pointee.exitedClasses, sizes: sizes, classCount: classCount)

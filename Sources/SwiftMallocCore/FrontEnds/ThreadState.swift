@@ -62,6 +62,9 @@ struct CounterTotals {
     var smallFrees: UInt64 = 0
     var smallInUseBytes: UInt64 = 0
     var scalars = ThreadCounters()
+    /// When set, objects in use per size class (allocations less frees,
+    /// indexed by class) are added here too (the stats report's table).
+    var classInUse: UnsafeMutablePointer<UInt64>? = nil
 
     mutating func add(_ counters: ThreadCounters, _ classes: ClassCounts, sizes: UnsafeMutablePointer<UInt32>, classCount: Int) {
         scalars.add(counters)
@@ -72,6 +75,7 @@ struct CounterTotals {
             smallAllocations &+= a
             smallFrees &+= f
             smallInUseBytes &+= (a &- f) &* UInt64(sizes[c])
+            if let perClass = classInUse { perClass[c] &+= a &- f }
             c += 1
         }
     }
@@ -80,9 +84,10 @@ struct CounterTotals {
     /// slabs' pops (PerCPUSlabs.pops). Counts are summed modulo 2^64, so a
     /// class whose frees are in thread records and allocations here comes
     /// out right in the total.
-    mutating func addAllocations(_ count: UInt64, size: UInt32) {
+    mutating func addAllocations(_ count: UInt64, sizeClass: Int, size: UInt32) {
         smallAllocations &+= count
         smallInUseBytes &+= count &* UInt64(size)
+        if let perClass = classInUse { perClass[sizeClass] &+= count }
     }
 
     var allocations: UInt64 { smallAllocations &+ scalars.largeAllocations }

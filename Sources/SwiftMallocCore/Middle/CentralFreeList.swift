@@ -129,4 +129,9 @@ extension UnsafeMutablePointer where Pointee == CentralFreeList {
     func footprint() -> (spanBytes: UInt, freeBytes: UInt) {
         withLock { $0.footprintLocked() }
     }
+
+    /// Statistics: how many spans this class owns.
+    func spans() -> UInt {
+        withLock { $0.spanCount }
+    }
 }
