@@ -158,20 +158,17 @@ struct PerCPUSlabs {
         let capacity = UInt32(layout().capacity[sizeClass])
         if underRCU { reader.exit() }
         let want = max(1, min(middle.batchSize(sizeClass), capacity, UInt32(PerCPUSlabs.scratchSlots)))
-        let (chain, count) = middle.fetch(sizeClass, count: want)
-        guard let first = chain else { return (nil, 0) }
-        var n: UInt32 = 0
-        var cursor = first.nextFree
-        while let object = cursor {
-            cursor = object.nextFree
-            scratch[Int(n)] = object
-            n &+= 1
-        }
+        // The objects come as pointers, not walked: they may have been
+        // freed on another CPU (see TransferCache).
+        let count = middle.fetch(sizeClass, count: want, into: scratch)
+        guard count > 0 else { return (nil, 0) }
+        let first = scratch[0].unsafelyUnwrapped
+        let n = count &- 1
         var moved = count
         if n > 0 {
-            let pushed = sm_percpu_push_batch(base, slabCount, sizeClass, scratch, n, aborts)
+            let pushed = sm_percpu_push_batch(base, slabCount, sizeClass, scratch + 1, n, aborts)
             if pushed < n {
-                giveBack(sizeClass, scratch + Int(pushed), count: n &- pushed, to: middle)
+                giveBack(sizeClass, scratch + 1 + Int(pushed), count: n &- pushed, to: middle)
                 moved &+= n &- pushed
             }
         }
@@ -193,19 +190,11 @@ struct PerCPUSlabs {
         return n &+ 1
     }
 
-    /// Links `count` objects from an array into a chain for the middle.
+    /// Hands `count` objects stored in an array back to the middle.
     func giveBack(_ sizeClass: Int, _ objects: UnsafeMutablePointer<UnsafeMutableRawPointer?>, count: UInt32,
                   to middle: Middle) {
         guard count > 0 else { return }
-        var i = Int(count) - 1
-        var chain: ObjectPointer? = nil
-        while i >= 0 {
-            let object = objects[i].unsafelyUnwrapped
-            object.nextFree = chain
-            chain = object
-            i -= 1
-        }
-        middle.release(sizeClass, chain: chain.unsafelyUnwrapped, count: count)
+        middle.release(sizeClass, objects: objects, count: count)
     }
 
     /// Empties every slab into the middle (malloc_trim). Stops each list,

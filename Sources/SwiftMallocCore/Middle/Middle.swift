@@ -25,20 +25,79 @@ struct Middle {
         }
     }
 
-    /// Up to `count` objects of `sizeClass` as a NULL-terminated chain.
+    /// Up to `count` objects of `sizeClass`, stored at `objects`; returns
+    /// how many (0 only when the OS has no memory). A whole batch from the
+    /// transfer cache is copied without touching the objects.
+    func fetch(_ sizeClass: Int, count: UInt32, into objects: UnsafeMutablePointer<ObjectPointer?>) -> UInt32 {
+        let transfer = self.transfer + sizeClass
+        if count == transfer.pointee.batchSize && transfer.removeBatch(into: objects) != nil { return count }
+        let (chain, taken) = (central + sizeClass).removeRange(count, from: spans)
+        var cursor = chain
+        var i = 0
+        while let object = cursor {
+            objects[i] = object
+            cursor = object.nextFree
+            i &+= 1
+        }
+        return taken
+    }
+
+    /// Up to `count` objects of `sizeClass` as a NULL-terminated chain (for
+    /// caches that keep chains).
     func fetch(_ sizeClass: Int, count: UInt32) -> (head: ObjectPointer?, count: UInt32) {
         let transfer = self.transfer + sizeClass
-        if count == transfer.pointee.batchSize, let chain = transfer.removeBatch() {
-            return (chain, count)
+        let batch = transfer.pointee.batchSize
+        if count == batch {
+            let parked = withUnsafeTemporaryAllocation(of: ObjectPointer?.self, capacity: Int(batch)) { objects -> ObjectPointer? in
+                let base = objects.baseAddress.unsafelyUnwrapped
+                guard let linked = transfer.removeBatch(into: base) else { return nil }
+                // A batch parked as a chain is one still: no object touched.
+                return linked ? base[0] : Middle.link(base, count: batch)
+            }
+            if let parked { return (parked, count) }
         }
         return (central + sizeClass).removeRange(count, from: spans)
+    }
+
+    /// Takes back the `count` objects of `sizeClass` stored at `objects`.
+    func release(_ sizeClass: Int, objects: UnsafeMutablePointer<ObjectPointer?>, count: UInt32) {
+        let transfer = self.transfer + sizeClass
+        if count == transfer.pointee.batchSize && transfer.insertBatch(objects, linked: false) { return }
+        (central + sizeClass).insertRange(Middle.link(objects, count: count), to: spans)
     }
 
     /// Takes back a NULL-terminated chain of `count` objects of `sizeClass`.
     func release(_ sizeClass: Int, chain: ObjectPointer, count: UInt32) {
         let transfer = self.transfer + sizeClass
-        if count == transfer.pointee.batchSize && transfer.insertBatch(chain) { return }
+        let batch = transfer.pointee.batchSize
+        if count == batch {
+            let parked = withUnsafeTemporaryAllocation(of: ObjectPointer?.self, capacity: Int(batch)) { objects -> Bool in
+                let base = objects.baseAddress.unsafelyUnwrapped
+                var cursor: ObjectPointer? = chain
+                var i = 0
+                while let object = cursor, i < Int(batch) {
+                    base[i] = object
+                    cursor = object.nextFree
+                    i &+= 1
+                }
+                return transfer.insertBatch(base, linked: true)
+            }
+            if parked { return }
+        }
         (central + sizeClass).insertRange(chain, to: spans)
+    }
+
+    /// Links `count` objects stored at `objects` into a NULL-terminated chain.
+    static func link(_ objects: UnsafeMutablePointer<ObjectPointer?>, count: UInt32) -> ObjectPointer {
+        var head: ObjectPointer? = nil
+        var i = Int(count)
+        while i > 0 {
+            i &-= 1
+            let object = objects[i].unsafelyUnwrapped
+            object.nextFree = head
+            head = object
+        }
+        return head.unsafelyUnwrapped
     }
 
     /// The batch size of `sizeClass`: what moves between caches and the middle at once.

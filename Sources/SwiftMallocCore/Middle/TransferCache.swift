@@ -1,17 +1,28 @@
 // The transfer cache of one size class: whole batches parked between caches.
 //
-// A cache that overflows hands over one batch (a chain of exactly `batchSize`
-// objects); a cache that runs dry takes one. Moving a batch is a pointer
-// store under a short lock, instead of walking objects into spans. Only
-// when the transfer cache is full or empty does the central list take part.
+// A cache that overflows hands over one batch (exactly `batchSize`
+// objects); a cache that runs dry takes one. A batch is parked as an array
+// of pointers, so moving one copies `batchSize` pointers under a short lock
+// and never touches the objects themselves: they may have been written
+// last on another CPU, and reading each one's link word would be a cache
+// miss per object (tcmalloc's transfer caches are arrays for the same
+// reason). A batch that came as a chain (from a thread or shared cache)
+// keeps its links, and is marked so: a cache that wants a chain takes it as
+// it is, again without touching the objects. Only when the transfer cache
+// is full or empty does the central list take part.
 
 struct TransferCache: LockGuarded {
     var lock = Lock()
     var batchSize: UInt32 = 0
+    /// Batches parked (a stack: the newest on top).
     var used: Int = 0
     var capacity: Int = 0
-    /// `capacity` slots, each the head of a chain of `batchSize` objects.
+    /// `capacity` batches of `batchSize` pointers each; batch i starts at
+    /// `slots + i * batchSize`.
     var slots: UnsafeMutablePointer<ObjectPointer?>
+    /// Per parked batch: its objects are also linked, slot order, into a
+    /// NULL-terminated chain.
+    var linked: UnsafeMutablePointer<Bool>
     /// The fewest batches parked since the last scavenge: the batches below
     /// it (the oldest, at the bottom of the stack) sat there untouched.
     var lowWater: Int = 0
@@ -21,51 +32,66 @@ struct TransferCache: LockGuarded {
     init(batchSize: Int, objectSize: Int, metadata: inout MetadataArena) {
         self.batchSize = UInt32(batchSize)
         capacity = max(2, min(64, TransferCache.capacityBytes / (batchSize * objectSize)))
-        slots = metadata.allocateArray(of: ObjectPointer?.self, count: capacity)
+        slots = metadata.allocateArray(of: ObjectPointer?.self, count: capacity * batchSize)
+        linked = metadata.allocateArray(of: Bool.self, count: capacity)
+    }
+
+    @inline(__always)
+    func batch(_ index: Int) -> UnsafeMutablePointer<ObjectPointer?> { slots + index &* Int(batchSize) }
+
+    /// Links parked batches `first ..< end` into one chain in front of `head`
+    /// (for the central list, which takes chains).
+    func chain(batches first: Int, _ end: Int, onto head: ObjectPointer?) -> ObjectPointer? {
+        var head = head
+        var i = first &* Int(batchSize)
+        let stop = end &* Int(batchSize)
+        while i < stop {
+            let object = slots[i].unsafelyUnwrapped
+            object.nextFree = head
+            head = object
+            i &+= 1
+        }
+        return head
     }
 }
 
 // A transfer cache's operations, called through its address: a thread
 // waiting for the lock holds no access to the cache yet (see LockGuarded).
 extension UnsafeMutablePointer where Pointee == TransferCache {
-    /// Parks a chain of exactly `batchSize` objects; false when full.
+    /// Parks the `batchSize` objects at `objects` (`linked`: they are also
+    /// a chain in that order); false when full.
     @inline(__always)
-    func insertBatch(_ chain: ObjectPointer) -> Bool {
+    func insertBatch(_ objects: UnsafePointer<ObjectPointer?>, linked: Bool) -> Bool {
         withLock { cache in
             guard cache.used < cache.capacity else { return false }
-            cache.slots[cache.used] = chain
+            cache.batch(cache.used).update(from: objects, count: Int(cache.batchSize))
+            cache.linked[cache.used] = linked
             cache.used &+= 1
             return true
         }
     }
 
-    /// Takes a parked chain of `batchSize` objects, or nil when empty.
+    /// Copies a parked batch of `batchSize` objects to `objects`; returns
+    /// whether they are also linked into a chain, or nil when none is parked.
     @inline(__always)
-    func removeBatch() -> ObjectPointer? {
+    func removeBatch(into objects: UnsafeMutablePointer<ObjectPointer?>) -> Bool? {
         withLock { cache in
             guard cache.used > 0 else { return nil }
             cache.used &-= 1
             if cache.used < cache.lowWater { cache.lowWater = cache.used }
-            return cache.slots[cache.used]
+            objects.update(from: cache.batch(cache.used), count: Int(cache.batchSize))
+            return cache.linked[cache.used]
         }
     }
 
-    /// Takes every parked chain (for trimming): returns them linked through
-    /// the slots' order into one chain, and how many objects it holds.
+    /// Takes every parked batch (for trimming) as one chain, and how many
+    /// objects it holds.
     func removeAll() -> (head: ObjectPointer?, count: UInt32) {
         withLock { cache in
-            var head: ObjectPointer? = nil
-            var total: UInt32 = 0
-            while cache.used > 0 {
-                cache.used -= 1
-                if let chain = cache.slots[cache.used] {
-                    var last = chain
-                    while let next = last.nextFree { last = next }
-                    last.nextFree = head
-                    head = chain
-                    total &+= cache.batchSize
-                }
-            }
+            let head = cache.chain(batches: 0, cache.used, onto: nil)
+            let total = UInt32(cache.used) &* cache.batchSize
+            cache.used = 0
+            cache.lowWater = 0
             return (head, total)
         }
     }
@@ -80,20 +106,10 @@ extension UnsafeMutablePointer where Pointee == TransferCache {
     func takeIdle() -> ObjectPointer? {
         withLock { cache in
             let idle = min(cache.lowWater, cache.used)
-            var head: ObjectPointer? = nil
-            var i = 0
-            while i < idle {
-                if let chain = cache.slots[i] {
-                    var last = chain
-                    while let next = last.nextFree { last = next }
-                    last.nextFree = head
-                    head = chain
-                }
-                i += 1
-            }
+            let head = cache.chain(batches: 0, idle, onto: nil)
             if idle > 0 {
-                var j = idle
-                while j < cache.used { cache.slots[j - idle] = cache.slots[j]; j += 1 }
+                cache.slots.update(from: cache.batch(idle), count: (cache.used &- idle) &* Int(cache.batchSize))
+                cache.linked.update(from: cache.linked + idle, count: cache.used &- idle)
                 cache.used -= idle
             }
             cache.lowWater = cache.used
