@@ -16,55 +16,41 @@
 import SwiftMallocShims
 
 enum SharedCacheFrontEnd: FrontEndStrategy {
-    /// malloc under arenas or global, for a thread with a record. While
-    /// the process has one thread there is no one to exclude, and the lock
-    /// is skipped (as glibc skips its own); with threads a hit is a lock, a
-    /// pop and an unlock.
+    /// Runs `body` on the thread's shared cache under its lock; while the
+    /// process has one thread there is no one to exclude, and the lock is
+    /// skipped (as glibc skips its own).
+    @inline(__always)
+    static func withCache<Result>(_ state: UnsafeMutablePointer<ThreadState>,
+                                  _ body: (inout ObjectCache) -> Result) -> Result {
+        let shared = state.pointee.sharedCache.unsafelyUnwrapped
+        if sm_single_threaded() { return body(&shared.pointee.cache) }
+        return shared.withLock { body(&$0.cache) }
+    }
+
+    /// malloc under arenas or global, for a thread with a record: a hit is
+    /// a pop under the cache's lock.
     @inline(never)
     static func allocate(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
                          _ sizeClass: Int) -> ObjectPointer? {
-        let shared = state.pointee.sharedCache.unsafelyUnwrapped
-        let alone = sm_single_threaded()
-        if !alone { sm_lock(shared.lockAddress) }
-        let object = shared.pointee.cache.pop(sizeClass)
-        if !alone { sm_unlock(shared.lockAddress) }
-        guard let object else { return FrontEnd.allocateSlow(heap, sizeClass) }
+        guard let object = withCache(state, { $0.pop(sizeClass) }) else { return FrontEnd.allocateSlow(heap, sizeClass) }
         ThreadState.countAllocation(state, sizeClass, miss: false)
         return object
     }
 
-    /// free under arenas or global, for a thread with a record (the lock
-    /// as in `allocate`).
+    /// free under arenas or global, for a thread with a record.
     @inline(never)
     static func deallocate(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
                            _ object: ObjectPointer, _ sizeClass: Int) {
         ThreadState.classCounts(state).countFree(sizeClass)
-        let shared = state.pointee.sharedCache.unsafelyUnwrapped
-        let alone = sm_single_threaded()
-        if !alone { sm_lock(shared.lockAddress) }
-        let twice = shared.pointee.cache.isOnTop(object, sizeClass)
-        let kept = !twice && shared.pointee.cache.push(object, sizeClass)
-        if !alone { sm_unlock(shared.lockAddress) }
-        if kept { return }
-        if twice { return FrontEnd.doubleFree(object) }
-        overflow(heap, state, sizeClass)
-    }
-
-    /// A push found the list or the cache over its bound: give back to the middle.
-    @inline(never)
-    static func overflow(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>, _ sizeClass: Int) {
-        let middle = heap.pointee.middle
-        let moved = state.pointee.sharedCache.unsafelyUnwrapped.withLock { $0.cache.overflow(sizeClass, to: middle) }
-        state.pointee.middleObjects &+= UInt64(moved)
-        Heap.reclaim(heap)
+        deallocateSlow(heap, state, object, sizeClass)
     }
 
     static func allocateSlow(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
                              _ sizeClass: Int) -> ObjectPointer? {
         let middle = heap.pointee.middle
-        let (object, moved) = state.pointee.sharedCache.unsafelyUnwrapped.withLock { shared -> (ObjectPointer?, UInt32) in
-            if let object = shared.cache.pop(sizeClass) { return (object, 0) }
-            return shared.cache.refill(sizeClass, from: middle)
+        let (object, moved) = withCache(state) { cache -> (ObjectPointer?, UInt32) in
+            if let object = cache.pop(sizeClass) { return (object, 0) }
+            return cache.refill(sizeClass, from: middle)
         }
         state.pointee.middleObjects &+= UInt64(moved)
         guard let object else { return nil }
@@ -72,18 +58,21 @@ enum SharedCacheFrontEnd: FrontEndStrategy {
         return object
     }
 
-    /// The free is counted by the caller.
+    /// The free is counted by the caller. A push that finds the list or the
+    /// cache over its bound gives back to the middle, under the lock.
     static func deallocateSlow(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
                                _ object: ObjectPointer, _ sizeClass: Int) {
         let middle = heap.pointee.middle
-        // nil: freed twice in a row (stopped after the lock is released).
-        let moved = state.pointee.sharedCache.unsafelyUnwrapped.withLock { shared -> UInt32? in
-            if shared.cache.isOnTop(object, sizeClass) { return nil }
-            if shared.cache.push(object, sizeClass) { return 0 }
-            return shared.cache.overflow(sizeClass, to: middle)
+        // nil: freed twice in a row (stopped once the lock is released).
+        let moved = withCache(state) { cache -> UInt32? in
+            if cache.isOnTop(object, sizeClass) { return nil }
+            if cache.push(object, sizeClass) { return 0 }
+            return cache.overflow(sizeClass, to: middle)
         }
         guard let moved else { return FrontEnd.doubleFree(object) }
+        if moved == 0 { return }
         state.pointee.middleObjects &+= UInt64(moved)
+        Heap.reclaim(heap)
     }
 
     static func flush(_ heap: UnsafeMutablePointer<Heap>) {

@@ -32,13 +32,7 @@ struct Middle {
         let transfer = self.transfer + sizeClass
         if count == transfer.pointee.batchSize && transfer.removeBatch(into: objects) != nil { return count }
         let (chain, taken) = (central + sizeClass).removeRange(count, from: spans)
-        var cursor = chain
-        var i = 0
-        while let object = cursor {
-            objects[i] = object
-            cursor = object.nextFree
-            i &+= 1
-        }
+        Middle.unlink(chain, into: objects, count: taken)
         return taken
     }
 
@@ -73,18 +67,24 @@ struct Middle {
         if count == batch {
             let parked = withUnsafeTemporaryAllocation(of: ObjectPointer?.self, capacity: Int(batch)) { objects -> Bool in
                 let base = objects.baseAddress.unsafelyUnwrapped
-                var cursor: ObjectPointer? = chain
-                var i = 0
-                while let object = cursor, i < Int(batch) {
-                    base[i] = object
-                    cursor = object.nextFree
-                    i &+= 1
-                }
+                Middle.unlink(chain, into: base, count: batch)
                 return transfer.insertBatch(base, linked: true)
             }
             if parked { return }
         }
         (central + sizeClass).insertRange(chain, to: spans)
+    }
+
+    /// Stores the first `count` objects of a chain at `objects` (the chain's
+    /// links stay as they are).
+    static func unlink(_ chain: ObjectPointer?, into objects: UnsafeMutablePointer<ObjectPointer?>, count: UInt32) {
+        var cursor = chain
+        var i = 0
+        while i < Int(count), let object = cursor {
+            objects[i] = object
+            cursor = object.nextFree
+            i &+= 1
+        }
     }
 
     /// Links `count` objects stored at `objects` into a NULL-terminated chain.
