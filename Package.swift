@@ -54,11 +54,15 @@ let package = Package(
         // The experiments lab (Experiments/, docs/experiments.md).
         .executable(name: "malloc-lab", targets: ["MallocLab"]),
         .executable(name: "malloc-lab-workload", targets: ["MallocLabWorkload"]),
+        .executable(name: "malloc-lab-micro", targets: ["MallocLabMicro"]),
     ],
     dependencies: [
         // Used by the experiments lab only; the allocator depends on nothing.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        // FileDescriptor and FilePath, the types Subprocess takes.
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
     ],
     targets: [
         .target(
@@ -116,6 +120,8 @@ let package = Package(
         //   MallocLabCSupport  C: TSC timer, atomics, /proc readers without malloc.
         //   MallocLabShared    the workload catalog (no Foundation).
         //   MallocLabWorkload  the workload process (malloc-lab-workload).
+        //   MallocLabMicro     C: the single-threaded malloc/free microbenchmark
+        //                      process (malloc-lab-micro), run by `malloc-lab micro`.
         //   MallocLabCore      statistics, results, CSV/JSON, report, SVG charts, runner.
         //   MallocLabCLI       the ArgumentParser commands; MallocLab is its main.
         .target(
@@ -135,9 +141,21 @@ let package = Package(
             ],
             path: "Experiments/MallocLabWorkload"
         ),
+        // Always -O2 and -fno-builtin, in debug builds too: the loop it times
+        // must be the same code whichever configuration built it, and the
+        // compiler must not treat malloc/free as builtins it may elide.
+        .executableTarget(
+            name: "MallocLabMicro",
+            path: "Experiments/MallocLabMicro",
+            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-O2", "-fno-builtin"])]
+        ),
         .target(
             name: "MallocLabCore",
-            dependencies: ["MallocLabShared"],
+            dependencies: [
+                "MallocLabShared",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
             path: "Experiments/MallocLabCore"
         ),
         .target(

@@ -1,6 +1,9 @@
-// Starting child processes with a clean environment, their output in files
-// (no pipes to fill up), and a time limit.
+// Starting child processes (through swift-subprocess) with a clean
+// environment, their output in files (no pipes to fill up), and a time limit.
 import Foundation
+import Subprocess
+import Synchronization
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,57 +38,108 @@ public enum ProcessRunner {
     }
 
     /// Runs `executable` with `arguments`; stdout and stderr go to files in
-    /// `scratch` and are read back. Kills it (TERM, then KILL) after `timeout`.
+    /// `scratch` and are read back. Stops it (TERM, then KILL 2 s later)
+    /// after `timeout` seconds.
+    ///
+    /// Synchronous on purpose: every caller is a synchronous command that
+    /// runs one child at a time. The calling thread waits on a semaphore
+    /// while Subprocess's asynchronous work runs in a detached task, so it
+    /// must not be called from inside a Swift concurrency task (use
+    /// `launch` there).
     public static func run(executable: String, arguments: [String], environment: [String: String],
                            scratch: URL, timeout: Double) throws -> ProcessOutcome {
-        let id = UUID().uuidString
-        let outURL = scratch.appendingPathComponent("stdout-\(id)")
-        let errURL = scratch.appendingPathComponent("stderr-\(id)")
-        guard FileManager.default.createFile(atPath: outURL.path, contents: nil),
-              FileManager.default.createFile(atPath: errURL.path, contents: nil) else {
-            throw LabError.io("cannot create files in \(scratch.path)")
-        }
-        defer {
-            try? FileManager.default.removeItem(at: outURL)
-            try? FileManager.default.removeItem(at: errURL)
-        }
-        let outHandle = try FileHandle(forWritingTo: outURL)
-        let errHandle = try FileHandle(forWritingTo: errURL)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        p.environment = environment
-        p.standardOutput = outHandle
-        p.standardError = errHandle
-        p.standardInput = FileHandle.nullDevice
+        let result = Mutex<Result<ProcessOutcome, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
-        p.terminationHandler = { _ in done.signal() }
-        let start = DispatchTime.now()
+        Task.detached {
+            let r: Result<ProcessOutcome, any Error>
+            do {
+                r = .success(try await launch(executable: executable, arguments: arguments, environment: environment,
+                                              scratch: scratch, timeout: timeout))
+            } catch {
+                r = .failure(error)
+            }
+            result.withLock { $0 = r }
+            done.signal()
+        }
+        done.wait()
+        return try result.withLock { $0! }.get()
+    }
+
+    /// The asynchronous form of `run`.
+    ///
+    /// Subprocess has no time limit of its own; it stops a child when the
+    /// task running it is cancelled (with `teardownSequence`). So the limit
+    /// is a sleeping task racing the child: when it wakes first it cancels
+    /// the child's task. The output goes to files rather than pipes
+    /// collected in memory, so that what a child printed before it was
+    /// stopped is still there to read.
+    public static func launch(executable: String, arguments: [String], environment: [String: String],
+                              scratch: URL, timeout: Double) async throws -> ProcessOutcome {
+        let id = UUID().uuidString
+        let outPath = scratch.appendingPathComponent("stdout-\(id)").path
+        let errPath = scratch.appendingPathComponent("stderr-\(id)").path
+        defer {
+            try? FileManager.default.removeItem(atPath: outPath)
+            try? FileManager.default.removeItem(atPath: errPath)
+        }
+        // Ours to close (the child gets its own copies), also when the start fails.
+        let outFD = try createOutputFile(outPath)
+        defer { try? outFD.close() }
+        let errFD = try createOutputFile(errPath)
+        defer { try? errFD.close() }
+        var platformOptions = PlatformOptions()
+        platformOptions.teardownSequence = [.send(signal: .terminate, allowedDurationToNextStep: .seconds(2))]
+        let options = platformOptions
+        let env = Dictionary(uniqueKeysWithValues: environment.compactMap { kv in
+            Environment.Key(rawValue: kv.key).map { ($0, kv.value) }
+        })
+        let start = ContinuousClock.now
+        let status: TerminationStatus?
+        let timedOut: Bool
         do {
-            try p.run()
+            (status, timedOut) = try await withThrowingTaskGroup(of: TerminationStatus?.self) { group in
+                group.addTask {
+                    try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments),
+                                             environment: .custom(env), platformOptions: options, input: .none,
+                                             output: .fileDescriptor(outFD, closeAfterSpawningProcess: false),
+                                             error: .fileDescriptor(errFD, closeAfterSpawningProcess: false)).terminationStatus
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(timeout))
+                    return nil
+                }
+                let first = try await group.next()!
+                group.cancelAll()
+                if first != nil { return (first, false) }
+                // Timed out: the child's task, cancelled, stops the child;
+                // it ends with the child's status or with a cancellation error.
+                while let next = try? await group.next() { if let next { return (next, true) } }
+                return (nil, true)
+            }
         } catch {
-            try? outHandle.close()
-            try? errHandle.close()
             throw LabError.io("cannot start \(executable): \(error)")
         }
-        var timedOut = false
-        if done.wait(timeout: .now() + timeout) == .timedOut {
-            timedOut = true
-            p.terminate()
-            if done.wait(timeout: .now() + 2) == .timedOut {
-                kill(p.processIdentifier, SIGKILL)
-                done.wait()
-            }
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        var exitStatus: Int32?
+        var signal: Int32?
+        switch status {
+        case .exited(let code): exitStatus = code
+        case .signaled(let s): signal = s
+        case nil: break
         }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-        try? outHandle.close()
-        try? errHandle.close()
-        let stdout = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
-        let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
-        let signaled = p.terminationReason == .uncaughtSignal
-        return ProcessOutcome(exitStatus: signaled ? nil : p.terminationStatus,
-                              signal: signaled ? p.terminationStatus : nil,
-                              timedOut: timedOut, seconds: seconds, stdout: stdout, stderr: stderr)
+        return ProcessOutcome(exitStatus: exitStatus, signal: signal, timedOut: timedOut,
+                              seconds: seconds, stdout: stdout, stderr: stderr)
+    }
+
+    private static func createOutputFile(_ path: String) throws -> FileDescriptor {
+        do {
+            return try FileDescriptor.open(FilePath(path), .writeOnly, options: [.create, .truncate], permissions: .ownerReadWrite)
+        } catch {
+            throw LabError.io("cannot create \(path): \(error)")
+        }
     }
 
     /// Runs a short command and returns its trimmed stdout (nil on failure).
