@@ -147,7 +147,7 @@ let package = Package(
         .executableTarget(
             name: "MallocLabMicro",
             path: "Experiments/MallocLabMicro",
-            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-O2", "-fno-builtin"])]
+            cSettings: [.unsafeFlags(["-O2", "-fno-builtin"])]
         ),
         .target(
             name: "MallocLabCore",
