@@ -3,6 +3,7 @@
 //   malloc-lab list                     workloads, front ends, allocators here
 //   malloc-lab run WORKLOAD ...          one workload × allocator × threads, N times
 //   malloc-lab compare [--quick] --out DIR   the matrix, with report and charts
+//   malloc-lab micro                     single-threaded malloc/free pairs and batches, all allocators
 //   malloc-lab report DIR                re-render a report from DIR/results.json
 //   malloc-lab setup                     install the peer allocators' Debian packages
 import ArgumentParser
@@ -18,7 +19,7 @@ public struct MallocLab: ParsableCommand {
             Every run is its own process (malloc-lab-workload) with the allocator preloaded (LD_PRELOAD), so all \
             allocators are measured the same way. Start with `malloc-lab compare --quick --out results/quick`.
             """,
-        subcommands: [List.self, Run.self, Compare.self, Report.self, Setup.self])
+        subcommands: [List.self, Run.self, Compare.self, Micro.self, Report.self, Setup.self])
 
     public init() {}
 }

@@ -9,6 +9,12 @@ public struct PerfSupport: Sendable, Equatable {
     public var available: Bool
     public var perfPath: String?
     public var note: String
+
+    public init(available: Bool, perfPath: String?, note: String) {
+        self.available = available
+        self.perfPath = perfPath
+        self.note = note
+    }
 }
 
 public enum MachineProbe {

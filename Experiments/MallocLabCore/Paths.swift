@@ -64,6 +64,14 @@ public enum LabPaths {
         return buildDirectory.appendingPathComponent("malloc-lab-workload").path
     }
 
+    /// malloc-lab-micro next to this executable ($MALLOC_LAB_MICRO wins).
+    public static var microExecutable: String {
+        if let explicit = ProcessInfo.processInfo.environment["MALLOC_LAB_MICRO"], !explicit.isEmpty {
+            return explicit
+        }
+        return buildDirectory.appendingPathComponent("malloc-lab-micro").path
+    }
+
     /// How to build the library, for messages.
     public static var libraryBuildHint: String {
         "build it with `swift build -c release` in \(packageRoot.path) (or point --library / SWIFTMALLOC_LIB at a built libSwiftMalloc.so)"

@@ -233,20 +233,7 @@ public enum ReportRenderer {
         o += summary(d)
 
         // Machine
-        let m = r.machine
-        o += "\n## Machine\n\n| fact | value |\n| --- | --- |\n"
-        o += "| CPU | \(cellText(m.cpuModel)) × \(m.logicalCpus) logical CPUs |\n"
-        o += "| kernel | \(cellText(m.kernel)) |\n"
-        o += "| C library | \(cellText(m.glibc)) |\n"
-        o += "| rseq | \(m.rseqAvailable.map { $0 ? "available" : "not available" } ?? "unknown") — \(cellText(m.rseqNote)) |\n"
-        o += "| mm_cid | \(m.mmCidAvailable.map { $0 ? "available" : "not available" } ?? "unknown") (AT_RSEQ_FEATURE_SIZE = \(m.rseqFeatureSize.map(String.init) ?? "?")) |\n"
-        o += "| SwiftMalloc | `\(cellText(m.libraryPath))`, git \(m.gitRevision ?? "unknown")\(m.libraryModified.map { ", built \($0)" } ?? "") |\n"
-        o += "| perf counters | \(m.perfAvailable ? "yes" : "no") — \(cellText(m.perfNote)) |\n"
-        if let sv = m.swiftVersion { o += "| Swift | \(cellText(sv)) |\n" }
-        if let a = m.loadAverageStart {
-            o += "| load average (1 min) | \(String(format: "%.2f", a)) at the start, \(m.loadAverageEnd.map { String(format: "%.2f", $0) } ?? "?") at the end, on \(m.logicalCpus) CPUs\(max(a, m.loadAverageEnd ?? 0) > Double(m.logicalCpus) * 0.75 ? " — other work competed for the CPUs: expect noisy numbers" : "") |\n"
-        }
-        o += "| host | \(cellText(m.hostname)) |\n"
+        o += "\n## Machine\n\n" + machineTable(r.machine)
         o += "\n| allocator | library | front end |\n| --- | --- | --- |\n"
         for a in r.allocators where d.allocators.contains(a.id) {
             o += "| \(a.id) | \(a.library.map { "`\($0)`" } ?? "glibc (none preloaded)") | \(a.frontend ?? "—") |\n"
@@ -370,6 +357,24 @@ public enum ReportRenderer {
                 }
             }
         }
+        return o
+    }
+
+    /// The machine facts recorded with every result, as a Markdown table.
+    public static func machineTable(_ m: MachineFacts) -> String {
+        var o = "| fact | value |\n| --- | --- |\n"
+        o += "| CPU | \(cellText(m.cpuModel)) × \(m.logicalCpus) logical CPUs |\n"
+        o += "| kernel | \(cellText(m.kernel)) |\n"
+        o += "| C library | \(cellText(m.glibc)) |\n"
+        o += "| rseq | \(m.rseqAvailable.map { $0 ? "available" : "not available" } ?? "unknown") — \(cellText(m.rseqNote)) |\n"
+        o += "| mm_cid | \(m.mmCidAvailable.map { $0 ? "available" : "not available" } ?? "unknown") (AT_RSEQ_FEATURE_SIZE = \(m.rseqFeatureSize.map(String.init) ?? "?")) |\n"
+        o += "| SwiftMalloc | `\(cellText(m.libraryPath))`, git \(m.gitRevision ?? "unknown")\(m.libraryModified.map { ", built \($0)" } ?? "") |\n"
+        o += "| perf counters | \(m.perfAvailable ? "yes" : "no") — \(cellText(m.perfNote)) |\n"
+        if let sv = m.swiftVersion { o += "| Swift | \(cellText(sv)) |\n" }
+        if let a = m.loadAverageStart {
+            o += "| load average (1 min) | \(String(format: "%.2f", a)) at the start, \(m.loadAverageEnd.map { String(format: "%.2f", $0) } ?? "?") at the end, on \(m.logicalCpus) CPUs\(max(a, m.loadAverageEnd ?? 0) > Double(m.logicalCpus) * 0.75 ? " — other work competed for the CPUs: expect noisy numbers" : "") |\n"
+        }
+        o += "| host | \(cellText(m.hostname)) |\n"
         return o
     }
 
