@@ -526,26 +526,35 @@ public struct MicroRunner {
     /// installed.
     public static func annotate(_ file: URL, limit: Int = 15) -> String? {
         guard let annotate = ProcessRunner.which("callgrind_annotate"),
-              let text = ProcessRunner.capture(annotate, ["--inclusive=no", file.path], timeout: 60) else { return nil }
+              let text = ProcessRunner.capture(annotate, ["--inclusive=no", "--auto=no", file.path], timeout: 60) else { return nil }
+        // The table follows the "Ir  file:function" header and its rule,
+        // and ends at the next blank line or rule.
         var lines: [String] = []
-        var inTable = false
-        var skipHeaderRule = false
+        var state = 0  // 0: before the header, 1: at its rule, 2: in the table
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.contains("file:function") { inTable = true; skipHeaderRule = true; continue }
-            if skipHeaderRule { skipHeaderRule = false; continue }
-            if inTable, !line.trimmingCharacters(in: .whitespaces).isEmpty { lines.append(String(line)) }
-            if lines.count == limit { break }
+            switch state {
+            case 0: if line.contains("file:function") { state = 1 }
+            case 1: state = 2
+            default:
+                if line.trimmingCharacters(in: .whitespaces).isEmpty || line.hasPrefix("---") || lines.count == limit {
+                    return lines.isEmpty ? nil : lines.joined(separator: "\n")
+                }
+                lines.append(demangled(String(line)))
+            }
         }
-        guard !lines.isEmpty else { return nil }
-        if let demangle = ProcessRunner.which("swift-demangle") {
-            return lines.map { line in
-                guard let symbol = line.split(separator: " ").last.flatMap({ $0.split(separator: ":").last }),
-                      symbol.hasPrefix("$s") || symbol.hasPrefix("$e"),
-                      let plain = ProcessRunner.capture(demangle, ["--simplified", "--compact", String(symbol)]) else { return line }
-                return line.replacingOccurrences(of: String(symbol), with: plain)
-            }.joined(separator: "\n")
-        }
-        return lines.joined(separator: "\n")
+        return lines.isEmpty ? nil : lines.joined(separator: "\n")
+    }
+
+    /// A callgrind_annotate line ("count (pct)  file:function [object]")
+    /// with a Swift function's name demangled, when swift-demangle is
+    /// installed.
+    static func demangled(_ line: String) -> String {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count >= 3, let colon = fields[2].lastIndex(of: ":") else { return line }
+        let symbol = String(fields[2][fields[2].index(after: colon)...])
+        guard symbol.hasPrefix("$s") || symbol.hasPrefix("$e"), let demangle = ProcessRunner.which("swift-demangle"),
+              let plain = ProcessRunner.capture(demangle, ["--simplified", "--compact", symbol]), !plain.isEmpty else { return line }
+        return line.replacingOccurrences(of: symbol, with: plain)
     }
 }
 
