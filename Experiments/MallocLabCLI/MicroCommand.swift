@@ -41,7 +41,8 @@ public struct Micro: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Per-run statistic over its trials: wall-min (the fastest trial by CLOCK_MONOTONIC), wall-median, cpu-min, cpu-median (CPU time of the thread: ignores preemption).", valueName: "stat"))
     public var stat: MicroStatistic = .wallMin
 
-    @Option(name: .long, help: ArgumentHelp("Pin malloc-lab-micro to this CPU; -1: no pinning (default: the last CPU it may use).", valueName: "n"))
+    // .unconditional: "-1" is the value, not an option.
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Pin malloc-lab-micro to this CPU; -1: no pinning (default: the last CPU it may use).", valueName: "n"))
     public var cpu: Int?
 
     @Option(name: [.short, .long], parsing: .singleValue,
