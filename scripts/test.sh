@@ -67,6 +67,8 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 [ -e /usr/include/stdio.h ] || missing+=(libc6-dev)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# For the lab's callgrind test (malloc-lab micro --callgrind; skipped without it).
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 # For the aarch64 cross-compile test (scripts/cross-compile-aarch64.sh).
 command -v file >/dev/null 2>&1 || missing+=(file)
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -76,7 +78,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     say "missing: ${missing[*]}"
     apt_install "${missing[@]}"
 else
-    say "liburcu-dev, sqlite3, git, cc, python3, file and libc6-dev-arm64-cross are present"
+    say "liburcu-dev, sqlite3, git, cc, python3, valgrind, file and libc6-dev-arm64-cross are present"
 fi
 
 # python3 -m test needs CPython's own `test` package (pyenv builds have it;
