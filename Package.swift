@@ -63,6 +63,8 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         // FileDescriptor and FilePath, the types Subprocess takes.
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
+        // The tests read results.csv back with an independent reader.
+        .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
     ],
     targets: [
         .target(
@@ -173,6 +175,7 @@ let package = Package(
             dependencies: [
                 "MallocLabCore", "MallocLabCLI",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "SwiftCSV", package: "SwiftCSV"),
             ],
             path: "Experiments/Tests/MallocLabTests"
         ),
