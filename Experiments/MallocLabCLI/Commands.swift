@@ -475,14 +475,8 @@ public struct Setup: ParsableCommand {
 
     /// Runs a command with the terminal's stdout/stderr; returns its status.
     static func runVisible(_ cmd: [String]) -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: cmd[0])
-        p.arguments = Array(cmd.dropFirst())
         var env = ProcessInfo.processInfo.environment
         env["DEBIAN_FRONTEND"] = "noninteractive"
-        p.environment = env
-        do { try p.run() } catch { return 127 }
-        p.waitUntilExit()
-        return p.terminationStatus
+        return (try? ProcessRunner.runVisible(executable: cmd[0], arguments: Array(cmd.dropFirst()), environment: env)) ?? 127
     }
 }

@@ -48,16 +48,40 @@ public enum ProcessRunner {
     /// `launch` there).
     public static func run(executable: String, arguments: [String], environment: [String: String],
                            scratch: URL, timeout: Double) throws -> ProcessOutcome {
-        let result = Mutex<Result<ProcessOutcome, any Error>?>(nil)
+        try waiting {
+            try await launch(executable: executable, arguments: arguments, environment: environment,
+                             scratch: scratch, timeout: timeout)
+        }
+    }
+
+    /// Runs `executable` on this process's stdout and stderr (what it
+    /// prints is seen as it prints it: an installer), without a time limit;
+    /// returns its exit status (128 + the signal that ended it).
+    /// Synchronous, as `run`.
+    public static func runVisible(executable: String, arguments: [String], environment: [String: String]) throws -> Int32 {
+        let env = Dictionary(uniqueKeysWithValues: environment.compactMap { kv in
+            Environment.Key(rawValue: kv.key).map { ($0, kv.value) }
+        })
+        let status = try waiting {
+            try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments),
+                                     environment: .custom(env), input: .none,
+                                     output: .fileDescriptor(.standardOutput, closeAfterSpawningProcess: false),
+                                     error: .fileDescriptor(.standardError, closeAfterSpawningProcess: false)).terminationStatus
+        }
+        switch status {
+        case .exited(let code): return code
+        case .signaled(let signal): return 128 + signal
+        }
+    }
+
+    /// Waits on this thread for `body`, run in a detached task: the
+    /// synchronous commands' bridge to Subprocess's asynchronous API.
+    private static func waiting<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        let result = Mutex<Result<T, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
         Task.detached {
-            let r: Result<ProcessOutcome, any Error>
-            do {
-                r = .success(try await launch(executable: executable, arguments: arguments, environment: environment,
-                                              scratch: scratch, timeout: timeout))
-            } catch {
-                r = .failure(error)
-            }
+            let r: Result<T, any Error>
+            do { r = .success(try await body()) } catch { r = .failure(error) }
             result.withLock { $0 = r }
             done.signal()
         }
