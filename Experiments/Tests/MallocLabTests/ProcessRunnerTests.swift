@@ -82,6 +82,15 @@ final class ProcessRunnerTests: XCTestCase {
         }
     }
 
+    func testAVisibleRunReturnsTheStatusOrTheSignal() throws {
+        let marker = scratch.appendingPathComponent("ran").path
+        XCTAssertEqual(try ProcessRunner.runVisible(executable: "/bin/sh", arguments: ["-c", "touch \"$MARK\"; exit 4"],
+                                                    environment: ["MARK": marker]), 4)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: marker))
+        XCTAssertEqual(try ProcessRunner.runVisible(executable: "/bin/sh", arguments: ["-c", "kill -KILL $$"],
+                                                    environment: [:]), 128 + SIGKILL)
+    }
+
     func testNoOutputFilesAreLeftBehind() throws {
         _ = try sh("echo x")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path), [])
