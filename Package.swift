@@ -59,6 +59,9 @@ let package = Package(
         // Used by the experiments lab only; the allocator depends on nothing.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        // Size-class configuration files (malloc-lab profile) and their tests.
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         .target(
@@ -116,7 +119,8 @@ let package = Package(
         //   MallocLabCSupport  C: TSC timer, atomics, /proc readers without malloc.
         //   MallocLabShared    the workload catalog (no Foundation).
         //   MallocLabWorkload  the workload process (malloc-lab-workload).
-        //   MallocLabCore      statistics, results, CSV/JSON, report, SVG charts, runner.
+        //   MallocLabCore      statistics, results, CSV/JSON, report, SVG charts, runner,
+//                      size-class profiles and their optimiser.
         //   MallocLabCLI       the ArgumentParser commands; MallocLab is its main.
         .target(
             name: "MallocLabCSupport",
@@ -137,7 +141,7 @@ let package = Package(
         ),
         .target(
             name: "MallocLabCore",
-            dependencies: ["MallocLabShared"],
+            dependencies: ["MallocLabShared", .product(name: "TOMLKit", package: "TOMLKit")],
             path: "Experiments/MallocLabCore"
         ),
         .target(
@@ -155,6 +159,8 @@ let package = Package(
             dependencies: [
                 "MallocLabCore", "MallocLabCLI",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             path: "Experiments/Tests/MallocLabTests"
         ),
