@@ -169,6 +169,13 @@ public struct TuneResult: Equatable, Sendable {
 }
 
 public enum Tuner {
+    /// The machine facts printed with a comparison (perf is not used).
+    public static func machineFacts(library: String) -> MachineFacts {
+        MachineProbe.collect(libraryPath: library, workloadExecutable: LabPaths.workloadExecutable,
+                             packageRoot: LabPaths.packageRoot,
+                             perf: PerfSupport(available: false, perfPath: nil, note: "not used by malloc-lab tune"))
+    }
+
     /// Runs the program `runs` times with each layout, alternating, the
     /// histogram off (time, peak RSS), then once each with the histogram on
     /// (internal waste: requested against handed-out bytes).
