@@ -7,7 +7,8 @@ import Foundation
 public struct SizeClassSuggestion: Equatable, Sendable {
     public var layout: SizeClassLayout
     public var maxClasses: Int
-    /// The per-class waste threshold, a fraction (0.1 = 10%).
+    /// The per-class threshold on waste over alignment, a fraction (0.1 =
+    /// 10%; see `ClassWaste.wasteOverAlignment`).
     public var maxWaste: Double
     /// False when no layout of at most `maxClasses` classes keeps every
     /// class within `maxWaste`; `layout` is then the least wasteful layout
@@ -17,7 +18,7 @@ public struct SizeClassSuggestion: Equatable, Sendable {
     public var breakdown: WasteBreakdown
 
     public var classesOverLimit: [ClassWaste] {
-        breakdown.classes.filter { $0.wasteFraction > maxWaste + SizeClassOptimizer.tolerance }
+        breakdown.classes.filter { $0.wasteOverAlignment > maxWaste + SizeClassOptimizer.tolerance }
     }
 }
 
@@ -35,6 +36,12 @@ public struct SizeClassSuggestion: Equatable, Sendable {
 /// candidates picks, among all partitions into at most `maxClasses` runs in
 /// which every run's waste is within the threshold, one with the least total
 /// waste. So it fails to meet the threshold only when no layout can.
+///
+/// The threshold bounds each class's waste over alignment (see
+/// `WasteModel`): the 8 bytes a request of 24 loses to 16-byte alignment
+/// are lost under every layout, so they count against no threshold. A class
+/// of a single candidate stays within any threshold but for a wide bucket's
+/// spread (about 3% above 1 KiB, under the even-spread estimate).
 ///
 /// The largest class is the largest observed small request rounded up: no
 /// class of 32768 is added. Requests above the largest class are large
@@ -59,11 +66,12 @@ public struct SizeClassOptimizer: Sendable {
         self.maxWaste = maxWaste
     }
 
-    /// One candidate class: the requests whose smallest valid class it is.
+    /// One candidate class: the requests whose smallest valid class it is,
+    /// and their requested bytes rounded up to malloc's alignment.
     struct Candidate {
         var size: Int
         var requests: Double
-        var requestedBytes: Double
+        var alignedRequestedBytes: Double
     }
 
     static func candidates(_ histogram: AllocationHistogram) -> [Candidate] {
@@ -73,9 +81,9 @@ public struct SizeClassOptimizer: Sendable {
             let count = Double(bucket.count)
             if let last = result.last, last.size == size {
                 result[result.count - 1].requests += count
-                result[result.count - 1].requestedBytes += count * bucket.estimatedRequest
+                result[result.count - 1].alignedRequestedBytes += count * bucket.alignedEstimatedRequest
             } else {
-                result.append(Candidate(size: size, requests: count, requestedBytes: count * bucket.estimatedRequest))
+                result.append(Candidate(size: size, requests: count, alignedRequestedBytes: count * bucket.alignedEstimatedRequest))
             }
         }
         return result
@@ -106,12 +114,13 @@ public struct SizeClassOptimizer: Sendable {
     func bestPartition(_ candidates: [Candidate], capped: Bool) -> [Int]? {
         let n = candidates.count
         // Prefix sums: the run i..<j hands out size(j-1) × requests and wastes
-        // that minus its requested bytes.
+        // that minus its aligned requested bytes (which differs from the
+        // waste over the requested bytes by the same amount in every layout).
         var requests = [0.0]
         var requested = [0.0]
         for c in candidates {
             requests.append(requests.last! + c.requests)
-            requested.append(requested.last! + c.requestedBytes)
+            requested.append(requested.last! + c.alignedRequestedBytes)
         }
         func waste(_ i: Int, _ j: Int) -> Double? {
             let handed = Double(candidates[j - 1].size) * (requests[j] - requests[i])

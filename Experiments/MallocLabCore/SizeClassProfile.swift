@@ -32,6 +32,12 @@ public struct AllocationHistogram: Codable, Equatable, Sendable {
             isWithinEightBytes ? Double(maxSize) : Double(minSize + maxSize) / 2
         }
 
+        /// The estimated mean request rounded up to malloc's alignment: the
+        /// least any layout can hand out for it (see `WasteModel`).
+        public var alignedEstimatedRequest: Double {
+            isWithinEightBytes ? Double(SizeClassLayout.classSize(holding: maxSize)) : estimatedRequest
+        }
+
         enum CodingKeys: String, CodingKey {
             case minSize = "min_size"
             case maxSize = "max_size"
@@ -210,11 +216,17 @@ public struct ClassWaste: Equatable, Sendable {
     public var requests: Double
     /// Estimated requested bytes (see `WasteModel`).
     public var requestedBytes: Double
+    /// The same rounded up to malloc's alignment (see `WasteModel`).
+    public var alignedRequestedBytes: Double
     public var handedOutBytes: Double
 
     public var wastedBytes: Double { handedOutBytes - requestedBytes }
     /// 1 - requested / handed out.
     public var wasteFraction: Double { handedOutBytes > 0 ? 1 - requestedBytes / handedOutBytes : 0 }
+    /// 1 - aligned requested / handed out: the waste the layout chose, on
+    /// top of the alignment no layout avoids. The optimiser's threshold
+    /// bounds this.
+    public var wasteOverAlignment: Double { handedOutBytes > 0 ? 1 - alignedRequestedBytes / handedOutBytes : 0 }
 }
 
 /// The waste of a whole layout over a histogram.
@@ -230,8 +242,9 @@ public struct WasteBreakdown: Equatable, Sendable {
 
     public var wastedBytes: Double { handedOutBytes - requestedBytes }
     public var wasteFraction: Double { handedOutBytes > 0 ? 1 - requestedBytes / handedOutBytes : 0 }
-    /// The worst class's waste fraction (large allocations not included).
-    public var worstClassWaste: Double { classes.map(\.wasteFraction).max() ?? 0 }
+    /// The worst class's waste over alignment (large allocations not
+    /// included).
+    public var worstClassWasteOverAlignment: Double { classes.map(\.wasteOverAlignment).max() ?? 0 }
 }
 
 /// How much a layout would hand out for the requests of a histogram.
@@ -243,6 +256,12 @@ public struct WasteBreakdown: Equatable, Sendable {
 /// requests count as spread evenly over its sizes (the midpoint, when one
 /// class takes the whole bucket). The layout's total waste uses the exact
 /// requested bytes of the histogram; per-class figures use the estimate.
+///
+/// Part of the waste is the same under every valid layout: a request of 24
+/// bytes gets at least 32, since classes from 16 up are multiples of 16.
+/// Each class's `wasteOverAlignment` leaves that part out (an 8-byte
+/// bucket's requests count as their smallest valid class size): it is the
+/// waste the layout chose, which the optimiser's threshold bounds.
 public enum WasteModel {
     /// Below `mappingThreshold` a large allocation takes whole pages of the
     /// page heap (Page.size, 8 KiB); from it up, a mapping of its own in
@@ -259,20 +278,23 @@ public enum WasteModel {
 
     public static func evaluate(_ layout: SizeClassLayout, over histogram: AllocationHistogram) -> WasteBreakdown {
         let sizes = layout.sizes
-        var perClass = sizes.map { ClassWaste(size: $0, requests: 0, requestedBytes: 0, handedOutBytes: 0) }
-        var large = ClassWaste(size: 0, requests: 0, requestedBytes: 0, handedOutBytes: 0)
+        var perClass = sizes.map { ClassWaste(size: $0, requests: 0, requestedBytes: 0, alignedRequestedBytes: 0, handedOutBytes: 0) }
+        var large = ClassWaste(size: 0, requests: 0, requestedBytes: 0, alignedRequestedBytes: 0, handedOutBytes: 0)
         for bucket in histogram.buckets where bucket.count > 0 {
             let count = Double(bucket.count)
             if bucket.isWithinEightBytes {
                 let i = firstIndex(in: sizes, holding: bucket.maxSize)
                 let requested = count * bucket.estimatedRequest
+                let aligned = count * bucket.alignedEstimatedRequest
                 if let i {
                     perClass[i].requests += count
                     perClass[i].requestedBytes += requested
+                    perClass[i].alignedRequestedBytes += aligned
                     perClass[i].handedOutBytes += count * Double(sizes[i])
                 } else {
                     large.requests += count
                     large.requestedBytes += requested
+                    large.alignedRequestedBytes += aligned
                     large.handedOutBytes += count * Double(largeSize(bucket.maxSize))
                 }
                 continue
@@ -287,11 +309,13 @@ public enum WasteModel {
                     let n = Double(high - low + 1) * perSize
                     perClass[i].requests += n
                     perClass[i].requestedBytes += n * Double(low + high) / 2
+                    perClass[i].alignedRequestedBytes += n * Double(low + high) / 2
                     perClass[i].handedOutBytes += n * Double(sizes[i])
                     low = high + 1
                 } else {
                     large.requests += Double(bucket.maxSize - low + 1) * perSize
                     large.requestedBytes += Double(bucket.maxSize - low + 1) * perSize * Double(low + bucket.maxSize) / 2
+                    large.alignedRequestedBytes = large.requestedBytes
                     large.handedOutBytes += perSize * Double(sumOfLargeSizes(from: low, through: bucket.maxSize))
                     break
                 }

@@ -25,20 +25,21 @@ public enum ProfileReport {
         let s = suggestion.breakdown
         lines.append("Suggested layout: \(suggested.count) classes (at most \(suggestion.maxClasses)), internal waste "
                      + "\(percent(s.wasteFraction)) by the model (\(Fmt.bytes(s.wastedBytes)) of \(Fmt.bytes(s.handedOutBytes))), "
-                     + "worst class \(percent(s.worstClassWaste)) (limit \(percent(suggestion.maxWaste)))")
+                     + "worst class over alignment \(percent(s.worstClassWasteOverAlignment)) (limit \(percent(suggestion.maxWaste)))")
         if !suggestion.meetsWasteLimit {
             lines.append("NOT FEASIBLE: no layout of at most \(suggestion.maxClasses) classes keeps every class within "
                          + "\(percent(suggestion.maxWaste)); this is the least wasteful one. Over the limit: "
-                         + suggestion.classesOverLimit.map { "\($0.size) (\(percent($0.wasteFraction)))" }.joined(separator: ", "))
+                         + suggestion.classesOverLimit.map { "\($0.size) (\(percent($0.wasteOverAlignment)))" }.joined(separator: ", "))
         }
         lines.append("Requests above \(suggestion.layout.largest) bytes are large allocations (whole pages): "
                      + "\(Int(s.large.requests.rounded())) here, \(Fmt.bytes(s.large.wastedBytes)) of page rounding (the same under both layouts when both cover the observed small sizes)")
         lines.append("")
-        lines.append(row(["class", "requests", "waste"]))
+        lines.append(row(["class", "requests", "waste", "over alignment"]))
         for c in s.classes {
-            lines.append(row(["\(c.size)", String(format: "%.0f", c.requests), percent(c.wasteFraction)]))
+            lines.append(row(["\(c.size)", String(format: "%.0f", c.requests), percent(c.wasteFraction), percent(c.wasteOverAlignment)]))
         }
-        lines.append("(Model: an 8-byte bucket counts as requests of its upper bound, a wider one as spread evenly over its sizes; totals use the exact requested bytes.)")
+        lines.append("(Model: an 8-byte bucket counts as requests of its upper bound, a wider one as spread evenly over its sizes; "
+                     + "totals use the exact requested bytes. Over alignment: leaving out the rounding to 8 or 16 bytes every layout has.)")
         return lines.joined(separator: "\n")
     }
 
