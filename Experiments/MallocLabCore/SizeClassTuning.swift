@@ -234,7 +234,10 @@ public enum Tuner {
     /// comparison meaningless.
     static func check(_ s: TuningStats, side: TuneSide, layout: SizeClassLayout, stderr: String) throws {
         let expected = side.configPath ?? "built-in"
-        if let config = s.config, config != expected {
+        guard let config = s.config else {
+            throw LabError.io("the stats file does not say which configuration was used: the library predates SWIFTMALLOC_CONFIG")
+        }
+        if config != expected {
             let said = stderr.split(separator: "\n").filter { $0.hasPrefix("swiftmalloc: config") }.joined(separator: "\n")
             throw LabError.io("the run meant for \(expected) ran with \(config)" + (said.isEmpty ? "" : ":\n\(said)"))
         }
