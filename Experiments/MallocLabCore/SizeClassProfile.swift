@@ -127,11 +127,11 @@ public struct AllocationHistogram: Codable, Equatable, Sendable {
         var counts: [Int: (ClosedRange<Int>, Int)] = [:]
         var requested = 0
         var handedOut = 0
+        let layout = SizeClassLayout.builtIn.sizes
         for (size, n) in requests where n > 0 {
             let bounds = bucketBounds(of: size)
             counts[bounds.lowerBound, default: (bounds, 0)].1 += n
             requested += size * n
-            let layout = SizeClassLayout.builtIn.sizes
             handedOut += n * (WasteModel.firstIndex(in: layout, holding: max(size, 1)).map { layout[$0] } ?? WasteModel.largeSize(size))
         }
         let buckets = counts.values.sorted { $0.0.lowerBound < $1.0.lowerBound }
@@ -313,9 +313,11 @@ public enum WasteModel {
                     perClass[i].handedOutBytes += n * Double(sizes[i])
                     low = high + 1
                 } else {
-                    large.requests += Double(bucket.maxSize - low + 1) * perSize
-                    large.requestedBytes += Double(bucket.maxSize - low + 1) * perSize * Double(low + bucket.maxSize) / 2
-                    large.alignedRequestedBytes = large.requestedBytes
+                    let n = Double(bucket.maxSize - low + 1) * perSize
+                    let requested = n * Double(low + bucket.maxSize) / 2
+                    large.requests += n
+                    large.requestedBytes += requested
+                    large.alignedRequestedBytes += requested
                     large.handedOutBytes += perSize * Double(sumOfLargeSizes(from: low, through: bucket.maxSize))
                     break
                 }

@@ -114,6 +114,18 @@ final class SizeClassProfileTests: XCTestCase {
         XCTAssertEqual(w.wasteFraction, 1 - Double(h.requestedBytes) / w.handedOutBytes, accuracy: 1e-12)
     }
 
+    func testRequestsAboveTheLargestClassAreLarge() throws {
+        let h = AllocationHistogram(total: 3, requestedBytes: 2 * 20 + 1050, handedOutBytes: 0, buckets: [
+            .init(minSize: 17, maxSize: 24, count: 2), .init(minSize: 1025, maxSize: 1088, count: 1),
+        ])
+        let w = WasteModel.evaluate(try SizeClassLayout(sizes: [16]), over: h)
+        XCTAssertTrue(w.classes.isEmpty)
+        XCTAssertEqual(w.large.requests, 3, accuracy: 1e-12)
+        XCTAssertEqual(w.large.requestedBytes, 2 * 24 + 1056.5, accuracy: 1e-9)
+        XCTAssertEqual(w.large.alignedRequestedBytes, 2 * 32 + 1056.5, accuracy: 1e-9)
+        XCTAssertEqual(w.large.handedOutBytes, 3 * 8192, accuracy: 1e-6)
+    }
+
     func testLargeSizesRoundToPages() {
         XCTAssertEqual(WasteModel.largeSize(32769), 40960)
         XCTAssertEqual(WasteModel.largeSize(8192), 8192)

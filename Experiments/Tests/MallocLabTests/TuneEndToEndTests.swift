@@ -10,21 +10,23 @@ import XCTest
 @testable import MallocLabCore
 
 final class TuneEndToEndTests: XCTestCase {
+    /// Many objects: instances with their dictionaries, tuples, small
+    /// strings, and strings of a few lengths from 300 to 2500 characters
+    /// (where the built-in classes are 32 to 256 bytes apart).
     static let script = """
-        import sys
-        class Node:
-            def __init__(self, key, value):
+        class Record:
+            def __init__(self, key, name, payload):
                 self.key = key
-                self.value = value
-                self.children = []
-        nodes = []
+                self.name = name
+                self.payload = payload
+                self.tags = [key % 7, key % 11]
+        records = []
+        lengths = (300, 650, 1300, 2500)
         for i in range(40000):
-            n = Node(i, "v" * (i % 48))
-            n.children.append((i, str(i), [i] * (i % 9)))
-            nodes.append(n)
-        table = {str(i): {"k": i, "s": "x" * (i % 120), "t": (i, i + 1)} for i in range(15000)}
-        total = sum(len(n.children[0][2]) for n in nodes) + len(table)
-        print(total)
+            name = "n%d" % i
+            records.append(Record(i, name, "p" * lengths[i % 4] + name))
+        index = {r.name: (r.key, len(r.payload)) for r in records}
+        print(sum(v[1] for v in index.values()))
         """
 
     func testProfileThenTuneLowersInternalWasteOfPython() throws {
