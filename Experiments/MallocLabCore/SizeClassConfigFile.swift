@@ -47,7 +47,7 @@ public enum SizeClassConfigFile {
             "Internal waste, estimated from the histogram: built-in classes \(percent(builtIn.wasteFraction)) (\(builtIn.classes.count) classes used of \(SizeClassLayout.builtIn.sizes.count)), these \(percent(b.wasteFraction)) (\(suggestion.layout.sizes.count) classes).",
             "Limits: at most \(suggestion.maxClasses) classes, at most \(percent(suggestion.maxWaste)) waste over alignment per class"
                 + (suggestion.meetsWasteLimit ? " (met)." : " (NOT met: no layout with that many classes meets it; this is the least wasteful one)."),
-            "Requests above \(suggestion.layout.largest) bytes are large allocations (whole pages).",
+            "Requests above \(suggestion.layout.largest) bytes are large allocations" + WasteModel.largeRule(above: suggestion.layout.largest) + ".",
         ]
         if !suggestion.meetsWasteLimit {
             lines.append("Classes over the limit: " + suggestion.classesOverLimit.map { "\($0.size) (\(percent($0.wasteOverAlignment)))" }.joined(separator: ", "))

@@ -43,11 +43,13 @@ public struct SizeClassSuggestion: Equatable, Sendable {
 /// of a single candidate stays within any threshold but for a wide bucket's
 /// spread (about 3% above 1 KiB, under the even-spread estimate).
 ///
-/// The largest class is the largest observed small request rounded up: no
-/// class of 32768 is added. Requests above the largest class are large
-/// allocations, whole 8 KiB pages; a profiled program makes none between its
-/// largest class and 32768, and a single 32768 class would hand an unprofiled
-/// request of a few KiB far more than a page rounding does.
+/// The classes cover the largest observed small request, and when the
+/// layout has room for one more class, a final class of 32768 follows.
+/// The profiled program makes no request between its largest class and
+/// 32768, so that class costs it no waste; another input may, and the
+/// allocator serves such a request (class 0 of a configured table) as a
+/// large allocation of 32768 bytes (FrontEnd.allocateSlow): the final class
+/// hands out the same bytes, from a cache instead of the page heap.
 public struct SizeClassOptimizer: Sendable {
     public var maxClasses: Int
     public var maxWaste: Double
@@ -94,7 +96,7 @@ public struct SizeClassOptimizer: Sendable {
         guard !candidates.isEmpty else {
             throw LabError.usage("the profile has no request of at most \(SizeClassLayout.largestClassSize) bytes: no size class to suggest")
         }
-        let sizes: [Int]
+        var sizes: [Int]
         let feasible: Bool
         if let capped = bestPartition(candidates, capped: true) {
             sizes = capped
@@ -102,6 +104,9 @@ public struct SizeClassOptimizer: Sendable {
         } else {
             sizes = bestPartition(candidates, capped: false)!
             feasible = false
+        }
+        if sizes.count < maxClasses && sizes.last! < SizeClassLayout.largestClassSize {
+            sizes.append(SizeClassLayout.largestClassSize)
         }
         let layout = try SizeClassLayout(sizes: sizes)
         return SizeClassSuggestion(layout: layout, maxClasses: maxClasses, maxWaste: maxWaste, meetsWasteLimit: feasible,

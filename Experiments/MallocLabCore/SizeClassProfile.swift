@@ -233,7 +233,7 @@ public struct ClassWaste: Equatable, Sendable {
 public struct WasteBreakdown: Equatable, Sendable {
     /// Classes that serve at least one request, ascending.
     public var classes: [ClassWaste]
-    /// Requests above the largest class: whole pages each.
+    /// Requests above the largest class (see `WasteModel.largeSize`).
     public var large: ClassWaste
     /// The exact requested bytes from the histogram.
     public var requestedBytes: Double
@@ -270,10 +270,21 @@ public enum WasteModel {
     public static let mappingThreshold = 1 << 20
     public static let osPageSize = 4096
 
-    /// Bytes a large allocation of `size` takes.
+    /// How the large allocations above a largest class of `largest` are
+    /// sized, for messages.
+    public static func largeRule(above largest: Int) -> String {
+        largest < SizeClassLayout.largestClassSize
+            ? " (\(SizeClassLayout.largestClassSize) bytes up to \(SizeClassLayout.largestClassSize), whole pages above)"
+            : " (whole pages)"
+    }
+
+    /// Bytes a large allocation of `size` takes: a request of at most 32768
+    /// bytes above a configured table's largest class (class 0) is served as
+    /// a large allocation of 32768 bytes (FrontEnd.allocateSlow).
     public static func largeSize(_ size: Int) -> Int {
+        if size <= SizeClassLayout.largestClassSize { return SizeClassLayout.largestClassSize }
         let unit = size >= mappingThreshold ? osPageSize : largePageSize
-        return max(1, (size + unit - 1) / unit) * unit
+        return (size + unit - 1) / unit * unit
     }
 
     public static func evaluate(_ layout: SizeClassLayout, over histogram: AllocationHistogram) -> WasteBreakdown {

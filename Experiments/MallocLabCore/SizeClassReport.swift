@@ -31,8 +31,8 @@ public enum ProfileReport {
                          + "\(percent(suggestion.maxWaste)); this is the least wasteful one. Over the limit: "
                          + suggestion.classesOverLimit.map { "\($0.size) (\(percent($0.wasteOverAlignment)))" }.joined(separator: ", "))
         }
-        lines.append("Requests above \(suggestion.layout.largest) bytes are large allocations (whole pages): "
-                     + "\(Int(s.large.requests.rounded())) here, \(Fmt.bytes(s.large.wastedBytes)) of page rounding (the same under both layouts when both cover the observed small sizes)")
+        lines.append("Requests above \(suggestion.layout.largest) bytes are large allocations\(WasteModel.largeRule(above: suggestion.layout.largest)): "
+                     + "\(Int(s.large.requests.rounded())) here, wasting \(Fmt.bytes(s.large.wastedBytes)) (the same under both layouts when both cover the observed small sizes)")
         lines.append("")
         lines.append(row(["class", "requests", "waste", "over alignment"]))
         for c in s.classes {

@@ -20,9 +20,14 @@ struct SizeClassOptimizerPropertyTests {
             let s = try SizeClassOptimizer(maxClasses: maxClasses, maxWaste: maxWaste).suggest(for: h)
             #expect(s.layout.sizes.count <= maxClasses)
             #expect(SizeClassLayout.problem(s.layout.sizes) == nil)
-            // Covers the largest observed small request.
-            #expect(s.layout.largest >= h.smallBuckets.last!.maxSize)
-            #expect(s.layout.largest < h.smallBuckets.last!.maxSize + 16)
+            // Covers the largest observed small request; beyond it, only a
+            // final 32768 class, and only when there was room for it.
+            let largestObserved = h.smallBuckets.last!.maxSize
+            let covering = try #require(s.layout.sizes.first { $0 >= largestObserved })
+            #expect(covering < largestObserved + 16)
+            let beyond = s.layout.sizes.filter { $0 > covering }
+            #expect(beyond.isEmpty || beyond == [SizeClassLayout.largestClassSize])
+            #expect(beyond.isEmpty == (s.layout.sizes.count == maxClasses || covering == SizeClassLayout.largestClassSize))
             if s.meetsWasteLimit {
                 #expect(s.breakdown.worstClassWasteOverAlignment <= maxWaste + 1e-9)
                 #expect(s.classesOverLimit.isEmpty)

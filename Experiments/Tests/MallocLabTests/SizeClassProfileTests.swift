@@ -123,14 +123,18 @@ final class SizeClassProfileTests: XCTestCase {
         XCTAssertEqual(w.large.requests, 3, accuracy: 1e-12)
         XCTAssertEqual(w.large.requestedBytes, 2 * 24 + 1056.5, accuracy: 1e-9)
         XCTAssertEqual(w.large.alignedRequestedBytes, 2 * 32 + 1056.5, accuracy: 1e-9)
-        XCTAssertEqual(w.large.handedOutBytes, 3 * 8192, accuracy: 1e-6)
+        // Up to 32768, above the largest class: a large allocation of 32768.
+        XCTAssertEqual(w.large.handedOutBytes, 3 * 32768, accuracy: 1e-6)
     }
 
     func testLargeSizesRoundToPages() {
         XCTAssertEqual(WasteModel.largeSize(32769), 40960)
-        XCTAssertEqual(WasteModel.largeSize(8192), 8192)
+        XCTAssertEqual(WasteModel.largeSize(8192), 32768)
+        XCTAssertEqual(WasteModel.largeSize(32768), 32768)
+        XCTAssertEqual(WasteModel.largeSize(49152), 49152)
         XCTAssertEqual(WasteModel.largeSize((1 << 20) + 1), (1 << 20) + 4096)
-        XCTAssertEqual(WasteModel.sumOfLargeSizes(from: 8190, through: 8194), 3 * 8192 + 2 * 16384)
+        XCTAssertEqual(WasteModel.sumOfLargeSizes(from: 32766, through: 32770), 3 * 32768 + 2 * 40960)
+        XCTAssertEqual(WasteModel.sumOfLargeSizes(from: 40958, through: 40962), 3 * 40960 + 2 * 49152)
     }
 
     func testSyntheticHistogramUsesTheBuiltInClassesForHandedOut() {
@@ -169,12 +173,18 @@ final class SizeClassProfileTests: XCTestCase {
         XCTAssertEqual(builtIn.handedOutBytes, Double(Self.skewed.handedOutBytes), accuracy: Double(Self.skewed.handedOutBytes) * 0.01)
     }
 
-    func testCoversTheLargestObservedSmallRequestAndNoMore() throws {
+    func testCoversTheLargestObservedSmallRequestThen32768WhenThereIsRoom() throws {
         let h = AllocationHistogram.of(requests: [40: 100, 5000: 3, 70_000: 1])
-        let s = try SizeClassOptimizer(maxClasses: 4, maxWaste: 0.5).suggest(for: h)
-        XCTAssertEqual(s.layout.largest, AllocationHistogram.bucketBounds(of: 5000).upperBound)
-        XCTAssertEqual(s.layout.sizes, [48, 5120])
-        XCTAssertEqual(s.breakdown.large.requests, 1, accuracy: 1e-12)
+        XCTAssertEqual(AllocationHistogram.bucketBounds(of: 5000).upperBound, 5120)
+        let roomy = try SizeClassOptimizer(maxClasses: 4, maxWaste: 0.5).suggest(for: h)
+        XCTAssertEqual(roomy.layout.sizes, [48, 5120, 32768])
+        XCTAssertEqual(roomy.breakdown.large.requests, 1, accuracy: 1e-12)
+        let tight = try SizeClassOptimizer(maxClasses: 2, maxWaste: 0.5).suggest(for: h)
+        XCTAssertEqual(tight.layout.sizes, [48, 5120])
+        XCTAssertEqual(tight.breakdown.wastedBytes, roomy.breakdown.wastedBytes, accuracy: 1e-6)
+        let one = try SizeClassOptimizer(maxClasses: 1, maxWaste: 0.5).suggest(for: h)
+        XCTAssertEqual(one.layout.sizes, [5120])
+        XCTAssertFalse(one.meetsWasteLimit)
     }
 
     func testInfeasibleLimitIsReportedWithTheLeastWastefulLayout() throws {
