@@ -27,7 +27,8 @@ struct SizeClassOptimizerPropertyTests {
             #expect(covering < largestObserved + 16)
             let beyond = s.layout.sizes.filter { $0 > covering }
             #expect(beyond.isEmpty || beyond == [SizeClassLayout.largestClassSize])
-            #expect(beyond.isEmpty == (s.layout.sizes.count == maxClasses || covering == SizeClassLayout.largestClassSize))
+            let covered = s.layout.sizes.count - beyond.count
+            #expect(beyond.isEmpty == (covered == maxClasses || covering == SizeClassLayout.largestClassSize))
             if s.meetsWasteLimit {
                 #expect(s.breakdown.worstClassWasteOverAlignment <= maxWaste + 1e-9)
                 #expect(s.classesOverLimit.isEmpty)
