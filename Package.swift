@@ -65,6 +65,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
         // The tests read results.csv back with an independent reader.
         .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
+        // Size-class configuration files (malloc-lab profile) and their tests.
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         .target(
@@ -124,7 +127,8 @@ let package = Package(
         //   MallocLabWorkload  the workload process (malloc-lab-workload).
         //   MallocLabMicro     C: the single-threaded malloc/free microbenchmark
         //                      process (malloc-lab-micro), run by `malloc-lab micro`.
-        //   MallocLabCore      statistics, results, CSV/JSON, report, SVG charts, runner.
+        //   MallocLabCore      statistics, results, CSV/JSON, report, SVG charts, runner,
+        //                      size-class profiles and their optimiser.
         //   MallocLabCLI       the ArgumentParser commands; MallocLab is its main.
         .target(
             name: "MallocLabCSupport",
@@ -157,6 +161,7 @@ let package = Package(
                 "MallocLabShared",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             path: "Experiments/MallocLabCore"
         ),
@@ -176,6 +181,8 @@ let package = Package(
                 "MallocLabCore", "MallocLabCLI",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "SwiftCSV", package: "SwiftCSV"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             path: "Experiments/Tests/MallocLabTests"
         ),

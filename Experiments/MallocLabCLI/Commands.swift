@@ -6,6 +6,8 @@
 //   malloc-lab micro                     single-threaded malloc/free pairs and batches, all allocators
 //   malloc-lab report DIR                re-render a report from DIR/results.json
 //   malloc-lab setup                     install the peer allocators' Debian packages
+//   malloc-lab profile -- CMD ...        suggest size classes for a program (ProfileCommand.swift)
+//   malloc-lab tune --config F -- CMD    built-in classes against a configuration (TuneCommand.swift)
 import ArgumentParser
 import Foundation
 import MallocLabCore
@@ -19,7 +21,7 @@ public struct MallocLab: ParsableCommand {
             Every run is its own process (malloc-lab-workload) with the allocator preloaded (LD_PRELOAD), so all \
             allocators are measured the same way. Start with `malloc-lab compare --quick --out results/quick`.
             """,
-        subcommands: [List.self, Run.self, Compare.self, Micro.self, Report.self, Setup.self])
+        subcommands: [List.self, Run.self, Compare.self, Micro.self, Report.self, Setup.self, Profile.self, Tune.self])
 
     public init() {}
 }

@@ -1,0 +1,54 @@
+// malloc-lab tune: run a program with the built-in size classes and with a
+// configuration file, and compare waste, peak RSS and time.
+import ArgumentParser
+import Foundation
+import MallocLabCore
+
+public struct Tune: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        abstract: "Compare a program under the built-in size classes and under a configuration file.",
+        discussion: """
+            Runs the program --runs times with each (alternating; histogram off) for the median wall time and the \
+            median peak RSS (the stats file's peak_resident_bytes), then once each with SWIFTMALLOC_HISTOGRAM on for \
+            the internal waste (1 - requested / handed-out bytes). Example: malloc-lab tune --config py.toml -- python3 script.py
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("The SWIFTMALLOC_CONFIG file to compare with the built-in classes.", valueName: "file"))
+    public var config: String
+
+    @Option(name: .long, help: "Timed runs per layout.")
+    public var runs: Int = 5
+
+    @Option(name: .long, help: "Time limit per run, in seconds.")
+    public var timeout: Double = 600
+
+    @OptionGroup public var lib: TuningLibraryOption
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The program and its arguments, after --.", valueName: "command"))
+    public var command: [String] = []
+
+    public init() {}
+
+    public func validate() throws {
+        if command.isEmpty { throw ValidationError("give the program to run after --, e.g. `malloc-lab tune --config py.toml -- python3 script.py`") }
+        if runs < 1 { throw ValidationError("--runs must be at least 1") }
+        if timeout <= 0 { throw ValidationError("--timeout must be positive") }
+    }
+
+    public func run() throws {
+        let program = try ProgramUnderTest(command: command, library: lib.resolved, timeout: timeout)
+        let machine = Tuner.machineFacts(library: program.library)
+        let progress = ProgressLine(total: 2 * runs + 2)
+        var done = 0
+        let result = try Tuner.compare(program, config: URL(fileURLWithPath: config), runs: runs) { step in
+            progress.update(done: done, failed: 0, current: step)
+            done += 1
+        }
+        progress.finish("\(done) runs")
+        print("\(program.command.joined(separator: " ")) · \(runs) timed run\(runs == 1 ? "" : "s") per layout + 1 with the histogram")
+        print(result.table())
+        print("\nMachine: \(machine.cpuModel), \(machine.logicalCpus) CPUs, \(machine.kernel), \(machine.glibc)")
+        print("Library: \(machine.libraryPath)\(machine.gitRevision.map { " (\($0))" } ?? "")"
+              + ", load average \(machine.loadAverageStart.map { String(format: "%.2f", $0) } ?? "?") → \(MachineProbe.loadAverage().map { String(format: "%.2f", $0) } ?? "?")")
+    }
+}
