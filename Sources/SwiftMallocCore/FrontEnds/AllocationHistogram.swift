@@ -65,7 +65,8 @@ struct AllocationHistogram {
         let k = UInt64(fineLimitLog2 &+ coarse >> Int(coarseShift))
         let step = UInt64(1) << (k &- UInt64(coarseShift))
         let min = (UInt64(1) << k) &+ UInt64(coarse & ((1 << Int(coarseShift)) &- 1)) &* step &+ 1
-        // min - 1 + step: the last bucket ends at UInt64.max without overflowing.
-        return (min, min &+ (step &- 1))
+        // The last bucket's bound would be 2^64: no size is above UInt64.max.
+        let (max, beyond) = (min &- 1).addingReportingOverflow(step)
+        return (min, beyond ? UInt64.max : max)
     }
 }
