@@ -79,7 +79,7 @@ struct ThreadRegistry: LockGuarded {
             registry.threadsSeen &+= 1
             registry.threadsLive &+= 1
         }
-        // Arms the exit handler (may allocate inside glibc: the TLS slot is set).
+        // Arms the exit handler (may allocate inside glibc: the TLS slots are set).
         _ = sm_thread_key_set(UnsafeMutableRawPointer(state))
         return state
     }
