@@ -17,6 +17,7 @@ void *sm_heap_root SM_HIDDEN = NULL;
 sm_fast_paths_t sm_fast SM_HIDDEN = {0};
 sm_lock_t sm_init_lock SM_HIDDEN = {0};
 __thread void *sm_tls_thread SM_HIDDEN __attribute__((tls_model("initial-exec"))) = NULL;
+__thread void *sm_tls_record SM_HIDDEN __attribute__((tls_model("initial-exec"))) = NULL;
 
 static pthread_key_t sm_thread_key;
 
@@ -175,6 +176,29 @@ int sm_write_file(const char *path, const char *bytes, size_t count) {
 int sm_write_stream(void *stream, const char *bytes, size_t count) {
     if (count == 0) return 0;
     return fwrite(bytes, 1, count, (FILE *)stream) == count ? 0 : -1;
+}
+
+uint64_t sm_peak_resident_bytes(void) {
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char text[4096];
+    size_t length = 0;
+    while (length < sizeof text - 1) {
+        ssize_t n = read(fd, text + length, sizeof text - 1 - length);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        length += (size_t)n;
+    }
+    close(fd);
+    text[length] = 0;
+    // The line reads "VmHWM:\t    1234 kB".
+    const char *line = strstr(text, "\nVmHWM:");
+    if (line == NULL) return 0;
+    const char *p = line + 7;
+    while (*p == ' ' || *p == '\t') p++;
+    uint64_t kib = 0;
+    while (*p >= '0' && *p <= '9') kib = kib * 10 + (uint64_t)(*p++ - '0');
+    return kib * 1024;
 }
 
 int sm_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {

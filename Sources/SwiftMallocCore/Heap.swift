@@ -71,7 +71,7 @@ struct Heap {
         var config = Configuration.fromEnvironment()
         let rseqMode = sm_rseq_init(config.requestedIDMode == .mmcid ? 1 : 0)
         config.settleFrontEnd(rseqAvailable: rseqMode != Int32(SM_RSEQ_NONE))
-        config.captureStatsPath(metadata: &arena.pointee)
+        config.captureOutputPaths(metadata: &arena.pointee)
         let statsScratch = StatsScratch(metadata: &arena.pointee)
         let table = SizeClassTable(metadata: &arena.pointee)
         let pageHeap = arena.allocateArray(of: PageHeap.self, count: 1)
@@ -91,7 +91,8 @@ struct Heap {
             percpu = slabs
         }
         let threads = arena.allocateArray(of: ThreadRegistry.self, count: 1)
-        threads.initialize(to: ThreadRegistry(metadata: arena, sizeClasses: table, cacheBudget: config.threadCacheBytes))
+        threads.initialize(to: ThreadRegistry(metadata: arena, sizeClasses: table, cacheBudget: config.threadCacheBytes,
+                                              histogram: config.histogramPath != nil))
         heap.initialize(to: Heap(metadata: arena, pageHeap: pageHeap, pageMap: ph.pageMap, sizeClasses: table,
                                  frontEnd: config.frontEnd, percpu: percpu, middle: middle, threads: threads,
                                  config: config, statsScratch: statsScratch, shared: shared))
@@ -200,7 +201,7 @@ func threadDidExit(_ value: UnsafeMutableRawPointer?) {
     let heap = root.assumingMemoryBound(to: Heap.self)
     let state = value.assumingMemoryBound(to: ThreadState.self)
     // From here on this thread's calls bypass caches (see ThreadState).
-    sm_tls_thread_set(UnsafeMutableRawPointer(bitPattern: ThreadState.exitedMarker))
+    ThreadState.markExited()
     let rcuRegistered = state.pointee.rcu.registered
     ThreadRegistry.retire(heap.pointee.threads, state, middle: heap.pointee.middle)
     Heap.reclaim(heap)

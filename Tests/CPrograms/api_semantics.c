@@ -664,7 +664,7 @@ static void test_introspection(void) {
 // The stats JSON and struct swiftmalloc_stats come from one list of counters
 // (SWIFTMALLOC_STATS_FIELDS): every counter is a JSON key, in list order,
 // with the struct's value, and the JSON has no other keys than those and
-// frontend, rseq_available, percpu_id and pid.
+// frontend, rseq_available, percpu_id, requested_bytes and pid.
 static void test_stats_json_matches_struct(void) {
     int (*writeStats)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "swiftmalloc_write_stats");
     if (!getStatsSized || !writeStats) return;
@@ -707,7 +707,7 @@ static void test_stats_json_matches_struct(void) {
 #undef CHECK_COUNTER
     CHECK(sizeof(struct swiftmalloc_stats) == (1 + counters) * sizeof(uint64_t),
           "struct swiftmalloc_stats is %zu bytes for %zu counters", sizeof(struct swiftmalloc_stats), counters);
-    CHECK(keys == counters + 4, "stats JSON has %zu keys for %zu counters: %s", keys, counters, json);
+    CHECK(keys == counters + 5, "stats JSON has %zu keys for %zu counters: %s", keys, counters, json);
 }
 
 static void test_prefixed_twins(void) {

@@ -94,16 +94,19 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
 // for each, in order. struct swiftmalloc_stats is `version`
 // (SWIFTMALLOC_STATS_VERSION) followed by one uint64_t per entry, in this
 // order; the stats JSON (swiftmalloc_write_stats, SWIFTMALLOC_STATS_FILE)
-// has one number per entry under the same name, in the same order. A
-// program can expand the list itself, to print every counter for instance:
+// has one number per entry under the same name, in the same order, then
+// "requested_bytes": the sum of the sizes asked for by every allocation
+// counted, when SWIFTMALLOC_HISTOGRAM is set (the allocation histogram
+// records them, docs/tuning.md), else null. A program can expand the list itself, to print every counter for instance:
 //   #define PRINT(name, meaning) printf("%s %llu\n", #name, (unsigned long long)s.name);
 //   SWIFTMALLOC_STATS_FIELDS(PRINT)
 // The struct grows at its end from version to version, and fields keep
 // their offsets (version 1 ended at metadata_bytes, version 2 at
-// rcu_reclaimed_spans): swiftmalloc_get_stats
+// rcu_reclaimed_spans, version 3 at lock_contended_metadata):
+// swiftmalloc_get_stats
 // is a macro that passes the size of the caller's struct, and the library
 // writes no more than that.
-#define SWIFTMALLOC_STATS_VERSION 3
+#define SWIFTMALLOC_STATS_VERSION 4
 #define SWIFTMALLOC_STATS_FIELDS(X) \
     X(allocations, "successful allocation calls (all entry points)") \
     X(frees, "free calls with a non-NULL pointer") \
@@ -142,7 +145,9 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
     X(lock_acquisitions_global, "acquisitions of the global front end's lock") \
     X(lock_contended_global, "of those, acquisitions that found the lock held and waited") \
     X(lock_acquisitions_metadata, "acquisitions of the metadata arena's lock") \
-    X(lock_contended_metadata, "of those, acquisitions that found the lock held and waited")
+    X(lock_contended_metadata, "of those, acquisitions that found the lock held and waited") \
+    X(handed_out_bytes, "usable bytes of every allocation so far (size-class or page-rounded sizes)") \
+    X(peak_resident_bytes, "the process's peak resident set size (VmHWM), read when the stats are taken")
 
 struct swiftmalloc_stats {
     uint64_t version;
@@ -241,9 +246,9 @@ struct swiftmalloc_mallinfo2 swiftmalloc_mallinfo2(void);
 
 // ---------------------------------------------------------------------------
 // Internal: the library's own constructor and destructor call these (build
-// the heap before main; write SWIFTMALLOC_STATS_FILE at exit). They are
-// exported only because the C glue calls into the Swift module; programs
-// must not call them.
+// the heap before main; write SWIFTMALLOC_STATS_FILE and SWIFTMALLOC_HISTOGRAM
+// at exit). They are exported only because the C glue calls into the Swift
+// module; programs must not call them.
 // ---------------------------------------------------------------------------
 void swiftmalloc_internal_on_load(void);
 void swiftmalloc_internal_on_exit(void);

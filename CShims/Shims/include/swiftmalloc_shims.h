@@ -129,13 +129,17 @@ static inline void sm_heap_set(void *p) { __atomic_store_n(&sm_heap_root, p, __A
 
 // ---------------------------------------------------------------------------
 // Thread-local storage, initial-exec model: the current thread's allocator
-// state (counters and, under the per-thread front end, its cache).
+// state (counters and, under the per-thread front end, its cache), in two
+// slots (ThreadState): sm_tls_thread selects malloc's and free's fast paths,
+// sm_tls_record says whether the thread has a record and which.
 // ---------------------------------------------------------------------------
 extern __thread void *sm_tls_thread SM_HIDDEN __attribute__((tls_model("initial-exec")));
+extern __thread void *sm_tls_record SM_HIDDEN __attribute__((tls_model("initial-exec")));
 
-static inline void *sm_tls_thread_get(void) { return sm_tls_thread; }
 static inline uintptr_t sm_tls_thread_bits(void) { return (uintptr_t)sm_tls_thread; }
 static inline void sm_tls_thread_set(void *p) { sm_tls_thread = p; }
+static inline uintptr_t sm_tls_record_bits(void) { return (uintptr_t)sm_tls_record; }
+static inline void sm_tls_record_set(void *p) { sm_tls_record = p; }
 
 // Whether the process has never had a second thread (glibc's own test for
 // skipping its locks): it turns false in pthread_create, before the new
@@ -194,6 +198,10 @@ int sm_write_file(const char *path, const char *bytes, size_t count);
 int sm_write_stream(void *stream, const char *bytes, size_t count);
 
 int32_t sm_getpid(void);
+
+// The process's peak resident set size in bytes (VmHWM in /proc/self/status,
+// read with open/read/close into a buffer on the stack); 0 if it cannot be read.
+uint64_t sm_peak_resident_bytes(void);
 
 // ---------------------------------------------------------------------------
 // Read-copy-update (liburcu, memb flavour; rcu.c). Never call these while

@@ -35,21 +35,26 @@ enum Allocator {
         return allocateGeneral(size)
     }
 
-    /// Large requests, and every request of a thread without a record (its
-    /// first, or after its exit handler), including the process's first.
+    /// Large requests, every request of a thread without a record (its
+    /// first, or after its exit handler), including the process's first,
+    /// and every request while the allocation histogram is on.
     @inline(never)
     static func allocateGeneral(_ size: UInt) -> UnsafeMutableRawPointer? {
         let heap = Heap.ensureInitialized()
         if size <= UInt(SizeClassTable.maxSize) {
-            return FrontEnd.allocateSlow(heap, heap.pointee.sizeClasses.sizeClass(for: Int(size)))
+            let sizeClass = heap.pointee.sizeClasses.sizeClass(for: Int(size))
+            let object = FrontEnd.allocateSlow(heap, sizeClass)
+            if object != nil { FrontEnd.recordRequest(heap, size, handedOut: UInt(heap.pointee.sizeClasses.sizes[sizeClass])) }
+            return object
         }
         return allocateLarge(heap, size, alignment: 0)
     }
 
     /// Whole pages for `size` bytes, aligned to `alignment` (0: page aligned).
+    /// `requested`: what the caller asked for, when not `size` (pvalloc).
     @inline(never)
     static func allocateLarge(_ heap: UnsafeMutablePointer<Heap>, _ size: UInt, alignment: UInt,
-                              zeroed: Bool = false) -> UnsafeMutableRawPointer? {
+                              zeroed: Bool = false, requested: UInt? = nil) -> UnsafeMutableRawPointer? {
         guard size <= maxRequest, alignment <= maxRequest,
               let (start, usable) = heap.pointee.pageHeap.allocateLarge(bytes: Int(max(size, 1)),
                                                                                 alignment: Int(alignment), zeroed: zeroed)
@@ -58,6 +63,7 @@ enum Allocator {
             return nil
         }
         FrontEnd.countLarge(heap, allocatedBytes: usable)
+        FrontEnd.recordRequest(heap, requested ?? size, handedOut: UInt(usable))
         Heap.reclaim(heap)
         return UnsafeMutableRawPointer(bitPattern: start)
     }
@@ -209,6 +215,7 @@ enum Allocator {
                 }
                 let newSize = span.mappedBytes
                 FrontEnd.countLarge(heap, allocatedBytes: Int(newSize), freedBytes: Int(oldSize))
+                FrontEnd.recordRequest(heap, size, handedOut: UInt(newSize))
                 return moved
             }
         }
@@ -229,8 +236,9 @@ enum Allocator {
 
     // MARK: aligned allocation
 
-    /// `size` bytes aligned to `alignment` (a power of two).
-    static func allocateAligned(_ alignment: UInt, _ size: UInt) -> UnsafeMutableRawPointer? {
+    /// `size` bytes aligned to `alignment` (a power of two). `requested`:
+    /// what the caller asked for, when not `size` (pvalloc).
+    static func allocateAligned(_ alignment: UInt, _ size: UInt, requested: UInt? = nil) -> UnsafeMutableRawPointer? {
         if alignment <= 8 { return allocate(size) }
         let heap = Heap.ensureInitialized()
         if size <= UInt(SizeClassTable.maxSize) && alignment <= UInt(Page.size) {
@@ -241,11 +249,17 @@ enum Allocator {
             var sizeClass = table.sizeClass(for: Int(max(size, alignment)))
             while sizeClass < table.count && UInt(table.sizes[sizeClass]) % alignment != 0 { sizeClass += 1 }
             if sizeClass < table.count {
-                if let state = ThreadState.current { return FrontEnd.allocate(heap, state, sizeClass) }
-                return FrontEnd.allocateSlow(heap, sizeClass)
+                let object: UnsafeMutableRawPointer?
+                if let state = ThreadState.current {
+                    object = FrontEnd.allocate(heap, state, sizeClass)
+                } else {
+                    object = FrontEnd.allocateSlow(heap, sizeClass)
+                }
+                if object != nil { FrontEnd.recordRequest(heap, requested ?? size, handedOut: UInt(table.sizes[sizeClass])) }
+                return object
             }
         }
-        return allocateLarge(heap, size, alignment: alignment)
+        return allocateLarge(heap, size, alignment: alignment, requested: requested)
     }
 
     @inline(__always) static func isPowerOfTwo(_ x: UInt) -> Bool { x != 0 && (x & (x &- 1)) == 0 }
@@ -296,7 +310,7 @@ enum Allocator {
             return nil
         }
         let rounded = padded & ~(page - 1)
-        return allocateAligned(page, rounded == 0 ? page : rounded)
+        return allocateAligned(page, rounded == 0 ? page : rounded, requested: size)
     }
 
     // MARK: pages
@@ -316,6 +330,7 @@ enum Allocator {
             return nil
         }
         FrontEnd.countLarge(heap, allocatedBytes: Int(span.byteCount))
+        FrontEnd.recordRequest(heap, pages << UInt(Page.shift), handedOut: UInt(span.byteCount))
         return span.start
     }
 

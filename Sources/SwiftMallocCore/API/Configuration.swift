@@ -54,6 +54,9 @@ struct Configuration {
     /// SWIFTMALLOC_STATS_FILE, or nil. Points into the environment: copied by
     /// `init` into metadata memory, since a program may change its environment.
     var statsPath: UnsafeMutablePointer<CChar>? = nil
+    /// SWIFTMALLOC_HISTOGRAM, or nil (copied like `statsPath`): where the
+    /// allocation histogram is written at exit; set, requests are recorded.
+    var histogramPath: UnsafeMutablePointer<CChar>? = nil
 
     /// Reads the environment. The front end is settled by `settleFrontEnd`
     /// once rseq has been probed.
@@ -98,15 +101,22 @@ struct Configuration {
         frontEnd = (wanted == .percpu && !rseqAvailable) ? .thread : wanted
     }
 
-    /// Copies the stats path out of the environment (heap built, metadata available).
-    mutating func captureStatsPath(metadata: inout MetadataArena) {
-        guard let value = Configuration.environment("SWIFTMALLOC_STATS_FILE"), value.pointee != 0 else { return }
+    /// Copies the paths of the files written at exit out of the environment
+    /// (heap built, metadata available).
+    mutating func captureOutputPaths(metadata: inout MetadataArena) {
+        statsPath = Configuration.copiedPath("SWIFTMALLOC_STATS_FILE", metadata: &metadata)
+        histogramPath = Configuration.copiedPath("SWIFTMALLOC_HISTOGRAM", metadata: &metadata)
+    }
+
+    /// A copy of the variable's value in metadata memory; nil when unset or empty.
+    private static func copiedPath(_ name: StaticString, metadata: inout MetadataArena) -> UnsafeMutablePointer<CChar>? {
+        guard let value = environment(name), value.pointee != 0 else { return nil }
         var length = 0
         while value[length] != 0 { length += 1 }
         let copy = metadata.allocateArray(of: CChar.self, count: length + 1)
         copy.update(from: value, count: length)
         copy[length] = 0
-        statsPath = copy
+        return copy
     }
 
     /// An environment variable's value, at most 64 bytes of it.

@@ -131,12 +131,16 @@ public func swiftmalloc_internal_on_load() {
     _ = Heap.ensureInitialized()
 }
 
-/// Library destructor: write SWIFTMALLOC_STATS_FILE if it was set.
+/// Library destructor: write SWIFTMALLOC_STATS_FILE and
+/// SWIFTMALLOC_HISTOGRAM if they were set.
 @_cdecl("swiftmalloc_internal_on_exit")
 public func swiftmalloc_internal_on_exit() {
     let heap = Heap.ensureInitialized()
     if let path = heap.pointee.config.statsPath {
         _ = StatsSnapshot.writeFile(path)
+    }
+    if let path = heap.pointee.config.histogramPath {
+        _ = HistogramFile.write(path)
     }
 }
 

@@ -18,6 +18,9 @@ struct StatsSnapshot {
     var directBytes: UInt64 = 0
     var directCount: UInt64 = 0
     var smallInUseBytes: UInt64 = 0
+    /// Bytes requested by every counted allocation: known only while the
+    /// allocation histogram records them, else nil.
+    var requestedBytes: UInt64? = nil
 
     /// The snapshot; with `classes`, also each size class's objects in use
     /// and spans (ClassTable), taken under the same locks one at a time.
@@ -51,6 +54,8 @@ struct StatsSnapshot {
         counters.fast_path_misses = totals.scalars.fastMisses
         counters.large_allocations = totals.scalars.largeAllocations
         counters.in_use_bytes = totals.inUseBytes
+        counters.handed_out_bytes = totals.handedOutBytes
+        counters.peak_resident_bytes = sm_peak_resident_bytes()
         let registry = heap.pointee.threads
         sm_lock(registry.lockAddress)
         counters.threads_seen = registry.pointee.threadsSeen
@@ -88,11 +93,13 @@ struct StatsSnapshot {
         snapshot.directBytes = directBytes
         snapshot.directCount = directCount
         snapshot.smallInUseBytes = totals.smallInUseBytes
+        if heap.pointee.threads.pointee.recordsHistogram { snapshot.requestedBytes = totals.requestedBytes }
         return snapshot
     }
 
     /// The JSON object, written into `buffer`: the front end's description,
-    /// every counter in list order, the process id.
+    /// every counter in list order, the bytes requested (null unless the
+    /// histogram is on), the process id.
     func json(into buffer: inout TextBuffer) {
         buffer.append("{\"frontend\":\"")
         buffer.append(frontEnd.name)
@@ -115,6 +122,8 @@ struct StatsSnapshot {
             buffer.append(sm_stats_counter_value(&counters, i))
             i += 1
         }
+        buffer.append(",\"requested_bytes\":")
+        if let requestedBytes { buffer.append(requestedBytes) } else { buffer.append("null") }
         buffer.append(",\"pid\":")
         buffer.append(UInt64(sm_getpid()))
         buffer.append("}\n")
@@ -130,18 +139,8 @@ struct StatsSnapshot {
         var text = TextBuffer(base: scratch.text, capacity: StatsScratch.textBytes)
         snapshot.json(into: &text)
         var name = TextBuffer(base: scratch.path, capacity: StatsScratch.pathBytes)
-        var i = 0
-        while path[i] != 0 {
-            if path[i] == 37 /* % */ && path[i + 1] == 112 /* p */ {
-                name.append(UInt64(sm_getpid()))
-                i += 2
-            } else {
-                name.appendByte(UInt8(bitPattern: path[i]))
-                i += 1
-            }
-        }
+        name.appendPath(path)
         if name.overflowed || text.overflowed { return false }
-        name.appendByte(0)
         return sm_write_file(UnsafeRawPointer(scratch.path).assumingMemoryBound(to: CChar.self),
                              UnsafeRawPointer(scratch.text).assumingMemoryBound(to: CChar.self), text.count) == 0
     }
@@ -220,6 +219,22 @@ struct TextBuffer {
     mutating func append(cString text: UnsafePointer<CChar>) {
         var i = 0
         while text[i] != 0 { appendByte(UInt8(bitPattern: text[i])); i += 1 }
+    }
+
+    /// A file name and its terminating NUL, with "%p" replaced by the
+    /// process id.
+    mutating func appendPath(_ path: UnsafePointer<CChar>) {
+        var i = 0
+        while path[i] != 0 {
+            if path[i] == 37 /* % */ && path[i + 1] == 112 /* p */ {
+                append(UInt64(sm_getpid()))
+                i += 2
+            } else {
+                appendByte(UInt8(bitPattern: path[i]))
+                i += 1
+            }
+        }
+        appendByte(0)
     }
 
     mutating func append(_ value: UInt64) {

@@ -136,6 +136,26 @@ enum FrontEnd {
                                                     sharedCaches: heap.pointee.shared)
     }
 
+    /// Records a request of `requested` bytes, served with `handedOut` usable
+    /// bytes, in the allocation histogram when it is on. Called once for
+    /// each allocation the counters count, after it is counted.
+    @inline(__always)
+    static func recordRequest(_ heap: UnsafeMutablePointer<Heap>, _ requested: UInt, handedOut: UInt) {
+        if _slowPath(heap.pointee.threads.pointee.recordsHistogram) {
+            recordInHistogram(heap, requested, handedOut: handedOut)
+        }
+    }
+
+    @inline(never)
+    private static func recordInHistogram(_ heap: UnsafeMutablePointer<Heap>, _ requested: UInt, handedOut: UInt) {
+        // The allocation registered the thread, unless it has exited.
+        if let state = ThreadState.current {
+            ThreadState.histogram(state).record(requested: requested, handedOut: handedOut)
+        } else {
+            heap.pointee.threads.recordExited(requested: requested, handedOut: handedOut)
+        }
+    }
+
     /// Counts a large allocation of `allocatedBytes` and a large free of
     /// `freedBytes` (either may be 0) for the calling thread.
     static func countLarge(_ heap: UnsafeMutablePointer<Heap>, allocatedBytes: Int = 0, freedBytes: Int = 0) {

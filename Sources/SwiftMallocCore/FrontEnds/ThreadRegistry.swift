@@ -14,6 +14,9 @@ struct ThreadRegistry: LockGuarded {
     /// Counters of exited threads and of calls made after a thread's exit.
     var exited = ThreadCounters()
     var exitedClasses: ClassCounts
+    /// When the allocation histogram is on: exited threads' counts and
+    /// those of requests made after a thread's exit; nil when it is off.
+    var exitedHistogram: AllocationHistogram?
     var threadsSeen: UInt64 = 0
     var threadsLive: UInt64 = 0
     /// Where new records come from, and what a record's cache is made of.
@@ -21,23 +24,32 @@ struct ThreadRegistry: LockGuarded {
     let sizeClasses: SizeClassTable
     let cacheBudget: Int
 
-    init(metadata: UnsafeMutablePointer<MetadataArena>, sizeClasses: SizeClassTable, cacheBudget: Int) {
+    init(metadata: UnsafeMutablePointer<MetadataArena>, sizeClasses: SizeClassTable, cacheBudget: Int, histogram: Bool) {
         self.metadata = metadata
         self.sizeClasses = sizeClasses
         self.cacheBudget = cacheBudget
         exitedClasses = ClassCounts(base: metadata.allocateArray(of: UInt64.self, count: 2 * SizeClassTable.maxClasses))
+        exitedHistogram = histogram
+            ? AllocationHistogram(base: metadata.allocateArray(of: UInt64.self, count: AllocationHistogram.wordCount))
+            : nil
     }
 
+    /// Whether requests are recorded in the allocation histogram (then the
+    /// fast paths are off, see ThreadState).
+    var recordsHistogram: Bool { exitedHistogram != nil }
+
     /// Registers the calling thread and returns its record, already in the
-    /// TLS slot (tagged for `frontEnd`, see ThreadState).
+    /// TLS slots (see ThreadState).
     /// `sharedCaches`: the shared-cache front ends' caches (none for the
     /// others); the thread's is found here, once.
     static func registerCurrentThread(_ registry: UnsafeMutablePointer<ThreadRegistry>, frontEnd: FrontEndKind,
                                       scavengeInterval: UInt64, sharedCaches: SharedCaches) -> UnsafeMutablePointer<ThreadState> {
         let classCount = registry.pointee.sizeClasses.count
+        let histogram = registry.pointee.recordsHistogram
         let recycled = registry.withLock { $0.records.takeUnused() }
-        let state = recycled ?? newRecord(registry, classCount: classCount)
-        // Layout: the record, its per-class counts, its cache lists, its scratch.
+        let state = recycled ?? newRecord(registry, classCount: classCount, histogram: histogram)
+        // Layout: the record, its per-class counts, its cache lists, its
+        // scratch, its histogram (when on).
         let listsRaw = UnsafeMutableRawPointer(state) + MemoryLayout<ThreadState>.stride + ClassCounts.byteCount
         let lists = listsRaw.bindMemory(to: CacheList.self, capacity: classCount)
         let scratch = (listsRaw + classCount * MemoryLayout<CacheList>.stride)
@@ -47,13 +59,18 @@ struct ThreadRegistry: LockGuarded {
                                                               sizes: registry.pointee.sizeClasses.sizes),
                                          scratch: scratch))
         ThreadState.classCounts(state).clear()
+        if histogram {
+            UnsafeMutableRawPointer(scratch + PerCPUSlabs.scratchSlots)
+                .bindMemory(to: UInt64.self, capacity: AllocationHistogram.wordCount)
+            ThreadState.histogram(state).clear()
+        }
         state.pointee.nextScavenge = scavengeInterval == 0 ? .max : scavengeInterval
         // Own rseq registration (when glibc has none) before the first per-CPU operation.
         _ = sm_rseq_thread_register()
         state.pointee.threadID = sm_gettid()
         if sharedCaches.count > 0 { state.pointee.sharedCache = sharedCaches.cache(for: state) }
         // Visible to this thread before anything below can call malloc again.
-        sm_tls_thread_set(ThreadState.slotValue(state, frontEnd))
+        ThreadState.setCurrent(state, frontEnd: frontEnd, fastPaths: !histogram)
 
         registry.withLock { registry in
             state.pointee.next = registry.live
@@ -62,15 +79,17 @@ struct ThreadRegistry: LockGuarded {
             registry.threadsSeen &+= 1
             registry.threadsLive &+= 1
         }
-        // Arms the exit handler (may allocate inside glibc: the TLS slot is set).
+        // Arms the exit handler (may allocate inside glibc: the TLS slots are set).
         _ = sm_thread_key_set(UnsafeMutableRawPointer(state))
         return state
     }
 
-    private static func newRecord(_ registry: UnsafeMutablePointer<ThreadRegistry>, classCount: Int) -> UnsafeMutablePointer<ThreadState> {
+    private static func newRecord(_ registry: UnsafeMutablePointer<ThreadRegistry>, classCount: Int,
+                                  histogram: Bool) -> UnsafeMutablePointer<ThreadState> {
         let bytes = MemoryLayout<ThreadState>.stride + ClassCounts.byteCount
             + classCount * MemoryLayout<CacheList>.stride
             + PerCPUSlabs.scratchSlots * MemoryLayout<UnsafeMutableRawPointer?>.stride
+            + (histogram ? AllocationHistogram.byteCount : 0)
         return registry.pointee.metadata.allocate(bytes).bindMemory(to: ThreadState.self, capacity: 1)
     }
 
@@ -86,16 +105,14 @@ struct ThreadRegistry: LockGuarded {
             if let n = state.pointee.next { n.pointee.prev = state.pointee.prev }
             registry.exited.add(state.pointee.counters)
             registry.exitedClasses.add(ThreadState.classCounts(state))
+            registry.exitedHistogram?.add(ThreadState.histogram(state))
             registry.threadsLive &-= 1
             registry.records.retire(state)
             if !afterGracePeriod { registry.records.recycle(registry.records.takeRetired()) }
         }
     }
 
-    /// Sum of every thread's counters, live and exited. The live list is
-    /// walked in an RCU read-side section, without the registry lock, while
-    /// threads come and go (a thread exiting during the walk may be counted
-    /// twice or not at all; quiescent totals are exact).
+    /// Sum of every thread's counters, live and exited.
     /// `classInUse`, when given, receives objects in use per class (added to
     /// what it holds; see CounterTotals.classInUse).
     static func totals(_ registry: UnsafeMutablePointer<ThreadRegistry>, reader: RCUReader,
@@ -104,18 +121,45 @@ struct ThreadRegistry: LockGuarded {
         let classCount = registry.pointee.sizeClasses.count
         var sum = CounterTotals()
         sum.classInUse = classInUse
+        forEachCount(registry, reader: reader) { counters, classes, histogram in
+            sum.add(counters, classes, sizes: sizes, classCount: classCount)
+            if let histogram { sum.requestedBytes &+= histogram.requestedBytes }
+        }
+        return sum
+    }
+
+    /// The allocation histogram summed over every thread, live and exited,
+    /// into `sum` (which it clears first); false when the histogram is off.
+    static func histogramTotals(_ registry: UnsafeMutablePointer<ThreadRegistry>, reader: RCUReader,
+                                into sum: AllocationHistogram) -> Bool {
+        guard registry.pointee.recordsHistogram else { return false }
+        sum.clear()
+        forEachCount(registry, reader: reader) { _, _, histogram in
+            if let histogram { sum.add(histogram) }
+        }
+        return true
+    }
+
+    /// Calls `body` with the exited threads' counts, then with each live
+    /// thread's. The live list is walked in an RCU read-side section,
+    /// without the registry lock, while threads come and go (a thread
+    /// exiting during the walk may be counted twice or not at all;
+    /// quiescent totals are exact).
+    private static func forEachCount(_ registry: UnsafeMutablePointer<ThreadRegistry>, reader: RCUReader,
+                                     _ body: (ThreadCounters, ClassCounts, AllocationHistogram?) -> Void) {
+        let histogram = registry.pointee.recordsHistogram
         let underRCU = reader.enter()
         sm_lock(registry.lockAddress)
-        sum.add(registry.pointee.exited, registry.pointee.exitedClasses, sizes: sizes, classCount: classCount)
+        body(registry.pointee.exited, registry.pointee.exitedClasses, registry.pointee.exitedHistogram)
         if underRCU { sm_unlock(registry.lockAddress) }
         var cursor = registry.pointee.live
         while let state = cursor {
             if state.pointee.poisoned { fatal("stats walked a thread record after its grace period") }
-            sum.add(state.pointee.counters, ThreadState.classCounts(state), sizes: sizes, classCount: classCount)
+            body(state.pointee.counters, ThreadState.classCounts(state),
+                 histogram ? ThreadState.histogram(state) : nil)
             cursor = state.pointee.next
         }
         if underRCU { reader.exit() } else { sm_unlock(registry.lockAddress) }
-        return sum
     }
 }
 
@@ -138,5 +182,10 @@ extension UnsafeMutablePointer where Pointee == ThreadRegistry {
                 registry.exited.largeFreedBytes &+= largeFreed
             }
         }
+    }
+
+    /// Records a request in the histogram of exited threads (when it is on).
+    func recordExited(requested: UInt, handedOut: UInt) {
+        withLock { registry in registry.exitedHistogram?.record(requested: requested, handedOut: handedOut) }
     }
 }

@@ -2,8 +2,12 @@
 // counts per thread, without contention, summed when stats are read) and,
 // under the per-thread front end, its object cache.
 //
-// The record is found through one initial-exec TLS slot (C shim). Its states:
-//   nil            the thread has not allocated yet;
+// The record is found through two initial-exec TLS slots (C shim).
+//
+// The fast slot (sm_tls_thread) chooses malloc's and free's path:
+//   nil            the thread has not allocated yet, or the allocation
+//                  histogram is on (then every call takes the general path,
+//                  which records the request; see AllocationHistogram);
 //   exitedMarker   the thread's exit handler has run; later calls (from other
 //                  exit handlers) go straight to the middle, uncached;
 //   a record       registered in the ThreadRegistry; its address, with the
@@ -13,6 +17,10 @@
 //                  another front end's does: malloc and free learn both
 //                  "registered?" and "which front end?" from one compare of
 //                  a value they load anyway.
+// The record slot (sm_tls_record) is what the slow paths ask: nil,
+// exitedMarker, or the record's plain address, whatever the fast slot holds.
+// So the fast paths can be turned off (the histogram) without the thread
+// losing its record: the general path still finds it, and its cache.
 import SwiftMallocShims
 
 /// Counters that are not per size class.
@@ -61,7 +69,11 @@ struct CounterTotals {
     var smallAllocations: UInt64 = 0
     var smallFrees: UInt64 = 0
     var smallInUseBytes: UInt64 = 0
+    /// Class sizes of every small allocation, summed.
+    var smallAllocatedBytes: UInt64 = 0
     var scalars = ThreadCounters()
+    /// Bytes requested, summed from the allocation histograms (0 when off).
+    var requestedBytes: UInt64 = 0
     /// When set, objects in use per size class (allocations less frees,
     /// indexed by class) are added here too (the stats report's table).
     var classInUse: UnsafeMutablePointer<UInt64>? = nil
@@ -75,6 +87,7 @@ struct CounterTotals {
             smallAllocations &+= a
             smallFrees &+= f
             smallInUseBytes &+= (a &- f) &* UInt64(sizes[c])
+            smallAllocatedBytes &+= a &* UInt64(sizes[c])
             if let perClass = classInUse { perClass[c] &+= a &- f }
             c += 1
         }
@@ -87,6 +100,7 @@ struct CounterTotals {
     mutating func addAllocations(_ count: UInt64, sizeClass: Int, size: UInt32) {
         smallAllocations &+= count
         smallInUseBytes &+= count &* UInt64(size)
+        smallAllocatedBytes &+= count &* UInt64(size)
         if let perClass = classInUse { perClass[sizeClass] &+= count }
     }
 
@@ -94,6 +108,7 @@ struct CounterTotals {
     var frees: UInt64 { smallFrees &+ scalars.largeFrees }
     var fastHits: UInt64 { smallAllocations &- scalars.fastMisses }
     var inUseBytes: UInt64 { smallInUseBytes &+ scalars.largeAllocatedBytes &- scalars.largeFreedBytes }
+    var handedOutBytes: UInt64 { smallAllocatedBytes &+ scalars.largeAllocatedBytes }
 }
 
 struct ThreadState: PoolRecord {
@@ -135,6 +150,16 @@ struct ThreadState: PoolRecord {
             .assumingMemoryBound(to: UInt64.self))
     }
 
+    /// The thread's allocation histogram, right after its scratch; there is
+    /// one only while the histogram is on (ThreadRegistry.recordsHistogram).
+    /// Found from the layout rather than a field, so that the record and the
+    /// offsets the fast paths use do not change.
+    @inline(__always)
+    static func histogram(_ state: UnsafeMutablePointer<ThreadState>) -> AllocationHistogram {
+        AllocationHistogram(base: UnsafeMutableRawPointer(state.pointee.scratch + PerCPUSlabs.scratchSlots)
+            .assumingMemoryBound(to: UInt64.self))
+    }
+
     /// The thread's RCU registration, in place (records never move).
     @inline(__always)
     static func rcuRecord(_ state: UnsafeMutablePointer<ThreadState>) -> UnsafeMutablePointer<RCUReaderRecord> {
@@ -152,22 +177,38 @@ struct ThreadState: PoolRecord {
     /// The calling thread's record, or nil (not yet registered, or exited).
     @inline(__always)
     static var current: UnsafeMutablePointer<ThreadState>? {
-        let bits = sm_tls_thread_bits() & ~otherFrontEndTag
-        if bits > exitedMarker { return record(bits) }
+        let bits = sm_tls_record_bits()
+        if bits > exitedMarker { return UnsafeMutablePointer<ThreadState>(bitPattern: bits) }
         return nil
     }
 
-    /// The TLS slot as a signed integer: > exitedMarker for a record under
+    /// Makes `state` the calling thread's record; with `fastPaths`, malloc
+    /// and free serve it by the fast paths of `frontEnd`, else always by the
+    /// general ones.
+    @inline(__always)
+    static func setCurrent(_ state: UnsafeMutablePointer<ThreadState>, frontEnd: FrontEndKind, fastPaths: Bool) {
+        sm_tls_record_set(UnsafeMutableRawPointer(state))
+        if fastPaths { sm_tls_thread_set(slotValue(state, frontEnd)) }
+    }
+
+    /// The calling thread's exit handler has run: both slots say so.
+    static func markExited() {
+        let marker = UnsafeMutableRawPointer(bitPattern: exitedMarker)
+        sm_tls_thread_set(marker)
+        sm_tls_record_set(marker)
+    }
+
+    /// The fast slot as a signed integer: > exitedMarker for a record under
     /// percpu, < 0 for a record under another front end (see above).
     @inline(__always)
     static var currentBits: Int { Int(bitPattern: sm_tls_thread_bits()) }
 
-    /// The record of a slot value that holds one (tagged or not).
+    /// The record of a fast-slot value that holds one (tagged or not).
     @inline(__always)
     static func record(_ bits: UInt) -> UnsafeMutablePointer<ThreadState> {
         UnsafeMutablePointer<ThreadState>(bitPattern: bits & ~otherFrontEndTag).unsafelyUnwrapped
     }
 
     @inline(__always)
-    static var hasExited: Bool { UInt(bitPattern: sm_tls_thread_get()) == exitedMarker }
+    static var hasExited: Bool { sm_tls_record_bits() == exitedMarker }
 }
