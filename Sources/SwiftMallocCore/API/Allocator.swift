@@ -50,16 +50,11 @@ enum Allocator {
     @inline(never)
     static func allocateLarge(_ heap: UnsafeMutablePointer<Heap>, _ size: UInt, alignment: UInt,
                               zeroed: Bool = false) -> UnsafeMutableRawPointer? {
-        guard size <= maxRequest, alignment <= maxRequest,
-              let (start, usable) = heap.pointee.pageHeap.allocateLarge(bytes: Int(max(size, 1)),
-                                                                                alignment: Int(alignment), zeroed: zeroed)
-        else {
+        guard size <= maxRequest, alignment <= maxRequest else {
             sm_set_errno(ENOMEM)
             return nil
         }
-        FrontEnd.countLarge(heap, allocatedBytes: usable)
-        Heap.reclaim(heap)
-        return UnsafeMutableRawPointer(bitPattern: start)
+        return FrontEnd.allocateLarge(heap, bytes: Int(max(size, 1)), alignment: Int(alignment), zeroed: zeroed)
     }
 
     @inline(__always)
@@ -239,8 +234,8 @@ enum Allocator {
             // gives aligned objects.
             let table = heap.pointee.sizeClasses
             var sizeClass = table.sizeClass(for: Int(max(size, alignment)))
-            while sizeClass < table.count && UInt(table.sizes[sizeClass]) % alignment != 0 { sizeClass += 1 }
-            if sizeClass < table.count {
+            while sizeClass != 0 && sizeClass < table.count && UInt(table.sizes[sizeClass]) % alignment != 0 { sizeClass += 1 }
+            if sizeClass != 0 && sizeClass < table.count {
                 if let state = ThreadState.current { return FrontEnd.allocate(heap, state, sizeClass) }
                 return FrontEnd.allocateSlow(heap, sizeClass)
             }
