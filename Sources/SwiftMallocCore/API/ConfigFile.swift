@@ -45,6 +45,8 @@ struct ConfigFileParser {
     private let classes: UnsafeMutablePointer<ClassSpec>
     private var classCount = 0
     private var classesGiven = false
+    /// Where the classes were first given.
+    private var classesLine = 0
     private var usedTables = false
     private var usedShorthand = false
 
@@ -91,7 +93,7 @@ struct ConfigFileParser {
         guard finishClass() else { return false }
         guard classesGiven else { return true }
         if let problem = SizeClassTable.validate(classes, count: classCount) {
-            let at = problem.index < classCount ? classes[problem.index].line : line
+            let at = problem.index < classCount ? classes[problem.index].line : classesLine
             return fail(problem.message, line: at)
         }
         return true
@@ -119,6 +121,7 @@ struct ConfigFileParser {
                 return fail("too many size classes (at most 127)")
             }
             usedTables = true
+            if !classesGiven { classesLine = headerLine }
             classesGiven = true
             classes[classCount] = ClassSpec(line: headerLine)
             classCount += 1
@@ -181,6 +184,7 @@ struct ConfigFileParser {
         usedShorthand = true
         classesGiven = true
         let openLine = line
+        classesLine = line
         guard expect(ASCII.leftBracket) else { return fail("`classes` must be an array of integers: [8, 16, ...]") }
         while true {
             guard skipBlankAndComments() else { return fail("unterminated array (no `]`)", line: openLine) }
@@ -208,8 +212,8 @@ struct ConfigFileParser {
             failed(byte == ASCII.quote ? "expected an integer, not a string" : "expected an integer")
             return nil
         }
-        if byte == ASCII.zero && position + 1 < end && (isDigit(text[position + 1]) || isLetter(text[position + 1])) {
-            failed("only decimal integers without leading zeros are supported")
+        if byte == ASCII.zero && position + 1 < end && isDigit(text[position + 1]) {
+            failed(ConfigFileParser.plainIntegers)
             return nil
         }
         var value = 0
@@ -233,8 +237,15 @@ struct ConfigFileParser {
             }
             position += 1
         }
+        if position < end && (text[position] == ASCII.dot || isLetter(text[position])) {
+            failed(ConfigFileParser.plainIntegers)
+            return nil
+        }
         return value
     }
+
+    private static let plainIntegers: StaticString =
+        "only plain decimal integers are supported (no leading zeros, prefixes, fractions, exponents or suffixes)"
 
     /// A basic string ("..."): the range of its bytes (escapes are `\"` and
     /// `\\`, which only the names' comparison would see, and no name has).
@@ -283,7 +294,7 @@ struct ConfigFileParser {
         if text[position] == ASCII.carriageReturn && position + 1 < end && text[position + 1] == ASCII.newline {
             position += 1
         }
-        guard text[position] == ASCII.newline else { return fail("unexpected text after the value") }
+        guard text[position] == ASCII.newline else { return fail("unexpected text at the end of the line") }
         position += 1
         line += 1
         return true
@@ -442,6 +453,6 @@ enum Knob: UInt32 {
 enum ASCII {
     static let tab: UInt8 = 9, newline: UInt8 = 10, carriageReturn: UInt8 = 13, space: UInt8 = 32
     static let quote: UInt8 = 34, hash: UInt8 = 35, apostrophe: UInt8 = 39, plus: UInt8 = 43
-    static let comma: UInt8 = 44, minus: UInt8 = 45, zero: UInt8 = 48, equals: UInt8 = 61
+    static let comma: UInt8 = 44, minus: UInt8 = 45, dot: UInt8 = 46, zero: UInt8 = 48, equals: UInt8 = 61
     static let leftBracket: UInt8 = 91, backslash: UInt8 = 92, rightBracket: UInt8 = 93, underscore: UInt8 = 95
 }
