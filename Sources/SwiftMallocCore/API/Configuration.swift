@@ -248,7 +248,7 @@ struct Configuration {
             writeStderr(frontEnd.name)
             writeStderr("\n")
         } else if requestedFrontEnd == .percpu && frontEnd != .percpu {
-            writeStderr("swiftmalloc: SWIFTMALLOC_FRONTEND=percpu needs rseq, which is not available; using ")
+            writeStderr("swiftmalloc: front end percpu (asked by SWIFTMALLOC_FRONTEND or the configuration file) needs rseq, which is not available; using ")
             writeStderr(frontEnd.name)
             writeStderr("\n")
         }
