@@ -60,6 +60,37 @@ final class ConfigFilePreloadTests: XCTestCase {
         }
     }
 
+    /// The C API property test (IntegrationPropertyTests) under few classes
+    /// ending at 3 KiB and the smallest transfer caches: sizes between the
+    /// largest class and 32 KiB, aligned requests among them, realloc across
+    /// the boundary, all under every front end.
+    func testPropertyTestUnderCustomClasses() throws {
+        let program = try Preload.cProgram("api_property")
+        let config = try writeConfig("""
+            [config]
+            max_transfer_slots = 2
+            classes = [8, 16, 48, 64, 128, 512, 1024, 3072]
+            """, name: "property.toml")
+        for frontend in ["percpu", "thread", "arenas", "global"] {
+            let (result, statsDir) = try Preload.runPreloaded(
+                [program, "4", "20000", "7"], environment: ["SWIFTMALLOC_CONFIG": config, "SWIFTMALLOC_FRONTEND": frontend])
+            XCTAssertEqual(result.exitStatus, 0, "\(frontend): \(result.summary)")
+            XCTAssertEqual(lines(of: result.stdout, startingWith: "FAIL").prefix(10), [], frontend)
+            guard let checks = lines(of: result.stdout, startingWith: "checks: ").last,
+                  let usage = lines(of: result.stdout, startingWith: "in_use_before: ").last else {
+                XCTFail("\(frontend): no summary:\n\(result.summary)")
+                continue
+            }
+            XCTAssertEqual(field("failures", in: checks), 0, checks)
+            XCTAssertGreaterThan(field("checks", in: checks) ?? 0, 3 * 4 * 20000, checks)
+            XCTAssertEqual(field("in_use_before", in: usage), field("in_use_after", in: usage), usage)
+            XCTAssertEqual(field("allocations", in: usage), field("frees", in: usage), usage)
+            let stats = try Preload.stats(in: statsDir, pid: result.pid)
+            XCTAssertEqual(stats["config"] as? String, config)
+            XCTAssertEqual(stats["class_sizes"] as? [Int], [8, 16, 48, 64, 128, 512, 1024, 3072])
+        }
+    }
+
     func testFileChoosesTheFrontEnd() throws {
         let program = try Preload.cProgram("config_sizes")
         let config = try writeConfig("[config]\nfrontend = \"arenas\"\n", name: "arenas.toml")
