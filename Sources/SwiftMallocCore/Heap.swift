@@ -73,9 +73,10 @@ struct Heap {
         config.settleFrontEnd(rseqAvailable: rseqMode != Int32(SM_RSEQ_NONE))
         config.captureStatsPath(metadata: &arena.pointee)
         let statsScratch = StatsScratch(metadata: &arena.pointee)
-        let table = SizeClassTable(metadata: &arena.pointee, classes: config.classes, classCount: config.classCount)
+        let table = SizeClassTable(metadata: &arena.pointee, spanPageSize: config.spanPageSize,
+                                   classes: config.classes, classCount: config.classCount)
         let pageHeap = arena.allocateArray(of: PageHeap.self, count: 1)
-        guard let ph = PageHeap(metadata: arena) else { fatal("cannot map the page map") }
+        guard let ph = PageHeap(metadata: arena, spanPageSize: config.spanPageSize) else { fatal("cannot map the page map") }
         pageHeap.initialize(to: ph)
         pageHeap.pointee.mappingCache.capBytes = UInt(config.largeCacheBytes)
         let middle = Middle(table: table, spans: PageHeapSpans(pageHeap), metadata: arena,

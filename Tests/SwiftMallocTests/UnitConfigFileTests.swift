@@ -37,12 +37,13 @@ final class UnitConfigFileTests: XCTestCase {
     }
 
     /// A size-class table built in a private metadata arena.
-    private func table(_ classes: [ClassSpec]?) -> SizeClassTable {
+    private func table(_ classes: [ClassSpec]?, spanPageSize: Int = Page.defaultSpanPageSize) -> SizeClassTable {
         let metadata = UnsafeMutablePointer<MetadataArena>.allocate(capacity: 1)
         metadata.initialize(to: MetadataArena())
-        guard let classes else { return SizeClassTable(metadata: &metadata.pointee) }
+        guard let classes else { return SizeClassTable(metadata: &metadata.pointee, spanPageSize: spanPageSize) }
         return classes.withUnsafeBufferPointer {
-            SizeClassTable(metadata: &metadata.pointee, classes: $0.baseAddress, classCount: $0.count)
+            SizeClassTable(metadata: &metadata.pointee, spanPageSize: spanPageSize, classes: $0.baseAddress,
+                           classCount: $0.count)
         }
     }
 
@@ -91,9 +92,9 @@ final class UnitConfigFileTests: XCTestCase {
 
         let t = table(parsed.classes)
         XCTAssertEqual(contents(t).classes, [
-            [8, SizeClassTable.spanPages(forSize: 8), SizeClassTable.batchSize(forSize: 8)],
+            [8, SizeClassTable.spanPages(forSize: 8, spanPageSize: 8192), SizeClassTable.batchSize(forSize: 8)],
             [64, 2, 100],
-            [4096, SizeClassTable.spanPages(forSize: 4096), 4],
+            [4096, SizeClassTable.spanPages(forSize: 4096, spanPageSize: 8192), 4],
         ])
     }
 
@@ -157,7 +158,8 @@ final class UnitConfigFileTests: XCTestCase {
         XCTAssertEqual(parsed.config.largeCacheBytes, defaults.largeCacheBytes)
         XCTAssertEqual(parsed.config.scavengeInterval, defaults.scavengeInterval)
         XCTAssertEqual(parsed.config.requestedFrontEnd, defaults.frontEnd)
-        XCTAssertTrue(text.contains("page_size = \(Page.size)"), "page_size is written and is the page size")
+        XCTAssertEqual(parsed.config.spanPageSize, defaults.spanPageSize)
+        XCTAssertTrue(text.contains("page_size = \(defaults.spanPageSize)"), "page_size is written")
     }
 
     // MARK: bad files
@@ -171,7 +173,10 @@ final class UnitConfigFileTests: XCTestCase {
             ("[config]\n\nscavenge_interval = 2_000_000_000_000_000\n", 3,
              "scavenge_interval must be within 0...1125899906842624"),
             ("[config]\npage_size = 1000\n", 2, "page_size must be within 4096...1048576"),
-            ("[config]\npage_size = 4096\n", 2, "page_size must be 8192 (other span page sizes are not supported yet)"),
+            ("[config]\npage_size = 12288\n", 2, "page_size must be a power of two"),
+            ("[config]\npage_size = 2097152\n", 2, "page_size must be within 4096...1048576"),
+            ("[config]\npage_size = 4096\n[[class]]\nsize = 8192\npages = 1\n", 3,
+             "a span of that many pages cannot hold one object of the class"),
             ("[config]\nfrontend = \"fast\"\n", 2, "frontend must be one of \"percpu\", \"thread\", \"arenas\", \"global\""),
             ("[config]\nfrontend = 'thread'\n", 2, "only basic strings (\"...\") are supported"),
             ("[config]\nfrontend = \"thr\\tead\"\n", 2, "unsupported escape in a string (only \\\" and \\\\)"),

@@ -228,10 +228,10 @@ enum Allocator {
     static func allocateAligned(_ alignment: UInt, _ size: UInt) -> UnsafeMutableRawPointer? {
         if alignment <= 8 { return allocate(size) }
         let heap = Heap.ensureInitialized()
-        if size <= UInt(SizeClassTable.maxSize) && alignment <= UInt(Page.size) {
-            // Objects of a class start at multiples of its size from a page
-            // boundary: a class whose size is a multiple of the alignment
-            // gives aligned objects.
+        if size <= UInt(SizeClassTable.maxSize) && alignment <= UInt(heap.pointee.sizeClasses.spanPageSize) {
+            // Objects of a class start at multiples of its size from a span
+            // page boundary: a class whose size is a multiple of the
+            // alignment gives aligned objects.
             let table = heap.pointee.sizeClasses
             var sizeClass = table.sizeClass(for: Int(max(size, alignment)))
             while sizeClass != 0 && sizeClass < table.count && UInt(table.sizes[sizeClass]) % alignment != 0 { sizeClass += 1 }
@@ -296,16 +296,17 @@ enum Allocator {
 
     // MARK: pages
 
+    /// `pages` span pages (swiftmalloc_page_size() bytes each).
     static func allocatePages(_ pages: UInt) -> UnsafeMutableRawPointer? {
         if pages == 0 {
             sm_set_errno(EINVAL)
             return nil
         }
-        if pages > maxRequest >> UInt(Page.shift) {
+        let heap = Heap.ensureInitialized()
+        if pages > maxRequest / UInt(heap.pointee.sizeClasses.spanPageSize) {
             sm_set_errno(ENOMEM)
             return nil
         }
-        let heap = Heap.ensureInitialized()
         guard let span = heap.pointee.pageHeap.allocatePages(pages) else {
             sm_set_errno(ENOMEM)
             return nil
@@ -318,7 +319,7 @@ enum Allocator {
         guard let pointer else { return }
         guard let root = sm_heap_get() else { fatal("page_free(): invalid pointer ", pointer: pointer) }
         let heap = root.assumingMemoryBound(to: Heap.self)
-        let (bytes, problem) = heap.pointee.pageHeap.freePages(at: UInt(bitPattern: pointer), pages: pages)
+        let (bytes, problem) = heap.pointee.pageHeap.freePages(at: UInt(bitPattern: pointer), spanPages: pages)
         switch problem {
         case .invalidPointer: fatal("page_free(): invalid pointer ", pointer: pointer)
         case .pageCountMismatch: fatal("page_free(): page count does not match the allocation at ", pointer: pointer)

@@ -92,7 +92,7 @@ struct ConfigFileParser {
         }
         guard finishClass() else { return false }
         guard classesGiven else { return true }
-        if let problem = SizeClassTable.validate(classes, count: classCount) {
+        if let problem = SizeClassTable.validate(classes, count: classCount, spanPageSize: config.spanPageSize) {
             let at = problem.index < classCount ? classes[problem.index].line : classesLine
             return fail(problem.message, line: at)
         }
@@ -434,10 +434,11 @@ enum Knob: UInt32 {
         guard range.contains(value) else { return parser.failRange(name, range) }
         switch self {
         case .pageSize:
-            guard value == Page.size else {
-                parser.failed("page_size must be 8192 (other span page sizes are not supported yet)")
+            guard value & (value - 1) == 0 else {
+                parser.failed("page_size must be a power of two")
                 return false
             }
+            config.spanPageSize = value
         case .threadCacheSize: config.threadCacheBytes = value
         case .perCPUCacheSize: config.perCPUCacheBytes = value
         case .maxTransferSlots: config.maxTransferSlots = value

@@ -51,6 +51,8 @@ struct Configuration {
     /// Batches each class's transfer cache parks, at most (max_transfer_slots,
     /// SWIFTMALLOC_MAX_TRANSFER_SLOTS).
     var maxTransferSlots: Int = TransferCache.defaultMaxSlots
+    /// The span page in bytes (page_size): spans are whole numbers of them.
+    var spanPageSize: Int = Page.defaultSpanPageSize
     /// SWIFTMALLOC_DEBUG=1: poison retired metadata and check for it.
     var debug = false
     /// SWIFTMALLOC_FRONTEND was set to something that is no front end.
@@ -78,7 +80,7 @@ struct Configuration {
     static let largeCacheRange = 0...(1 << 40)
     static let scavengeIntervalRange = 0...(1 << 50)
     static let perCPURebalanceRange = 0...(1 << 40)
-    static let pageSizeRange = 4096...(1 << 20)
+    static let pageSizeRange = Page.size...(1 << 20)
     /// A configuration file larger than this is not read.
     static let maxFileBytes = 64 << 10
 

@@ -45,6 +45,8 @@ struct SizeClassTable {
 
     /// Number of classes, including the unused class 0 (0 means "not small").
     var count: Int = 0
+    /// The span page in bytes: `pages` counts these.
+    var spanPageSize: Int
     var sizes: UnsafeMutablePointer<UInt32>
     var pages: UnsafeMutablePointer<UInt8>
     var batch: UnsafeMutablePointer<UInt16>
@@ -57,8 +59,10 @@ struct SizeClassTable {
     static let maxBatchSize = 256
 
     /// The table of `classCount` classes at `classes` (validated, see
-    /// `validate`), or the built-in one when `classes` is nil.
-    init(metadata: inout MetadataArena, classes: UnsafePointer<ClassSpec>? = nil, classCount: Int = 0) {
+    /// `validate`), or the built-in one when `classes` is nil; spans are
+    /// measured in span pages of `spanPageSize` bytes.
+    init(metadata: inout MetadataArena, spanPageSize: Int, classes: UnsafePointer<ClassSpec>? = nil, classCount: Int = 0) {
+        self.spanPageSize = spanPageSize
         sizes = metadata.allocateArray(of: UInt32.self, count: SizeClassTable.maxClasses)
         pages = metadata.allocateArray(of: UInt8.self, count: SizeClassTable.maxClasses)
         batch = metadata.allocateArray(of: UInt16.self, count: SizeClassTable.maxClasses)
@@ -93,13 +97,13 @@ struct SizeClassTable {
         }
     }
 
-    /// Pages per span for objects of `size`: at least 8 objects (or 64 KiB),
-    /// and a tail waste of at most 1/8 of the span.
-    static func spanPages(forSize size: Int) -> Int {
+    /// Span pages per span for objects of `size`: at least 8 objects (or
+    /// 64 KiB), and a tail waste of at most 1/8 of the span.
+    static func spanPages(forSize size: Int, spanPageSize: Int) -> Int {
         let target = min(size * 8, 64 * 1024)
         var pages = 1
         while true {
-            let bytes = pages * Page.size
+            let bytes = pages * spanPageSize
             if bytes >= target && (bytes % size) * 8 <= bytes { return pages }
             pages += 1
         }
@@ -114,7 +118,7 @@ struct SizeClassTable {
     /// `batchSize` objects (nil: by the rules above).
     private func setClass(_ n: Int, size: Int, pages spanPages: Int?, batchSize: Int?) {
         sizes[n] = UInt32(size)
-        pages[n] = UInt8(spanPages ?? SizeClassTable.spanPages(forSize: size))
+        pages[n] = UInt8(spanPages ?? SizeClassTable.spanPages(forSize: size, spanPageSize: spanPageSize))
         batch[n] = UInt16(batchSize ?? SizeClassTable.batchSize(forSize: size))
     }
 
@@ -131,7 +135,7 @@ struct SizeClassTable {
 
     /// What is wrong with a list of classes, if anything: the index of the
     /// first offending class (or of where one is missing) and why.
-    static func validate(_ classes: UnsafePointer<ClassSpec>, count: Int) -> SizeClassProblem? {
+    static func validate(_ classes: UnsafePointer<ClassSpec>, count: Int, spanPageSize: Int) -> SizeClassProblem? {
         if count == 0 { return SizeClassProblem(index: 0, message: "no size classes (at least one is needed)") }
         if count > maxClasses - 1 {
             return SizeClassProblem(index: maxClasses - 1, message: "too many size classes (at most 127)")
@@ -153,7 +157,7 @@ struct SizeClassTable {
                 if pages < 1 || pages > maxSpanPages {
                     return SizeClassProblem(index: i, message: "pages must be within 1...255")
                 }
-                if pages * Page.size < spec.size {
+                if pages * spanPageSize < spec.size {
                     return SizeClassProblem(index: i, message: "a span of that many pages cannot hold one object of the class")
                 }
             }
@@ -184,6 +188,9 @@ struct SizeClassTable {
     }
 
     @inline(__always) func size(of sizeClass: Int) -> Int { Int(sizes[sizeClass]) }
+
+    /// The pages (Page.size granules) of a span of class `sizeClass`.
+    @inline(__always) func spanGranules(of sizeClass: Int) -> Int { Int(pages[sizeClass]) * (spanPageSize >> Page.shift) }
 
     /// ceil(2^64 / size): with it, a multiply and a compare tell whether an
     /// offset below 2^32 is a multiple of `size` (`isMultiple`), which is how
