@@ -91,6 +91,19 @@ final class ConfigFilePreloadTests: XCTestCase {
         }
     }
 
+    /// page_size sets the unit of large allocations (rounded up to it) and
+    /// of the page-level allocator.
+    func testPageSizeRoundsLargeAllocations() throws {
+        let program = try Preload.cProgram("config_sizes")
+        for (pageSize, expected) in [(4096, 36864), (8192, 40960), (65536, 65536)] {
+            let config = try writeConfig("[config]\npage_size = \(pageSize)\n", name: "page\(pageSize).toml")
+            let (result, _) = try Preload.runPreloaded([program, "33000", "100"], environment: ["SWIFTMALLOC_CONFIG": config])
+            XCTAssertEqual(result.exitStatus, 0, result.summary)
+            XCTAssertEqual(result.stderr, "")
+            XCTAssertEqual(usableSizes(result.stdout), [33000: expected, 100: 112], "page_size \(pageSize)")
+        }
+    }
+
     func testFileChoosesTheFrontEnd() throws {
         let program = try Preload.cProgram("config_sizes")
         let config = try writeConfig("[config]\nfrontend = \"arenas\"\n", name: "arenas.toml")

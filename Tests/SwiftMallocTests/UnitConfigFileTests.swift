@@ -247,6 +247,29 @@ final class UnitConfigFileTests: XCTestCase {
         XCTAssertEqual(table(parsed.classes).count, SizeClassTable.maxClasses)
     }
 
+    /// `pages` counts span pages of page_size bytes: the rules give the same
+    /// span bytes where they can, and a class's pages follow page_size.
+    func testClassPagesCountSpanPages() {
+        let parsed = parse("""
+            [config]
+            page_size = 4096
+            [[class]]
+            size = 64
+            pages = 3
+            [[class]]
+            size = 16384
+            """)
+        XCTAssertEqual(parsed.result, .parsed(classCount: 2), parsed.message)
+        XCTAssertEqual(parsed.config.spanPageSize, 4096)
+        let t = table(parsed.classes, spanPageSize: parsed.config.spanPageSize)
+        XCTAssertEqual(t.spanGranules(of: 1) << Page.shift, 3 * 4096)
+        XCTAssertEqual(Int(t.pages[2]), SizeClassTable.spanPages(forSize: 16384, spanPageSize: 4096))
+        XCTAssertEqual(t.spanGranules(of: 2) << Page.shift, Int(t.pages[2]) * 4096)
+        let large = table([ClassSpec(size: 16384)], spanPageSize: 1 << 20)
+        XCTAssertEqual(Int(large.pages[1]), 1, "one 1 MiB span page holds 64 objects of 16 KiB")
+        XCTAssertEqual(large.spanGranules(of: 1) << Page.shift, 1 << 20)
+    }
+
     // MARK: tables stopping below maxSize
 
     func testSizesAboveTheLargestClassMapToClassZero() {

@@ -357,6 +357,42 @@ final class UnitPageHeapTests: XCTestCase {
         }
     }
 
+    /// Under a span page larger than the default (page_size = 64 KiB), a
+    /// page heap of its own hands out and keeps only whole span pages at
+    /// multiples of one, whatever is asked, aligned or not.
+    func testSpansAreWholeSpanPagesAtSpanPageBoundaries() throws {
+        let metadata = UnsafeMutablePointer<MetadataArena>.allocate(capacity: 1)
+        metadata.initialize(to: MetadataArena())
+        let ph = UnsafeMutablePointer<PageHeap>.allocate(capacity: 1)
+        ph.initialize(to: try XCTUnwrap(PageHeap(metadata: metadata, spanPageSize: 64 << 10)))
+        let unit = ph.pointee.spanPageGranules
+        XCTAssertEqual(unit, UInt((64 << 10) >> Page.shift))
+        ph.lock()
+        defer { ph.unlock() }
+        var spans: [SpanRef] = []
+        for (pages, align) in [(UInt(1), UInt(0)), (unit, 0), (unit + 1, 0), (3, 4 * unit), (5 * unit, 2), (40, 64 * unit)] {
+            let span = try XCTUnwrap(ph.pointee.allocateAlignedLocked(pages: pages, alignPages: align))
+            XCTAssertEqual(span.pageCount, (pages + unit - 1) / unit * unit, "\(pages) pages: rounded up to span pages")
+            XCTAssertEqual(span.firstPage % max(unit, align), 0, "\(pages) pages aligned to \(align)")
+            span.start.storeBytes(of: 1, as: UInt64.self)
+            span.start.advanced(by: Int(span.byteCount) - 8).storeBytes(of: 2, as: UInt64.self)
+            spans.append(span)
+            checkFreeLists(ph)
+        }
+        for i in 0...PageHeap.maxListedPages {
+            var cursor = ph.pointee.freeLists[i].head
+            while let free = cursor {
+                XCTAssertEqual(free.firstPage % unit, 0, "free span at a span page boundary")
+                XCTAssertEqual(free.pageCount % unit, 0, "free span of whole span pages")
+                cursor = free.next
+            }
+        }
+        let regionBytes = ph.pointee.regionBytes
+        for span in spans { ph.pointee.freeSpan(span) }
+        checkFreeLists(ph)
+        XCTAssertEqual(ph.pointee.freeBytes, regionBytes, "everything free again")
+    }
+
     func testSmallSpanRegistersEveryPage() throws {
         let heap = self.heap
         let table = heap.pointee.sizeClasses

@@ -201,7 +201,7 @@ struct SizeClassTable {
     }
 
     /// Whether `offset` (below 2^32: offsets inside a span of small objects,
-    /// at most 255 pages, are) is a multiple of the size whose
+    /// at most 255 span pages of at most 1 MiB, are) is a multiple of the size whose
     /// `divisibilityConstant` is `c`.
     @inline(__always)
     static func isMultiple(_ offset: UInt, divisibility c: UInt64) -> Bool {
