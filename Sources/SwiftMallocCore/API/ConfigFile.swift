@@ -34,7 +34,8 @@ struct ConfigFileParser {
 
     private enum Table { case top, config, sizeClass }
     private var table = Table.top
-    /// The knobs of [config] already set (one bit per `Knob`), and whether
+    /// The keys of [config] already set (one bit per `Knob`, bit 31 for
+    /// `frontend`), and whether
     /// [config] was opened: a key or a table given twice is a problem.
     private var knobsSet: UInt32 = 0
     private var configOpened = false
@@ -158,11 +159,14 @@ struct ConfigFileParser {
         case .top:
             return failNaming("key `", key, "` outside a table (the settings go under [config])")
         case .config:
-            guard let knob = Knob.named(self, key) else { return failNaming("unknown key `", key, "` in [config]") }
-            let bit = UInt32(1) << knob.rawValue
+            let bit: UInt32
+            let knob = Knob.named(self, key)
+            if let knob { bit = 1 << knob.rawValue } else if matches(key, "frontend") { bit = 1 << 31 }
+            else { return failNaming("unknown key `", key, "` in [config]") }
             if knobsSet & bit != 0 { return failNaming("key `", key, "` set twice") }
             knobsSet |= bit
-            return knob.set(&config, from: &self)
+            if let knob { return knob.set(&config, from: &self) }
+            return frontEnd(&config)
         case .sizeClass:
             let bit: UInt32
             if matches(key, "size") { bit = 1 } else if matches(key, "pages") { bit = 2 }
@@ -198,6 +202,20 @@ struct ConfigFileParser {
             if expect(ASCII.rightBracket) { return true }
             guard expect(ASCII.comma) else { return fail("expected `,` or `]` in the array") }
         }
+    }
+
+    /// `frontend = "..."`.
+    private mutating func frontEnd(_ config: inout Configuration) -> Bool {
+        guard let range = string() else { return false }
+        var raw: UInt8 = 0
+        while let kind = FrontEndKind(rawValue: raw) {
+            if matches(range, kind.name) {
+                config.requestedFrontEnd = kind
+                return true
+            }
+            raw += 1
+        }
+        return fail("frontend must be one of \"percpu\", \"thread\", \"arenas\", \"global\"")
     }
 
     // MARK: values
@@ -380,9 +398,10 @@ struct ConfigFileParser {
     }
 }
 
-/// The settings of [config].
+/// The integer settings of [config] (`frontend`, a string, is the parser's
+/// `frontEnd`).
 enum Knob: UInt32 {
-    case pageSize, threadCacheSize, perCPUCacheSize, maxTransferSlots, largeCacheSize, scavengeInterval, frontEnd
+    case pageSize, threadCacheSize, perCPUCacheSize, maxTransferSlots, largeCacheSize, scavengeInterval
 
     var name: StaticString {
         switch self {
@@ -392,7 +411,17 @@ enum Knob: UInt32 {
         case .maxTransferSlots: return "max_transfer_slots"
         case .largeCacheSize: return "large_cache_size"
         case .scavengeInterval: return "scavenge_interval"
-        case .frontEnd: return "frontend"
+        }
+    }
+
+    var range: ClosedRange<Int> {
+        switch self {
+        case .pageSize: return Configuration.pageSizeRange
+        case .threadCacheSize: return Configuration.threadCacheRange
+        case .perCPUCacheSize: return Configuration.perCPUCacheRange
+        case .maxTransferSlots: return Configuration.maxTransferSlotsRange
+        case .largeCacheSize: return Configuration.largeCacheRange
+        case .scavengeInterval: return Configuration.scavengeIntervalRange
         }
     }
 
@@ -407,30 +436,7 @@ enum Knob: UInt32 {
 
     /// Reads the knob's value and stores it in `config`.
     fileprivate func set(_ config: inout Configuration, from parser: inout ConfigFileParser) -> Bool {
-        if self == .frontEnd {
-            guard let range = parser.string() else { return false }
-            var raw: UInt8 = 0
-            while let kind = FrontEndKind(rawValue: raw) {
-                if parser.matches(range, kind.name) {
-                    config.requestedFrontEnd = kind
-                    return true
-                }
-                raw += 1
-            }
-            parser.failed("frontend must be one of \"percpu\", \"thread\", \"arenas\", \"global\"")
-            return false
-        }
         guard let value = parser.integer() else { return false }
-        let range: ClosedRange<Int>
-        switch self {
-        case .pageSize: range = Configuration.pageSizeRange
-        case .threadCacheSize: range = Configuration.threadCacheRange
-        case .perCPUCacheSize: range = Configuration.perCPUCacheRange
-        case .maxTransferSlots: range = Configuration.maxTransferSlotsRange
-        case .largeCacheSize: range = Configuration.largeCacheRange
-        case .scavengeInterval: range = Configuration.scavengeIntervalRange
-        case .frontEnd: return false
-        }
         guard range.contains(value) else { return parser.failRange(name, range) }
         switch self {
         case .pageSize:
@@ -444,7 +450,6 @@ enum Knob: UInt32 {
         case .maxTransferSlots: config.maxTransferSlots = value
         case .largeCacheSize: config.largeCacheBytes = value
         case .scavengeInterval: config.scavengeInterval = UInt64(value)
-        case .frontEnd: break
         }
         return true
     }
