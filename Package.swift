@@ -84,12 +84,16 @@ let package = Package(
             name: "SwiftMallocCore",
             dependencies: ["SwiftMallocShims"],
             path: "Sources/SwiftMallocCore",
+            // The built-in configuration, as a file (docs/tuning.md); the
+            // unit tests read it through the testable target's link.
+            exclude: ["defaults.toml"],
             swiftSettings: [.enableExperimentalFeature("Embedded"), .unsafeFlags(["-wmo"])]
         ),
         .target(
             name: "SwiftMallocCoreTestable",
             dependencies: ["SwiftMallocShims"],
-            path: "Tests/SwiftMallocCoreTestable"
+            path: "Tests/SwiftMallocCoreTestable",
+            exclude: ["defaults.toml"]
         ),
         .target(
             name: "SwiftMallocExports",

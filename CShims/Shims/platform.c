@@ -173,6 +173,38 @@ int sm_write_file(const char *path, const char *bytes, size_t count) {
     return rc;
 }
 
+int64_t sm_read_file(const char *path, char *buffer, size_t capacity) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    size_t count = 0;
+    for (;;) {
+        // One byte past the capacity tells a file that is too large.
+        char extra;
+        char *into = count < capacity ? buffer + count : &extra;
+        size_t room = count < capacity ? capacity - count : 1;
+        ssize_t n = read(fd, into, room);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int error = errno;
+            close(fd);
+            return -error;
+        }
+        if (n == 0) break;
+        if (count >= capacity) {
+            close(fd);
+            return -EFBIG;
+        }
+        count += (size_t)n;
+    }
+    close(fd);
+    return (int64_t)count;
+}
+
+const char *sm_error_text(int error) {
+    const char *text = strerrordesc_np(error);
+    return text ? text : "unknown error";
+}
+
 int sm_write_stream(void *stream, const char *bytes, size_t count) {
     if (count == 0) return 0;
     return fwrite(bytes, 1, count, (FILE *)stream) == count ? 0 : -1;

@@ -68,17 +68,19 @@ struct Heap {
         arena.pointee.mappedBytes = UInt(MetadataArena.chunkSize)
 
         let heap = arena.allocateArray(of: Heap.self, count: 1)
-        var config = Configuration.fromEnvironment()
+        var config = Configuration.load(metadata: &arena.pointee)
         let rseqMode = sm_rseq_init(config.requestedIDMode == .mmcid ? 1 : 0)
         config.settleFrontEnd(rseqAvailable: rseqMode != Int32(SM_RSEQ_NONE))
         config.captureOutputPaths(metadata: &arena.pointee)
         let statsScratch = StatsScratch(metadata: &arena.pointee)
-        let table = SizeClassTable(metadata: &arena.pointee)
+        let table = SizeClassTable(metadata: &arena.pointee, spanPageSize: config.spanPageSize,
+                                   classes: config.classes, classCount: config.classCount)
         let pageHeap = arena.allocateArray(of: PageHeap.self, count: 1)
-        guard let ph = PageHeap(metadata: arena) else { fatal("cannot map the page map") }
+        guard let ph = PageHeap(metadata: arena, spanPageSize: config.spanPageSize) else { fatal("cannot map the page map") }
         pageHeap.initialize(to: ph)
         pageHeap.pointee.mappingCache.capBytes = UInt(config.largeCacheBytes)
-        let middle = Middle(table: table, spans: PageHeapSpans(pageHeap), metadata: arena)
+        let middle = Middle(table: table, spans: PageHeapSpans(pageHeap), metadata: arena,
+                            maxTransferSlots: config.maxTransferSlots)
         let sharedCount = config.frontEnd == .arenas ? 4 * Int(sm_online_cpus()) : config.frontEnd == .global ? 1 : 0
         let shared = SharedCaches(count: sharedCount, classCount: table.count, sizes: table.sizes, metadata: &arena.pointee)
         var percpu = PerCPUSlabs()

@@ -15,9 +15,9 @@ struct PrivateHeap {
     init() {
         metadata = .allocate(capacity: 1)
         metadata.initialize(to: MetadataArena())
-        table = SizeClassTable(metadata: &metadata.pointee)
+        table = SizeClassTable(metadata: &metadata.pointee, spanPageSize: Page.defaultSpanPageSize)
         pageHeap = .allocate(capacity: 1)
-        pageHeap.initialize(to: PageHeap(metadata: metadata)!)
+        pageHeap.initialize(to: PageHeap(metadata: metadata, spanPageSize: Page.defaultSpanPageSize)!)
         middle = Middle(table: table, spans: PageHeapSpans(pageHeap), metadata: metadata)
     }
 

@@ -69,9 +69,10 @@ final class UnitAllocatorTests: XCTestCase {
     func testLargeRoundTrips() throws {
         for size in [32769, 40000, 65536, 100_000, 500_000, (1 << 20) - 1] {
             let p = try XCTUnwrap(Allocator.allocate(UInt(size)), "size \(size)")
-            let pages = (size + Page.size - 1) / Page.size
-            XCTAssertEqual(Int(Allocator.usableSize(p)), pages * Page.size, "size \(size)")
-            XCTAssertEqual(UInt(bitPattern: p) % UInt(Page.size), 0, "size \(size): page aligned")
+            let spanPage = heap.pointee.sizeClasses.spanPageSize
+            let pages = (size + spanPage - 1) / spanPage
+            XCTAssertEqual(Int(Allocator.usableSize(p)), pages * spanPage, "size \(size): whole span pages")
+            XCTAssertEqual(UInt(bitPattern: p) % UInt(spanPage), 0, "size \(size): span page aligned")
             XCTAssertEqual(spanState(p), .large, "size \(size)")
             XCTAssertEqual(heap.pointee.pageMap.sizeClass(ofPage: Page.number(of: UInt(bitPattern: p))), 0)
             fill(p, size, seed: 3)

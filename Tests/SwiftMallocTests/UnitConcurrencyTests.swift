@@ -187,7 +187,7 @@ final class UnitConcurrencyTests: XCTestCase {
             let (p, size) = blocks[i]
             let newSize = (1 << 20) + (1 + 2 * ((step * 37) % 100)) * 4096 - (step % 3) * 100
             let q = try XCTUnwrap(Allocator.reallocate(p, UInt(newSize)), "step \(step)")
-            if UInt(bitPattern: q) % UInt(Page.size) != 0 { sawMisaligned = true }
+            if UInt(bitPattern: q) % UInt(Heap.ensureInitialized().pointee.sizeClasses.spanPageSize) != 0 { sawMisaligned = true }
             if q != p { moves += 1 }
             XCTAssertEqual(UInt(bitPattern: q) % 16, 0)
             XCTAssertGreaterThanOrEqual(Int(Allocator.usableSize(q)), newSize, "step \(step)")
@@ -209,7 +209,7 @@ final class UnitConcurrencyTests: XCTestCase {
         XCTAssertEqual(Allocator.usableSize(large), 106_496)
         Allocator.deallocate(small)
         Allocator.deallocate(large)
-        // Not an assertion: whether the kernel placed a block off 8 KiB depends on the address space.
+        // Not an assertion: whether the kernel placed a block off a span page (8 KiB) depends on the address space.
         print("UnitConcurrencyTests.testRemappedBlocksStayUsable: \(moves) moves, saw a block not 8 KiB aligned: \(sawMisaligned)")
     }
 }

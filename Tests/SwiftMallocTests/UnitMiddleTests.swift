@@ -173,7 +173,7 @@ final class UnitMiddleTests: XCTestCase {
         let h = heap
         let c = h.table.sizeClass(for: 2048)
         let batch = UInt32(h.table.batch[c])
-        let perSpan = Int(h.table.pages[c]) * Page.size / h.table.size(of: c)
+        let perSpan = h.table.spanGranules(of: c) * Page.size / h.table.size(of: c)
         let spansBefore = h.middle.central[c].spanCount
         var all: [ObjectPointer] = []
         var chains: [(ObjectPointer, UInt32)] = []
@@ -201,8 +201,8 @@ final class UnitMiddleTests: XCTestCase {
         let table = heap.table
         let c = table.sizeClass(for: 512)
         let size = table.size(of: c)
-        let perSpan = Int(table.pages[c]) * Page.size / size
-        let stub = StubSpans(pages: 2 * Int(table.pages[c]))
+        let perSpan = table.spanGranules(of: c) * Page.size / size
+        let stub = StubSpans(pages: 2 * table.spanGranules(of: c))
         // Shared structures are used through their address (LockGuarded).
         let central = UnsafeMutablePointer<CentralFreeList>.allocate(capacity: 1)
         central.initialize(to: CentralFreeList(sizeClass: c, table: table))

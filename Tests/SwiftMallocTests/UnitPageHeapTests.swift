@@ -8,6 +8,9 @@ import XCTest
 final class UnitPageHeapTests: XCTestCase {
     private var heap: UnsafeMutablePointer<Heap> { Heap.ensureInitialized() }
     private var pageHeap: UnsafeMutablePointer<PageHeap> { heap.pointee.pageHeap }
+    /// Pages per span page: the page heap hands out and keeps whole span
+    /// pages, so the tests count in multiples of it.
+    private var u: UInt { pageHeap.pointee.spanPageGranules }
 
     private func locked<R>(_ body: (UnsafeMutablePointer<PageHeap>) throws -> R) rethrows -> R {
         let ph = pageHeap
@@ -97,13 +100,14 @@ final class UnitPageHeapTests: XCTestCase {
         defer { locked { ph in for span in leftovers { ph.pointee.freeSpan(span) } } }
         let (freeBefore, regionBefore) = locked { ($0.pointee.freeBytes, $0.pointee.regionBytes) }
         try locked { ph in
-            let spans = try XCTUnwrap(allocateAdjacent(ph, [3, 5, 7], leftovers: &leftovers), "no three adjacent spans")
+            let spans = try XCTUnwrap(allocateAdjacent(ph, [3 * u, 5 * u, 7 * u], leftovers: &leftovers),
+                                      "no three adjacent spans")
             let (a, b, c) = (spans[0], spans[1], spans[2])
             let aFirst = a.firstPage, bFirst = b.firstPage, cFirst = c.firstPage
             let cLast = c.lastPage
-            XCTAssertEqual(bFirst, aFirst + 3)
-            XCTAssertEqual(cFirst, bFirst + 5)
-            for (span, pages) in [(a, UInt(3)), (b, 5), (c, 7)] {
+            XCTAssertEqual(bFirst, aFirst + 3 * u)
+            XCTAssertEqual(cFirst, bFirst + 5 * u)
+            for (span, pages) in [(a, 3 * u), (b, 5 * u), (c, 7 * u)] {
                 XCTAssertEqual(span.state, .large)
                 XCTAssertEqual(span.pageCount, pages)
                 XCTAssertEqual(ph.pointee.pageMap.span(ofPage: span.firstPage), span, "in-use span at its first page")
@@ -131,7 +135,7 @@ final class UnitPageHeapTests: XCTestCase {
             XCTAssertEqual(b.state, .free)
             XCTAssertLessThanOrEqual(b.firstPage, aFirst)
             XCTAssertGreaterThanOrEqual(b.lastPage, cLast)
-            XCTAssertGreaterThanOrEqual(b.pageCount, 15)
+            XCTAssertGreaterThanOrEqual(b.pageCount, 15 * u)
             XCTAssertTrue(isDead(a), "left record merged and retired (state \(a.state))")
             XCTAssertTrue(isDead(c), "right record merged and retired (state \(c.state))")
             XCTAssertFalse(isListed(ph, a))
@@ -165,8 +169,9 @@ final class UnitPageHeapTests: XCTestCase {
         try locked { ph in
             // A free span of exactly `total` pages with in-use neighbours (guards).
             var done = false
-            for total in stride(from: UInt(40), through: 120, by: 8) where !done {
-                let spans = try XCTUnwrap(allocateAdjacent(ph, [1, total, 1], leftovers: &leftovers))
+            for totalSpanPages in stride(from: UInt(40), through: 120, by: 8) where !done {
+                let total = totalSpanPages * u
+                let spans = try XCTUnwrap(allocateAdjacent(ph, [u, total, u], leftovers: &leftovers))
                 let (left, x, right) = (spans[0], spans[1], spans[2])
                 leftovers += [left, right]
                 let first = x.firstPage
@@ -176,17 +181,18 @@ final class UnitPageHeapTests: XCTestCase {
                 XCTAssertEqual(x.pageCount, total)
                 XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first), x)
                 XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first + total - 1), x)
-                // Best fit takes x for `want` pages only if no list between want and total holds a span.
+                // Best fit takes x for `want` pages only if no list between want and total holds a span
+                // (free spans are whole span pages: only those lists can).
                 var want = total
-                while want > 1 && ph.pointee.freeLists[Int(want - 1)].head == nil { want -= 1 }
+                while want > u && ph.pointee.freeLists[Int(want - u)].head == nil { want -= u }
                 if want == total || ph.pointee.freeLists[Int(total)].head != x {
                     // Another span would be chosen; keep x in use and try another length.
                     let again = try XCTUnwrap(ph.pointee.allocateLocked(pages: total))
                     leftovers.append(again)
                     continue
                 }
-                want = (want + total) / 2   // somewhere in the empty range, remainder >= 1
-                if want == total { want -= 1 }
+                want = ((want + total) / 2) & ~(u - 1)   // somewhere in the empty range, remainder >= 1 span page
+                if want == total { want -= u }
                 let freeMid = ph.pointee.freeBytes
                 let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: want))
                 XCTAssertEqual(s, x, "best fit took the guarded span")
@@ -224,7 +230,8 @@ final class UnitPageHeapTests: XCTestCase {
         let (freeBefore, regionBefore) = locked { ($0.pointee.freeBytes, $0.pointee.regionBytes) }
         try locked { ph in
             var spans: [SpanRef] = []
-            for (pages, align) in [(UInt(1), UInt(2)), (3, 16), (5, 128), (1, 256), (130, 64), (2, 1), (7, 0)] {
+            for (spanPages, spanAlign) in [(UInt(1), UInt(2)), (3, 16), (5, 128), (1, 256), (130, 64), (2, 1), (7, 0)] {
+                let pages = spanPages * u, align = spanAlign * u
                 let freeMid = ph.pointee.freeBytes, regionMid = ph.pointee.regionBytes
                 let span = try XCTUnwrap(ph.pointee.allocateAlignedLocked(pages: pages, alignPages: align))
                 spans.append(span)
@@ -263,7 +270,7 @@ final class UnitPageHeapTests: XCTestCase {
         _ = Allocator.releaseFreeMemory()
         try locked { ph in
             XCTAssertEqual(ph.pointee.releasedBytes, ph.pointee.freeBytes, "after a trim every free page is released")
-            let pages: UInt = 37
+            let pages: UInt = 37 * u
             let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: pages))
             // Precondition: s was carved from the front of a larger released span, whose rest follows it.
             let right = try XCTUnwrap(ph.pointee.pageMap.span(ofPage: s.lastPage + 1))
@@ -291,7 +298,7 @@ final class UnitPageHeapTests: XCTestCase {
         defer { locked { ph in for span in leftovers { ph.pointee.freeSpan(span) } } }
         try locked { ph in
             // A pocket of released pages the loop will use: 129 free pages between two in-use guards.
-            let parts = try XCTUnwrap(allocateAdjacent(ph, [1, 129, 1], leftovers: &leftovers))
+            let parts = try XCTUnwrap(allocateAdjacent(ph, [u, 129 * u, u], leftovers: &leftovers))
             leftovers += [parts[0], parts[2]]
             let pocket = parts[1]
             ph.pointee.freeSpan(pocket)                          // >= 128 pages: released at once
@@ -299,29 +306,31 @@ final class UnitPageHeapTests: XCTestCase {
 
             // Elsewhere, touch a few pages in each of many released regions and free them.
             var trulyDirtyPages: UInt = 0
-            for _ in 0..<4 where ph.pointee.freeBytes - ph.pointee.releasedBytes < PageHeap.maxDirtyBytes - 8 * UInt(Page.size) {
+            for _ in 0..<4 where ph.pointee.freeBytes - ph.pointee.releasedBytes < PageHeap.maxDirtyBytes - 8 * u * UInt(Page.size) {
                 var big: [SpanRef] = [], small: [SpanRef] = []
-                for _ in 0..<12 { big.append(try XCTUnwrap(ph.pointee.allocateLocked(pages: 1000))) }
+                for _ in 0..<12 { big.append(try XCTUnwrap(ph.pointee.allocateLocked(pages: 1000 * u))) }
                 for _ in 0..<12 {
-                    let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: 8))
+                    let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: 8 * u))
                     s.start.initializeMemory(as: UInt8.self, repeating: 1, count: Int(s.byteCount))
                     small.append(s)
                 }
                 for s in big { ph.pointee.freeSpan(s) }          // >= 128 pages: released at once
                 for s in small {
                     ph.pointee.freeSpan(s)
-                    if s.dirtyPages > 0 { trulyDirtyPages += 8 }
+                    if s.dirtyPages > 0 { trulyDirtyPages += 8 * u }
                 }
             }
             XCTAssertLessThan(trulyDirtyPages * UInt(Page.size), PageHeap.maxDirtyBytes / 8, "setup: little memory is really dirty")
-            XCTAssertTrue(pocket.state == .free && (pocket.dirtyPages == 0) && pocket.pageCount == 129,
+            XCTAssertTrue(pocket.state == .free && (pocket.dirtyPages == 0) && pocket.pageCount == 129 * u,
                           "setup: the pocket was not used by the setup")
 
-            // The loop takes `k` pages from the pocket (the best fit: lists k ... 128 are empty).
-            var k: UInt = 8
-            while k <= 128 && (Int(k)...PageHeap.maxListedPages).contains(where: { ph.pointee.freeLists[$0].head != nil }) { k += 1 }
-            XCTAssertLessThanOrEqual(k, 128, "setup: no block size for which the pocket is the best fit")
-            guard k <= 128 else { return }
+            // The loop takes `k` pages from the pocket (the best fit: lists k ... maxListedPages are empty).
+            var k: UInt = 8 * u
+            while k <= 128 * u && (Int(k)...PageHeap.maxListedPages).contains(where: { ph.pointee.freeLists[$0].head != nil }) {
+                k += u
+            }
+            XCTAssertLessThanOrEqual(k, 128 * u, "setup: no block size for which the pocket is the best fit")
+            guard k <= 128 * u else { return }
             var madvised = 0
             for _ in 0..<20 {
                 let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: k))
@@ -348,11 +357,47 @@ final class UnitPageHeapTests: XCTestCase {
         }
     }
 
+    /// Under a span page larger than the default (page_size = 64 KiB), a
+    /// page heap of its own hands out and keeps only whole span pages at
+    /// multiples of one, whatever is asked, aligned or not.
+    func testSpansAreWholeSpanPagesAtSpanPageBoundaries() throws {
+        let metadata = UnsafeMutablePointer<MetadataArena>.allocate(capacity: 1)
+        metadata.initialize(to: MetadataArena())
+        let ph = UnsafeMutablePointer<PageHeap>.allocate(capacity: 1)
+        ph.initialize(to: try XCTUnwrap(PageHeap(metadata: metadata, spanPageSize: 64 << 10)))
+        let unit = ph.pointee.spanPageGranules
+        XCTAssertEqual(unit, UInt((64 << 10) >> Page.shift))
+        ph.lock()
+        defer { ph.unlock() }
+        var spans: [SpanRef] = []
+        for (pages, align) in [(UInt(1), UInt(0)), (unit, 0), (unit + 1, 0), (3, 4 * unit), (5 * unit, 2), (40, 64 * unit)] {
+            let span = try XCTUnwrap(ph.pointee.allocateAlignedLocked(pages: pages, alignPages: align))
+            XCTAssertEqual(span.pageCount, (pages + unit - 1) / unit * unit, "\(pages) pages: rounded up to span pages")
+            XCTAssertEqual(span.firstPage % max(unit, align), 0, "\(pages) pages aligned to \(align)")
+            span.start.storeBytes(of: 1, as: UInt64.self)
+            span.start.advanced(by: Int(span.byteCount) - 8).storeBytes(of: 2, as: UInt64.self)
+            spans.append(span)
+            checkFreeLists(ph)
+        }
+        for i in 0...PageHeap.maxListedPages {
+            var cursor = ph.pointee.freeLists[i].head
+            while let free = cursor {
+                XCTAssertEqual(free.firstPage % unit, 0, "free span at a span page boundary")
+                XCTAssertEqual(free.pageCount % unit, 0, "free span of whole span pages")
+                cursor = free.next
+            }
+        }
+        let regionBytes = ph.pointee.regionBytes
+        for span in spans { ph.pointee.freeSpan(span) }
+        checkFreeLists(ph)
+        XCTAssertEqual(ph.pointee.freeBytes, regionBytes, "everything free again")
+    }
+
     func testSmallSpanRegistersEveryPage() throws {
         let heap = self.heap
         let table = heap.pointee.sizeClasses
         let c = table.sizeClass(for: 3000)
-        let pages = UInt(table.pages[c])
+        let pages = UInt(table.spanGranules(of: c))
         let ph = pageHeap
         let span = try XCTUnwrap(ph.allocateSmallSpan(pages: pages, sizeClass: UInt8(c)))
         XCTAssertEqual(span.state, .small)

@@ -98,9 +98,10 @@ final class UnitSizeClassTests: XCTestCase {
         for c in 1..<t.count {
             let size = t.size(of: c)
             let pages = Int(t.pages[c])
-            let bytes = pages * Page.size
+            let bytes = pages * t.spanPageSize
             XCTAssertGreaterThanOrEqual(pages, 1, "class \(c)")
-            XCTAssertEqual(pages, SizeClassTable.spanPages(forSize: size), "class \(c): pages fit in the byte table")
+            XCTAssertEqual(pages, SizeClassTable.spanPages(forSize: size, spanPageSize: t.spanPageSize),
+                           "class \(c): pages fit in the byte table")
             XCTAssertGreaterThanOrEqual(bytes / size, 1, "class \(c) (\(size) B): a span holds no object")
             XCTAssertLessThanOrEqual((bytes % size) * 8, bytes, "class \(c) (\(size) B): tail waste over 1/8 of \(bytes) B")
             XCTAssertGreaterThanOrEqual(bytes, min(8 * size, 64 * 1024), "class \(c) (\(size) B): span too small")
@@ -109,7 +110,8 @@ final class UnitSizeClassTests: XCTestCase {
             XCTAssertLessThanOrEqual(batch, 32, "class \(c)")
             XCTAssertEqual(Int(heap.pointee.middle.transfer[c].batchSize), batch, "class \(c): transfer cache batch")
             XCTAssertEqual(Int(heap.pointee.middle.central[c].objectSize), size, "class \(c): central list object size")
-            XCTAssertEqual(Int(heap.pointee.middle.central[c].spanPages), pages, "class \(c): central list span pages")
+            XCTAssertEqual(Int(heap.pointee.middle.central[c].spanPages) << Page.shift, bytes,
+                           "class \(c): central list span bytes")
         }
     }
 }

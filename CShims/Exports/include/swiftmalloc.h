@@ -77,7 +77,8 @@ size_t swiftmalloc_release_free_memory(void);
 
 // ---------------------------------------------------------------------------
 // The page-level allocator: whole pages of swiftmalloc_page_size() bytes
-// (8 KiB), aligned to that size, straight from the page heap. Free with the
+// (the span page: 8 KiB, or page_size of the configuration file), aligned to
+// that size, straight from the page heap. Free with the
 // same page count; a mismatch stops the process with a message.
 // ---------------------------------------------------------------------------
 size_t swiftmalloc_page_size(void);

@@ -192,6 +192,12 @@ const char *sm_getenv(const char *name);
 
 // Writes a whole buffer to a newly created file (O_TRUNC). Returns 0 on success.
 int sm_write_file(const char *path, const char *bytes, size_t count);
+// Reads the whole file at `path` into `buffer`: the byte count, or -errno
+// (-EFBIG when the file holds more than `capacity` bytes). open/read only.
+int64_t sm_read_file(const char *path, char *buffer, size_t capacity);
+// The description of an errno value ("No such file or directory"), from
+// glibc's static table: no allocation, no locale.
+const char *sm_error_text(int error);
 // Writes count bytes to stream (a FILE *, opaque to Swift) with fwrite:
 // 0, or -1 when fewer were written. Call it with no allocator lock held
 // (stdio may allocate the stream's buffer).

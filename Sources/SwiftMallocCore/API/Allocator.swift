@@ -43,6 +43,12 @@ enum Allocator {
         let heap = Heap.ensureInitialized()
         if size <= UInt(SizeClassTable.maxSize) {
             let sizeClass = heap.pointee.sizeClasses.sizeClass(for: Int(size))
+            if _slowPath(sizeClass == 0) {
+                // Above a configured table's largest class: served as
+                // FrontEnd.allocateSlow serves class 0 for the fast paths,
+                // here with the size requested known.
+                return allocateLarge(heap, UInt(SizeClassTable.maxSize), alignment: 0, requested: size)
+            }
             let object = FrontEnd.allocateSlow(heap, sizeClass)
             if object != nil { FrontEnd.recordRequest(heap, size, handedOut: UInt(heap.pointee.sizeClasses.sizes[sizeClass])) }
             return object
@@ -55,17 +61,12 @@ enum Allocator {
     @inline(never)
     static func allocateLarge(_ heap: UnsafeMutablePointer<Heap>, _ size: UInt, alignment: UInt,
                               zeroed: Bool = false, requested: UInt? = nil) -> UnsafeMutableRawPointer? {
-        guard size <= maxRequest, alignment <= maxRequest,
-              let (start, usable) = heap.pointee.pageHeap.allocateLarge(bytes: Int(max(size, 1)),
-                                                                                alignment: Int(alignment), zeroed: zeroed)
-        else {
+        guard size <= maxRequest, alignment <= maxRequest else {
             sm_set_errno(ENOMEM)
             return nil
         }
-        FrontEnd.countLarge(heap, allocatedBytes: usable)
-        FrontEnd.recordRequest(heap, requested ?? size, handedOut: UInt(usable))
-        Heap.reclaim(heap)
-        return UnsafeMutableRawPointer(bitPattern: start)
+        return FrontEnd.allocateLarge(heap, bytes: Int(max(size, 1)), alignment: Int(alignment), zeroed: zeroed,
+                                      requested: requested ?? size)
     }
 
     @inline(__always)
@@ -241,14 +242,14 @@ enum Allocator {
     static func allocateAligned(_ alignment: UInt, _ size: UInt, requested: UInt? = nil) -> UnsafeMutableRawPointer? {
         if alignment <= 8 { return allocate(size) }
         let heap = Heap.ensureInitialized()
-        if size <= UInt(SizeClassTable.maxSize) && alignment <= UInt(Page.size) {
-            // Objects of a class start at multiples of its size from a page
-            // boundary: a class whose size is a multiple of the alignment
-            // gives aligned objects.
+        if size <= UInt(SizeClassTable.maxSize) && alignment <= UInt(heap.pointee.sizeClasses.spanPageSize) {
+            // Objects of a class start at multiples of its size from a span
+            // page boundary: a class whose size is a multiple of the
+            // alignment gives aligned objects.
             let table = heap.pointee.sizeClasses
             var sizeClass = table.sizeClass(for: Int(max(size, alignment)))
-            while sizeClass < table.count && UInt(table.sizes[sizeClass]) % alignment != 0 { sizeClass += 1 }
-            if sizeClass < table.count {
+            while sizeClass != 0 && sizeClass < table.count && UInt(table.sizes[sizeClass]) % alignment != 0 { sizeClass += 1 }
+            if sizeClass != 0 && sizeClass < table.count {
                 let object: UnsafeMutableRawPointer?
                 if let state = ThreadState.current {
                     object = FrontEnd.allocate(heap, state, sizeClass)
@@ -315,22 +316,23 @@ enum Allocator {
 
     // MARK: pages
 
+    /// `pages` span pages (swiftmalloc_page_size() bytes each).
     static func allocatePages(_ pages: UInt) -> UnsafeMutableRawPointer? {
         if pages == 0 {
             sm_set_errno(EINVAL)
             return nil
         }
-        if pages > maxRequest >> UInt(Page.shift) {
+        let heap = Heap.ensureInitialized()
+        if pages > maxRequest / UInt(heap.pointee.sizeClasses.spanPageSize) {
             sm_set_errno(ENOMEM)
             return nil
         }
-        let heap = Heap.ensureInitialized()
         guard let span = heap.pointee.pageHeap.allocatePages(pages) else {
             sm_set_errno(ENOMEM)
             return nil
         }
         FrontEnd.countLarge(heap, allocatedBytes: Int(span.byteCount))
-        FrontEnd.recordRequest(heap, pages << UInt(Page.shift), handedOut: UInt(span.byteCount))
+        FrontEnd.recordRequest(heap, pages &* UInt(heap.pointee.sizeClasses.spanPageSize), handedOut: UInt(span.byteCount))
         return span.start
     }
 
@@ -338,7 +340,7 @@ enum Allocator {
         guard let pointer else { return }
         guard let root = sm_heap_get() else { fatal("page_free(): invalid pointer ", pointer: pointer) }
         let heap = root.assumingMemoryBound(to: Heap.self)
-        let (bytes, problem) = heap.pointee.pageHeap.freePages(at: UInt(bitPattern: pointer), pages: pages)
+        let (bytes, problem) = heap.pointee.pageHeap.freePages(at: UInt(bitPattern: pointer), spanPages: pages)
         switch problem {
         case .invalidPointer: fatal("page_free(): invalid pointer ", pointer: pointer)
         case .pageCountMismatch: fatal("page_free(): page count does not match the allocation at ", pointer: pointer)

@@ -1,5 +1,7 @@
-// Settings read once, from the environment, when the heap is built.
-// Reading must not allocate: getenv and byte comparisons only.
+// Settings read once, when the heap is built: the built-in defaults, then
+// the configuration file named by SWIFTMALLOC_CONFIG (ConfigFile.swift),
+// then the environment variables, which override the file. Reading must
+// not allocate: getenv, open/read into a scratch mapping, byte comparisons.
 import SwiftMallocShims
 
 enum FrontEndKind: UInt8 {
@@ -34,22 +36,28 @@ struct Configuration {
     /// SWIFTMALLOC_PERCPU_ID (default mmcid where the kernel has it).
     var requestedIDMode: PerCPUIDMode = .mmcid
     var badIDModeValue: UnsafePointer<CChar>? = nil
-    /// Per-CPU cache budget (SWIFTMALLOC_PERCPU_CACHE_BYTES).
+    /// Per-CPU cache budget (percpu_cache_size, SWIFTMALLOC_PERCPU_CACHE_BYTES).
     var perCPUCacheBytes: Int = 1536 << 10
     /// Filled in when rseq has been probed.
     var rseqAvailable = false
     /// Per-CPU misses between capacity rebalances (SWIFTMALLOC_PERCPU_REBALANCE; 0: never).
     var perCPURebalanceInterval: UInt64 = 1 << 16
-    /// Freed large mappings kept for reuse, at most (SWIFTMALLOC_LARGE_CACHE_BYTES; 0: none).
+    /// Freed large mappings kept for reuse, at most (large_cache_size,
+    /// SWIFTMALLOC_LARGE_CACHE_BYTES; 0: none).
     var largeCacheBytes: Int = 32 << 20
     /// Objects a thread moves through the middle between scavenger passes
-    /// (SWIFTMALLOC_SCAVENGE_INTERVAL; 0: no scavenger).
+    /// (scavenge_interval, SWIFTMALLOC_SCAVENGE_INTERVAL; 0: no scavenger).
     var scavengeInterval: UInt64 = 1 << 15
+    /// Batches each class's transfer cache parks, at most (max_transfer_slots,
+    /// SWIFTMALLOC_MAX_TRANSFER_SLOTS).
+    var maxTransferSlots: Int = TransferCache.defaultMaxSlots
+    /// The span page in bytes (page_size): spans are whole numbers of them.
+    var spanPageSize: Int = Page.defaultSpanPageSize
     /// SWIFTMALLOC_DEBUG=1: poison retired metadata and check for it.
     var debug = false
     /// SWIFTMALLOC_FRONTEND was set to something that is no front end.
     var badFrontEndValue: UnsafePointer<CChar>? = nil
-    /// Byte budget of each thread's cache (SWIFTMALLOC_THREAD_CACHE_BYTES).
+    /// Byte budget of each thread's cache (thread_cache_size, SWIFTMALLOC_THREAD_CACHE_BYTES).
     var threadCacheBytes: Int = 2 << 20
     /// SWIFTMALLOC_STATS_FILE, or nil. Points into the environment: copied by
     /// `init` into metadata memory, since a program may change its environment.
@@ -57,40 +65,149 @@ struct Configuration {
     /// SWIFTMALLOC_HISTOGRAM, or nil (copied like `statsPath`): where the
     /// allocation histogram is written at exit; set, requests are recorded.
     var histogramPath: UnsafeMutablePointer<CChar>? = nil
+    /// The configuration file in use (a copy in metadata memory), or nil for
+    /// the built-in configuration (no file, or a file with a problem).
+    var filePath: UnsafeMutablePointer<CChar>? = nil
+    /// The file's size classes (nil: the built-in table).
+    var classes: UnsafeMutablePointer<ClassSpec>? = nil
+    var classCount = 0
+    /// The line to print for a file that could not be used, newline included.
+    var fileProblem: UnsafeMutablePointer<UInt8>? = nil
+    var fileProblemLength = 0
 
-    /// Reads the environment. The front end is settled by `settleFrontEnd`
-    /// once rseq has been probed.
-    static func fromEnvironment() -> Configuration {
+    // The valid values of the settings: a file's value outside them is a
+    // problem; an environment variable's is brought within them.
+    static let threadCacheRange = (64 << 10)...(1 << 30)
+    static let perCPUCacheRange = (64 << 10)...(64 << 20)
+    static let maxTransferSlotsRange = 2...1024
+    static let largeCacheRange = 0...(1 << 40)
+    static let scavengeIntervalRange = 0...(1 << 50)
+    static let perCPURebalanceRange = 0...(1 << 40)
+    static let pageSizeRange = Page.size...(1 << 20)
+    /// A configuration file larger than this is not read.
+    static let maxFileBytes = 64 << 10
+
+    /// The configuration the heap starts with: the built-in defaults, the
+    /// file named by SWIFTMALLOC_CONFIG, then the environment. The front end
+    /// is settled by `settleFrontEnd` once rseq has been probed.
+    static func load(metadata: inout MetadataArena) -> Configuration {
         var config = Configuration()
-        if let value = environment("SWIFTMALLOC_FRONTEND"), value.pointee != 0 {
-            if let kind = parseFrontEnd(value) {
-                config.requestedFrontEnd = kind
+        if let path = environment("SWIFTMALLOC_CONFIG"), path.pointee != 0 {
+            config.readFile(path, metadata: &metadata)
+        }
+        config.applyEnvironment()
+        return config
+    }
+
+    /// Applies the configuration file at `path`. A file that cannot be read
+    /// or has a problem changes nothing but `fileProblem`.
+    mutating func readFile(_ path: UnsafePointer<CChar>, metadata: inout MetadataArena) {
+        let pathCopy = Configuration.copy(path, metadata: &metadata)
+        let messageBytes = 256
+        let scratchBytes = Configuration.maxFileBytes + messageBytes
+        guard let scratch = OSMemory.map(scratchBytes) else {
+            return reportFile(pathCopy, line: 0, "cannot map memory to read it", metadata: &metadata)
+        }
+        defer { OSMemory.unmap(scratch, scratchBytes) }
+        let bytes = scratch.assumingMemoryBound(to: UInt8.self)
+        let count = sm_read_file(path, scratch.assumingMemoryBound(to: CChar.self), Configuration.maxFileBytes)
+        var message = TextBuffer(base: bytes + Configuration.maxFileBytes, capacity: messageBytes)
+        if count < 0 {
+            if count == -Int64(EFBIG) {
+                message.append("cannot read (larger than 65536 bytes)")
             } else {
-                config.badFrontEndValue = value
+                message.append("cannot read (")
+                message.append(cString: sm_error_text(Int32(-count)))
+                message.append(")")
+            }
+            return reportFile(pathCopy, line: 0, message, metadata: &metadata)
+        }
+        let classes = metadata.allocateArray(of: ClassSpec.self, count: ConfigFileParser.classCapacity)
+        var parsed = self
+        switch ConfigFileParser.parse(bytes, count: Int(count), into: &parsed, classes: classes, message: &message) {
+        case .problem(let line):
+            reportFile(pathCopy, line: line, message, metadata: &metadata)
+        case .parsed(let classCount):
+            self = parsed
+            filePath = pathCopy
+            if let classCount {
+                self.classes = classes
+                self.classCount = classCount
             }
         }
-        if let value = environment("SWIFTMALLOC_PERCPU_ID"), value.pointee != 0 {
-            if equals(value, "cpu") { config.requestedIDMode = .cpu }
-            else if equals(value, "mmcid") { config.requestedIDMode = .mmcid }
-            else { config.badIDModeValue = value }
+    }
+
+    /// Keeps the line "swiftmalloc: config PATH:LINE: problem" for `reportProblems`.
+    private mutating func reportFile(_ path: UnsafePointer<CChar>, line: Int, _ problem: TextBuffer,
+                                     metadata: inout MetadataArena) {
+        var length = 0
+        while path[length] != 0 { length += 1 }
+        let capacity = length + problem.count + 64
+        var text = TextBuffer(base: metadata.allocateArray(of: UInt8.self, count: capacity), capacity: capacity)
+        text.append("swiftmalloc: config ")
+        text.append(cString: path)
+        text.append(":")
+        text.append(UInt64(line))
+        text.append(": ")
+        var i = 0
+        while i < problem.count { text.appendByte(problem.base[i]); i += 1 }
+        text.append("\n")
+        fileProblem = text.base
+        fileProblemLength = text.count
+    }
+
+    private mutating func reportFile(_ path: UnsafePointer<CChar>, line: Int, _ problem: StaticString,
+                                     metadata: inout MetadataArena) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buffer in
+            var text = TextBuffer(base: buffer.baseAddress.unsafelyUnwrapped, capacity: 64)
+            text.append(problem)
+            reportFile(path, line: line, text, metadata: &metadata)
         }
-        if let value = environment("SWIFTMALLOC_PERCPU_CACHE_BYTES"), let bytes = parseSize(value) {
-            config.perCPUCacheBytes = max(64 << 10, min(bytes, 64 << 20))
+    }
+
+    /// Applies the environment variables (over the file's settings).
+    mutating func applyEnvironment() {
+        if let value = Configuration.environment("SWIFTMALLOC_FRONTEND"), value.pointee != 0 {
+            if let kind = Configuration.parseFrontEnd(value) {
+                requestedFrontEnd = kind
+            } else {
+                badFrontEndValue = value
+            }
         }
-        if let value = environment("SWIFTMALLOC_DEBUG"), equals(value, "1") { config.debug = true }
-        if let value = environment("SWIFTMALLOC_SCAVENGE_INTERVAL"), let n = parseSize(value) {
-            config.scavengeInterval = UInt64(min(n, 1 << 50))
+        if let value = Configuration.environment("SWIFTMALLOC_PERCPU_ID"), value.pointee != 0 {
+            if Configuration.equals(value, "cpu") { requestedIDMode = .cpu }
+            else if Configuration.equals(value, "mmcid") { requestedIDMode = .mmcid }
+            else { badIDModeValue = value }
         }
-        if let value = environment("SWIFTMALLOC_LARGE_CACHE_BYTES"), let bytes = parseSize(value) {
-            config.largeCacheBytes = min(bytes, 1 << 40)
+        if let bytes = Configuration.size("SWIFTMALLOC_PERCPU_CACHE_BYTES") {
+            perCPUCacheBytes = Configuration.clamp(bytes, Configuration.perCPUCacheRange)
         }
-        if let value = environment("SWIFTMALLOC_PERCPU_REBALANCE"), let n = parseSize(value) {
-            config.perCPURebalanceInterval = UInt64(min(n, 1 << 40))
+        if let value = Configuration.environment("SWIFTMALLOC_DEBUG"), Configuration.equals(value, "1") { debug = true }
+        if let n = Configuration.size("SWIFTMALLOC_SCAVENGE_INTERVAL") {
+            scavengeInterval = UInt64(Configuration.clamp(n, Configuration.scavengeIntervalRange))
         }
-        if let value = environment("SWIFTMALLOC_THREAD_CACHE_BYTES"), let bytes = parseSize(value) {
-            config.threadCacheBytes = max(64 << 10, min(bytes, 1 << 30))
+        if let bytes = Configuration.size("SWIFTMALLOC_LARGE_CACHE_BYTES") {
+            largeCacheBytes = Configuration.clamp(bytes, Configuration.largeCacheRange)
         }
-        return config
+        if let n = Configuration.size("SWIFTMALLOC_PERCPU_REBALANCE") {
+            perCPURebalanceInterval = UInt64(Configuration.clamp(n, Configuration.perCPURebalanceRange))
+        }
+        if let bytes = Configuration.size("SWIFTMALLOC_THREAD_CACHE_BYTES") {
+            threadCacheBytes = Configuration.clamp(bytes, Configuration.threadCacheRange)
+        }
+        if let n = Configuration.size("SWIFTMALLOC_MAX_TRANSFER_SLOTS") {
+            maxTransferSlots = Configuration.clamp(n, Configuration.maxTransferSlotsRange)
+        }
+    }
+
+    /// An environment variable holding a size (`parseSize`), if set and valid.
+    private static func size(_ name: StaticString) -> Int? {
+        guard let value = environment(name) else { return nil }
+        return parseSize(value)
+    }
+
+    static func clamp(_ value: Int, _ range: ClosedRange<Int>) -> Int {
+        max(range.lowerBound, min(value, range.upperBound))
     }
 
     /// Chooses the front end: the one asked for, percpu falling back to
@@ -111,6 +228,11 @@ struct Configuration {
     /// A copy of the variable's value in metadata memory; nil when unset or empty.
     private static func copiedPath(_ name: StaticString, metadata: inout MetadataArena) -> UnsafeMutablePointer<CChar>? {
         guard let value = environment(name), value.pointee != 0 else { return nil }
+        return copy(value, metadata: &metadata)
+    }
+
+    /// A copy of a C string in metadata memory.
+    static func copy(_ value: UnsafePointer<CChar>, metadata: inout MetadataArena) -> UnsafeMutablePointer<CChar> {
         var length = 0
         while value[length] != 0 { length += 1 }
         let copy = metadata.allocateArray(of: CChar.self, count: length + 1)
@@ -128,6 +250,9 @@ struct Configuration {
 
     /// One line on stderr for a setting that could not be honoured.
     func reportProblems() {
+        if let line = fileProblem {
+            sm_write_stderr(UnsafeRawPointer(line).assumingMemoryBound(to: CChar.self), fileProblemLength)
+        }
         if let bad = badFrontEndValue {
             writeStderr("swiftmalloc: SWIFTMALLOC_FRONTEND=")
             writeValue(bad)
@@ -135,7 +260,7 @@ struct Configuration {
             writeStderr(frontEnd.name)
             writeStderr("\n")
         } else if requestedFrontEnd == .percpu && frontEnd != .percpu {
-            writeStderr("swiftmalloc: SWIFTMALLOC_FRONTEND=percpu needs rseq, which is not available; using ")
+            writeStderr("swiftmalloc: front end percpu (asked by SWIFTMALLOC_FRONTEND or the configuration file) needs rseq, which is not available; using ")
             writeStderr(frontEnd.name)
             writeStderr("\n")
         }

@@ -73,7 +73,7 @@ public func swiftmalloc_release_free_memory() -> UInt {
 
 @_cdecl("swiftmalloc_page_size")
 public func swiftmalloc_page_size() -> UInt {
-    UInt(Page.size)
+    UInt(Heap.ensureInitialized().pointee.sizeClasses.spanPageSize)
 }
 
 @_cdecl("swiftmalloc_page_alloc")

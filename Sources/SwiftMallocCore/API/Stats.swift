@@ -21,6 +21,11 @@ struct StatsSnapshot {
     /// Bytes requested by every counted allocation: known only while the
     /// allocation histogram records them, else nil.
     var requestedBytes: UInt64? = nil
+    /// The configuration file in use (nil: the built-in configuration) and
+    /// the size classes' sizes, classes 1 ..< classCount.
+    var configFile: UnsafePointer<CChar>? = nil
+    var classSizes: UnsafePointer<UInt32>? = nil
+    var classCount = 0
 
     /// The snapshot; with `classes`, also each size class's objects in use
     /// and spans (ClassTable), taken under the same locks one at a time.
@@ -94,6 +99,9 @@ struct StatsSnapshot {
         snapshot.directCount = directCount
         snapshot.smallInUseBytes = totals.smallInUseBytes
         if heap.pointee.threads.pointee.recordsHistogram { snapshot.requestedBytes = totals.requestedBytes }
+        snapshot.configFile = UnsafePointer(heap.pointee.config.filePath)
+        snapshot.classSizes = UnsafePointer(heap.pointee.sizeClasses.sizes)
+        snapshot.classCount = heap.pointee.sizeClasses.count
         return snapshot
     }
 
@@ -113,6 +121,22 @@ struct StatsSnapshot {
         } else {
             buffer.append("null")
         }
+        buffer.append(",\"config\":")
+        if let configFile {
+            buffer.append(jsonString: configFile)
+        } else {
+            buffer.append("\"built-in\"")
+        }
+        buffer.append(",\"size_classes\":")
+        buffer.append(UInt64(max(classCount - 1, 0)))
+        buffer.append(",\"class_sizes\":[")
+        var c = 1
+        while c < classCount {
+            if c > 1 { buffer.append(",") }
+            buffer.append(UInt64(classSizes.unsafelyUnwrapped[c]))
+            c += 1
+        }
+        buffer.append("]")
         var counters = self.counters
         var i = 0
         while i < Int(SM_STATS_COUNTERS) {
@@ -181,7 +205,7 @@ extension Heap {
 
 /// Preallocated memory for writing stats without allocating.
 struct StatsScratch {
-    static let textBytes = 4096
+    static let textBytes = 16384
     static let pathBytes = 4096
     var lock: UnsafeMutablePointer<Lock>
     var text: UnsafeMutablePointer<UInt8>
@@ -235,6 +259,28 @@ struct TextBuffer {
             }
         }
         appendByte(0)
+    }
+
+    /// `text` as a JSON string, quoted and escaped.
+    mutating func append(jsonString text: UnsafePointer<CChar>) {
+        appendByte(34)
+        var i = 0
+        while text[i] != 0 {
+            let byte = UInt8(bitPattern: text[i])
+            if byte == 34 || byte == 92 {
+                appendByte(92)
+                appendByte(byte)
+            } else if byte < 32 {
+                append("\\u00")
+                appendByte(byte >> 4 == 0 ? 48 : 49)
+                let low = byte & 15
+                appendByte(low < 10 ? 48 + low : 87 + low)
+            } else {
+                appendByte(byte)
+            }
+            i += 1
+        }
+        appendByte(34)
     }
 
     mutating func append(_ value: UInt64) {

@@ -44,7 +44,7 @@ enum StatsReport {
         var text = TextBuffer(base: (memory + ClassTable.byteCount).bindMemory(to: UInt8.self, capacity: textBytes),
                               capacity: textBytes)
         let table = heap.pointee.sizeClasses
-        let rows = ClassRows(classes: classes, sizes: table.sizes, pages: table.pages, count: table.count)
+        let rows = ClassRows(classes: classes, table: table)
         switch form {
         case .text: snapshot.summary(rows, into: &text)
         case .xml: snapshot.xml(rows, into: &text)
@@ -79,16 +79,16 @@ enum StatsReport {
 /// snapshot; capacity and cached derived from the spans.
 struct ClassRows {
     let classes: ClassTable
-    let sizes: UnsafeMutablePointer<UInt32>
-    let pages: UnsafeMutablePointer<UInt8>
-    let count: Int
+    let table: SizeClassTable
+    var count: Int { table.count }
 
-    func size(_ c: Int) -> UInt64 { UInt64(sizes[c]) }
+    func size(_ c: Int) -> UInt64 { UInt64(table.sizes[c]) }
+    func spanBytes(_ c: Int) -> Int { table.spanGranules(of: c) << Page.shift }
     func inUse(_ c: Int) -> UInt64 { classes.inUse[c] }
     func spans(_ c: Int) -> UInt64 { classes.spans[c] }
     /// Objects the class's spans hold, carved or not.
     func capacity(_ c: Int) -> UInt64 {
-        spans(c) &* ((UInt64(pages[c]) << UInt64(Page.shift)) / size(c))
+        spans(c) &* (UInt64(spanBytes(c)) / size(c))
     }
     /// Free objects of the class held anywhere (front-end caches, transfer
     /// cache, central list, never carved span tails): capacity less in use.

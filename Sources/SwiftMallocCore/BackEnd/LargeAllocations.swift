@@ -79,20 +79,22 @@ extension UnsafeMutablePointer where Pointee == PageHeap {
     }
 
     /// `pages` whole pages (the page-level allocator); nil when the OS has no memory.
-    func allocatePages(_ pages: UInt) -> SpanRef? {
-        withLock { $0.allocateLocked(pages: pages) }
+    /// `spanPages` span pages (the caller checked that their bytes fit).
+    func allocatePages(_ spanPages: UInt) -> SpanRef? {
+        withLock { $0.allocateLocked(pages: spanPages &* $0.spanPageGranules) }
     }
 
     enum PageFreeProblem { case invalidPointer, pageCountMismatch }
 
-    /// Takes back pages from `allocatePages`. Returns the bytes freed, or
-    /// what is wrong with the call.
-    func freePages(at address: UInt, pages: UInt) -> (bytes: UInt, problem: PageFreeProblem?) {
+    /// Takes back span pages from `allocatePages`. Returns the bytes freed,
+    /// or what is wrong with the call.
+    func freePages(at address: UInt, spanPages: UInt) -> (bytes: UInt, problem: PageFreeProblem?) {
         withLock { heap in
             guard let span = heap.largeSpan(startingAt: address), span.state == .large else {
                 return (0, .invalidPointer)
             }
-            if span.pageCount != pages { return (0, .pageCountMismatch) }
+            let (pages, overflow) = spanPages.multipliedReportingOverflow(by: heap.spanPageGranules)
+            if overflow || span.pageCount != pages { return (0, .pageCountMismatch) }
             let bytes = span.byteCount
             heap.freeSpan(span)
             return (bytes, nil)

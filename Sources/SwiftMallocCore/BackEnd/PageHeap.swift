@@ -28,6 +28,11 @@ struct PageHeap: LockGuarded {
     var mappingCache: MappingCache
     /// Scavenger passes so far (stamps free spans: Span.freedAtPass).
     var scavengePass: UInt32 = 0
+    /// Pages (granules) per span page: every span the heap hands out or
+    /// keeps free is a multiple of this many pages and starts at a multiple
+    /// of it (regions are aligned to a span page, and only such runs are
+    /// split off), so spans keep the span page's alignment.
+    let spanPageGranules: UInt
 
     // Accounting, in bytes (page heap lock held to write; racy reads are fine).
     var regionBytes: UInt = 0        // mapped for regions
@@ -39,7 +44,7 @@ struct PageHeap: LockGuarded {
     /// Free bytes given back to the OS (or never touched).
     var releasedBytes: UInt { freeBytes &- dirtyBytes }
 
-    static let maxListedPages = 128
+    static let maxListedPages = 256
     /// Regions grow by at least this much (virtual; pages are touched on use).
     static let regionPages = (8 << 20) >> Page.shift
     /// A freed span at least this long is given back to the OS at once.
@@ -47,8 +52,10 @@ struct PageHeap: LockGuarded {
     /// Free pages not yet given back are kept up to this many bytes.
     static let maxDirtyBytes: UInt = 32 << 20
 
-    init?(metadata: UnsafeMutablePointer<MetadataArena>) {
+    /// `spanPageSize`: the span page in bytes, a power of two >= Page.size.
+    init?(metadata: UnsafeMutablePointer<MetadataArena>, spanPageSize: Int) {
         guard let map = PageMap() else { return nil }
+        spanPageGranules = UInt(spanPageSize >> Page.shift)
         self.metadata = metadata
         pageMap = map
         mappingCache = MappingCache(metadata: &metadata.pointee)
@@ -118,11 +125,12 @@ struct PageHeap: LockGuarded {
     private mutating func grow(_ pages: UInt) -> Bool {
         let want = max(pages, UInt(PageHeap.regionPages))
         let bytes = Int(want) << Page.shift
-        guard let memory = OSMemory.mapAligned(bytes, alignment: Page.size) else {
+        let alignment = Int(spanPageGranules) << Page.shift
+        guard let memory = OSMemory.mapAligned(bytes, alignment: alignment) else {
             if want == pages { return false }
             // Fall back to exactly what is needed.
             let exact = Int(pages) << Page.shift
-            guard let m = OSMemory.mapAligned(exact, alignment: Page.size) else { return false }
+            guard let m = OSMemory.mapAligned(exact, alignment: alignment) else { return false }
             regionBytes &+= UInt(exact)
             freeSpan(newSpanRecord(first: Page.number(of: UInt(bitPattern: m)), count: pages), dirtyPages: 0, release: false)
             return true
@@ -135,10 +143,12 @@ struct PageHeap: LockGuarded {
 
     // MARK: allocation (lock held by the caller)
 
-    /// A span of exactly `pages` pages, state `.large`, registered at its first
-    /// page; nil when the OS has no memory. `locked`: page heap lock held.
-    mutating func allocateLocked(pages: UInt) -> SpanRef? {
-        if pages == 0 || pages > (UInt(1) << UInt(PageMap.pageBits)) { return nil }
+    /// A span of `pages` pages rounded up to whole span pages, state
+    /// `.large`, registered at its first page; nil when the OS has no memory.
+    /// `locked`: page heap lock held.
+    mutating func allocateLocked(pages requested: UInt) -> SpanRef? {
+        if requested == 0 || requested > (UInt(1) << UInt(PageMap.pageBits)) { return nil }
+        let pages = roundedToSpanPages(requested)
         var found = findFree(pages)
         if found == nil {
             guard grow(pages) else { return nil }
@@ -161,10 +171,16 @@ struct PageHeap: LockGuarded {
         return span
     }
 
-    /// A span of `pages` pages whose start is aligned to `alignPages` pages.
-    mutating func allocateAlignedLocked(pages: UInt, alignPages: UInt) -> SpanRef? {
-        if alignPages <= 1 { return allocateLocked(pages: pages) }
-        let (padded, overflow) = pages.addingReportingOverflow(alignPages &- 1)
+    /// A span of `pages` pages rounded up to whole span pages, whose start
+    /// is aligned to `alignPages` pages (a power of two).
+    mutating func allocateAlignedLocked(pages requested: UInt, alignPages requestedAlignment: UInt) -> SpanRef? {
+        let alignPages = max(requestedAlignment, spanPageGranules)
+        if alignPages == spanPageGranules { return allocateLocked(pages: requested) }
+        if requested == 0 || requested > (UInt(1) << UInt(PageMap.pageBits)) { return nil }
+        let pages = roundedToSpanPages(requested)
+        // Free runs start at multiples of a span page: the aligned start is
+        // at most alignPages - spanPageGranules pages into one.
+        let (padded, overflow) = pages.addingReportingOverflow(alignPages &- spanPageGranules)
         if overflow { return nil }
         guard let span = allocateLocked(pages: padded) else { return nil }
         let first = span.firstPage
@@ -185,6 +201,12 @@ struct PageHeap: LockGuarded {
         span.state = .large
         pageMap.set(page: alignedFirst, span: span)
         return span
+    }
+
+    /// `pages` rounded up to a whole number of span pages.
+    @inline(__always)
+    func roundedToSpanPages(_ pages: UInt) -> UInt {
+        (pages &+ spanPageGranules &- 1) & ~(spanPageGranules &- 1)
     }
 
     /// Returns a span's pages to the heap, coalescing with free neighbours.
@@ -368,15 +390,16 @@ extension UnsafeMutablePointer where Pointee == PageHeap {
 
     // MARK: directly mapped allocations
 
-    /// Maps `bytes` for one allocation, aligned to `alignment` (>= page size):
-    /// a cached mapping that fits, or a new one. `reused` says which (a
+    /// Maps `bytes` for one allocation, aligned to `alignment` and at least
+    /// to a span page, like the page heap's blocks: a cached mapping that
+    /// fits, or a new one. `reused` says which (a
     /// reused one holds old data; a new one reads as zero).
     func mapLarge(bytes: Int, alignment: Int) -> (span: SpanRef, reused: Bool)? {
         let systemPage = Int(sm_os_page_size())
         let (rounded, overflow) = bytes.addingReportingOverflow(systemPage - 1)
         if overflow { return nil }
         let length = rounded & ~(systemPage - 1)
-        let align = max(alignment, Page.size)
+        let align = max(alignment, Int(pointee.spanPageGranules) << Page.shift)
         let cachedSpan = withLock { heap -> SpanRef? in
             guard let cached = heap.mappingCache.take(length: UInt(length), alignment: UInt(align)) else { return nil }
             return heap.recordMappedLocked(UnsafeMutableRawPointer(bitPattern: cached.start).unsafelyUnwrapped,

@@ -1,8 +1,8 @@
 // The page map: from any address to the span that holds it, and to the size
 // class of its objects, in O(1) with no header in the objects.
 //
-// A two-level radix tree over the 35-bit page numbers of 48-bit addresses:
-// a root of 2^17 leaf pointers, each leaf covering 2^18 pages (2 GiB) with a
+// A two-level radix tree over the 36-bit page numbers of 48-bit addresses:
+// a root of 2^18 leaf pointers, each leaf covering 2^18 pages (1 GiB) with a
 // span pointer and a size-class byte per page. Leaves are mapped on demand
 // and never freed, so lock-free readers (free, malloc_usable_size) always
 // read valid memory. Writers hold the page heap lock.
@@ -16,9 +16,9 @@ import SwiftMallocShims
 
 struct PageMap {
     static let addressBits = 48
-    static let pageBits = addressBits - Page.shift      // 35
+    static let pageBits = addressBits - Page.shift      // 36
     static let leafBits = 18
-    static let rootBits = pageBits - leafBits           // 17
+    static let rootBits = pageBits - leafBits           // 18
     static let leafEntries = 1 << leafBits
     static let rootEntries = 1 << rootBits
     static let leafBytes = leafEntries * (MemoryLayout<SpanRef?>.stride + 1)

@@ -59,8 +59,18 @@ enum FrontEnd {
 
     /// A small allocation the front end's cache could not serve, or a
     /// thread's first. Sets errno when the OS has no memory.
+    /// Class 0 is a size above the largest class of a configured table that
+    /// stops below SizeClassTable.maxSize: every front end's list of class 0
+    /// stays empty, so its fast path comes here, and the request (at most
+    /// maxSize bytes) is served as a large allocation of maxSize bytes.
     @inline(never)
     static func allocateSlow(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int) -> ObjectPointer? {
+        if _slowPath(sizeClass == 0) {
+            // Only the fast paths come here with class 0, and the histogram
+            // turns them off: the request counts as the bytes it gets.
+            return allocateLarge(heap, bytes: SizeClassTable.maxSize, alignment: 0, zeroed: false,
+                                 requested: UInt(SizeClassTable.maxSize))
+        }
         struct AllocateSlow: FrontEndVisitor {
             let heap: UnsafeMutablePointer<Heap>
             let state: UnsafeMutablePointer<ThreadState>
@@ -134,6 +144,22 @@ enum FrontEnd {
         return ThreadRegistry.registerCurrentThread(heap.pointee.threads, frontEnd: heap.pointee.frontEnd,
                                                     scavengeInterval: heap.pointee.config.scavengeInterval,
                                                     sharedCaches: heap.pointee.shared)
+    }
+
+    /// Whole pages for `bytes` (at least 1), aligned to `alignment` (0: page
+    /// aligned), counted for the calling thread and recorded as a request of
+    /// `requested` bytes; nil and ENOMEM when the OS has no memory.
+    @inline(never)
+    static func allocateLarge(_ heap: UnsafeMutablePointer<Heap>, bytes: Int, alignment: Int,
+                              zeroed: Bool, requested: UInt) -> ObjectPointer? {
+        guard let (start, usable) = heap.pointee.pageHeap.allocateLarge(bytes: bytes, alignment: alignment, zeroed: zeroed) else {
+            sm_set_errno(ENOMEM)
+            return nil
+        }
+        countLarge(heap, allocatedBytes: usable)
+        recordRequest(heap, requested, handedOut: UInt(usable))
+        Heap.reclaim(heap)
+        return UnsafeMutableRawPointer(bitPattern: start)
     }
 
     /// Records a request of `requested` bytes, served with `handedOut` usable

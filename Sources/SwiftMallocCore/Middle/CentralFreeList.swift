@@ -18,7 +18,7 @@ struct CentralFreeList: LockGuarded {
     init(sizeClass: Int, table: SizeClassTable) {
         self.sizeClass = UInt8(sizeClass)
         objectSize = UInt(table.size(of: sizeClass))
-        spanPages = UInt(table.pages[sizeClass])
+        spanPages = UInt(table.spanGranules(of: sizeClass))
     }
 
     /// `removeRange` with the lock held.

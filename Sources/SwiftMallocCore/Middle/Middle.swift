@@ -11,7 +11,9 @@ struct Middle {
     let classCount: Int
     let spans: PageHeapSpans
 
-    init(table: SizeClassTable, spans: PageHeapSpans, metadata: UnsafeMutablePointer<MetadataArena>) {
+    /// `maxTransferSlots`: batches each transfer cache parks, at most.
+    init(table: SizeClassTable, spans: PageHeapSpans, metadata: UnsafeMutablePointer<MetadataArena>,
+         maxTransferSlots: Int = TransferCache.defaultMaxSlots) {
         classCount = table.count
         self.spans = spans
         central = metadata.allocateArray(of: CentralFreeList.self, count: table.count)
@@ -20,7 +22,7 @@ struct Middle {
             central.advanced(by: c).initialize(to: CentralFreeList(sizeClass: c, table: table))
             let size = c == 0 ? 8 : table.size(of: c)
             let batch = c == 0 ? 2 : Int(table.batch[c])
-            transfer.advanced(by: c).initialize(to: TransferCache(batchSize: batch, objectSize: size,
+            transfer.advanced(by: c).initialize(to: TransferCache(batchSize: batch, objectSize: size, maxSlots: maxTransferSlots,
                                                                   metadata: &metadata.pointee))
         }
     }

@@ -28,10 +28,13 @@ struct TransferCache: LockGuarded {
     var lowWater: Int = 0
 
     static let capacityBytes = 1 << 20   // objects parked per class, at most
+    /// Batches parked per class, at most, unless configured otherwise
+    /// (Configuration.maxTransferSlots).
+    static let defaultMaxSlots = 64
 
-    init(batchSize: Int, objectSize: Int, metadata: inout MetadataArena) {
+    init(batchSize: Int, objectSize: Int, maxSlots: Int, metadata: inout MetadataArena) {
         self.batchSize = UInt32(batchSize)
-        capacity = max(2, min(64, TransferCache.capacityBytes / (batchSize * objectSize)))
+        capacity = max(2, min(maxSlots, TransferCache.capacityBytes / (batchSize * objectSize)))
         slots = metadata.allocateArray(of: ObjectPointer?.self, count: capacity * batchSize)
         linked = metadata.allocateArray(of: Bool.self, count: capacity)
     }

@@ -2,13 +2,18 @@
 // releases pages. Everything above works in pages of `Page.size` bytes.
 import SwiftMallocShims
 
-/// The allocator's page: the unit of the page heap and the page map. Larger
-/// than the 4 KiB hardware page so that the page map stays small and a span
-/// of one page holds many small objects.
+/// The allocator's page: the granule of the page heap and the page map, the
+/// hardware's 4 KiB. Fixed at compile time: free's fast path shifts by it.
+/// Spans are measured in a larger unit chosen at start-up, the span page
+/// (`page_size` in the configuration file, 8 KiB by default: a span of one
+/// span page holds many small objects): every span is a whole number of span
+/// pages and starts at a multiple of one (PageHeap.spanPageGranules).
 enum Page {
-    static let shift = 13
-    static let size = 1 << shift  // 8 KiB
+    static let shift = 12
+    static let size = 1 << shift  // 4 KiB
     static let mask = size - 1
+    /// The span page unless configured otherwise (`page_size`).
+    static let defaultSpanPageSize = 8192
 
     @inline(__always) static func number(of address: UInt) -> UInt { address >> UInt(shift) }
     @inline(__always) static func address(of page: UInt) -> UInt { page << UInt(shift) }
