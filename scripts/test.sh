@@ -8,7 +8,8 @@
 #   1. swift build -c release      -> .build/release/libSwiftMalloc.so
 #      swift build --product SwiftMalloc -> .build/debug/libSwiftMalloc.so
 #      the adoption demo (Examples/AdoptDemo, a package depending on this one)
-#   2. swift test (in parallel)    with SWIFTMALLOC_LIB pointing at the release library
+#   2. swift test (in parallel)    with SWIFTMALLOC_LIB pointing at the release library:
+#      the XCTest tests, then the Swift Testing ones
 #   3. scripts/test-tsan.sh        the middle and back end's unit tests under
 #      ThreadSanitizer (own build folder .build-tsan; about 70 s on 2 CPUs, build included)
 # The integration tests start real programs (python3 -m test, sqlite3, git,
@@ -132,15 +133,20 @@ LD_PRELOAD="$SWIFTMALLOC_LIB" /bin/ls / >/dev/null
 # ---------------------------------------------------------------------------
 T=$SECONDS
 XUNIT="$ROOT/.build/test-results.xml"
-rm -f "$XUNIT"
-# Swift Testing has no tests here (all are XCTest): leave it out, so that the
-# run does not end on its "0 tests" line.
-test_args=(--disable-swift-testing --xunit-output "$XUNIT")
+XUNIT_SWIFT_TESTING="$ROOT/.build/test-results-swift-testing.xml"
+rm -f "$XUNIT" "$XUNIT_SWIFT_TESTING"
+# XCTest (most tests, in parallel), then Swift Testing (the property-based
+# tests of the lab's optimiser): two runs, each with its own xUnit report.
+filter_args=()
+if [ -n "${SWIFTMALLOC_TEST_FILTER:-}" ]; then filter_args+=(--filter "$SWIFTMALLOC_TEST_FILTER"); fi
+test_args=(--disable-swift-testing --xunit-output "$XUNIT" "${filter_args[@]}")
 if [ "${SWIFTMALLOC_TEST_PARALLEL:-1}" != "0" ]; then test_args+=(--parallel); fi
-if [ -n "${SWIFTMALLOC_TEST_FILTER:-}" ]; then test_args+=(--filter "$SWIFTMALLOC_TEST_FILTER"); fi
 say "swift test ${test_args[*]} (SWIFTMALLOC_LIB=$SWIFTMALLOC_LIB)"
 status=0
 swift test "${test_args[@]}" || status=$?
+swift_testing_args=(--skip-build --disable-xctest --xunit-output "$XUNIT_SWIFT_TESTING" "${filter_args[@]}")
+say "swift test ${swift_testing_args[*]}"
+swift test "${swift_testing_args[@]}" || status=$?
 test_seconds=$((SECONDS - T))
 
 # ---------------------------------------------------------------------------
@@ -170,7 +176,7 @@ if [ -f "$XUNIT" ]; then
         /<failure/    { if (inCase && !f) { failed++; f = 1 } }
         /<skipped/    { if (inCase && !s) { skipped++; s = 1 } }
         /<\/testcase>/ { inCase = 0 }
-        END { print total + 0, failed + 0, skipped + 0 }' "$XUNIT")
+        END { print total + 0, failed + 0, skipped + 0 }' "$XUNIT" $([ -f "$XUNIT_SWIFT_TESTING" ] && echo "$XUNIT_SWIFT_TESTING"))
     passed=$((total - failed_tests - skipped))
     if [ "$status" -ne 0 ] && [ "$failed_tests" -eq 0 ]; then failed_tests=1; fi
     # A failed ThreadSanitizer step counts as one failed test in the closing line.
