@@ -48,6 +48,8 @@ public struct Tune: ParsableCommand {
         print("\(program.command.joined(separator: " ")) · \(runs) timed run\(runs == 1 ? "" : "s") per layout + 1 with the histogram")
         print(result.table())
         print("\nMachine: \(machine.cpuModel), \(machine.logicalCpus) CPUs, \(machine.kernel), \(machine.glibc)")
+        let mmCid = machine.mmCidAvailable.map { $0 ? ", mm_cid available" : ", no mm_cid" } ?? ""
+        print("rseq: \(machine.rseqNote)\(mmCid)")
         print("Library: \(machine.libraryPath)\(machine.gitRevision.map { " (\($0))" } ?? "")"
               + ", load average \(machine.loadAverageStart.map { String(format: "%.2f", $0) } ?? "?") → \(MachineProbe.loadAverage().map { String(format: "%.2f", $0) } ?? "?")")
     }
