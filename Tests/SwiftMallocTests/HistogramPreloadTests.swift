@@ -93,13 +93,23 @@ final class HistogramPreloadTests: XCTestCase {
     /// The C library allocates on its own (thread data, ...): the baseline
     /// run does all the program does but its own allocations, so the
     /// difference is the program's requests, exactly.
-    private func entryPoints(_ frontEnd: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// `configuration`: the text of a SWIFTMALLOC_CONFIG file to run under.
+    private func entryPoints(_ frontEnd: String, configuration: String? = nil,
+                             file: StaticString = #filePath, line: UInt = #line) throws {
         let program = try Preload.cProgram("histogram")
-        let env = ["SWIFTMALLOC_FRONTEND": frontEnd]
+        var env = ["SWIFTMALLOC_FRONTEND": frontEnd]
+        if let configuration {
+            let path = try Preload.makeTemporaryDirectory("histogram-config").appendingPathComponent("classes.toml")
+            try configuration.write(to: path, atomically: true, encoding: .utf8)
+            env["SWIFTMALLOC_CONFIG"] = path.path
+        }
         let baseline = try runWithHistogram([program, "baseline"], environment: env, file: file, line: line)
         let full = try runWithHistogram([program], environment: env, file: file, line: line)
         if frontEnd != "percpu" {
             XCTAssertEqual(full.stats["frontend"] as? String, frontEnd, file: file, line: line)
+        }
+        if configuration != nil {
+            XCTAssertEqual(full.stats["config"] as? String, env["SWIFTMALLOC_CONFIG"], full.result.stderr, file: file, line: line)
         }
         let own = programFigures(full.result.stdout)
         XCTAssertGreaterThan(own.allocations, 500, "the program allocated: \(full.result.stdout)", file: file, line: line)
@@ -122,6 +132,16 @@ final class HistogramPreloadTests: XCTestCase {
     func testEveryEntryPointUnderThread() throws { try entryPoints("thread") }
     func testEveryEntryPointUnderArenas() throws { try entryPoints("arenas") }
     func testEveryEntryPointUnderGlobal() throws { try entryPoints("global") }
+
+    /// A configured table that ends at 1 KiB: the program's requests of
+    /// 1025 to 32768 bytes are served as large allocations of 32 KiB, from
+    /// the fast paths' class 0 and from the general path, and recorded once
+    /// each with the size asked for.
+    func testEveryEntryPointUnderAShortConfiguredTable() throws {
+        let classes = "classes = [8, 16, 32, 64, 128, 256, 512, 1024]\n"
+        try entryPoints("percpu", configuration: classes)
+        try entryPoints("thread", configuration: classes)
+    }
 
     /// A real program: python building many objects on several threads,
     /// with its own allocator off (every object through malloc).
