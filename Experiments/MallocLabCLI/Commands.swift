@@ -29,7 +29,9 @@ public struct MallocLab: ParsableCommand {
 // MARK: - Shared options
 
 public struct LibraryOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The SwiftMalloc library to preload.", valueName: "path"))
+    @Option(name: [.customLong("library"), .customLong("lib")],
+            help: ArgumentHelp("The SwiftMalloc library to preload (default: $SWIFTMALLOC_LIB or .build/release/libSwiftMalloc.so).",
+                               valueName: "path"))
     public var library: String?
 
     public init() {}
@@ -43,6 +45,27 @@ public struct LibraryOptions: ParsableArguments {
 
     public func missingLibraryMessage() -> String {
         "SwiftMalloc library not found: \(resolvedLibrary)\n  \(LabPaths.libraryBuildHint)\n  (or leave SwiftMalloc out with --allocators glibc,peers)"
+    }
+}
+
+/// The program a command runs under the allocator (profile, tune): what
+/// follows `--`, and its time limit.
+public struct ProgramArguments: ParsableArguments {
+    @Option(name: .long, help: "Time limit for each run of the program, in seconds.")
+    public var timeout: Double = 600
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The program and its arguments, after --.", valueName: "command"))
+    public var command: [String] = []
+
+    public init() {}
+
+    public func validate() throws {
+        if command.isEmpty { throw ValidationError("give the program to run after --, e.g. `-- python3 script.py`") }
+        if timeout <= 0 { throw ValidationError("--timeout must be positive") }
+    }
+
+    public func program(library: LibraryOptions) throws -> ProgramUnderTest {
+        try ProgramUnderTest(command: command, library: library.resolvedLibrary, timeout: timeout)
     }
 }
 

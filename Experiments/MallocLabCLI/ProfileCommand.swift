@@ -4,20 +4,6 @@ import ArgumentParser
 import Foundation
 import MallocLabCore
 
-/// --lib (or --library) for the tuning commands: the SwiftMalloc library to
-/// preload, by default the package's release build.
-public struct TuningLibraryOption: ParsableArguments {
-    @Option(name: [.customLong("lib"), .customLong("library")],
-            help: ArgumentHelp("The SwiftMalloc library to preload (default: $SWIFTMALLOC_LIB or .build/release/libSwiftMalloc.so).", valueName: "path"))
-    public var library: String?
-
-    public init() {}
-
-    public var resolved: String {
-        library.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? LabPaths.defaultLibrary
-    }
-}
-
 public struct Profile: ParsableCommand {
     public static let configuration = CommandConfiguration(
         abstract: "Profile a program's allocation sizes and suggest size classes for it.",
@@ -40,18 +26,13 @@ public struct Profile: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("How to write the classes: tables ([[class]]) or shorthand (classes = [...]).", valueName: "style"))
     public var style: String = SizeClassConfigFile.Style.tables.rawValue
 
-    @Option(name: .long, help: "Time limit for the program, in seconds.")
-    public var timeout: Double = 600
+    @OptionGroup public var lib: LibraryOptions
 
-    @OptionGroup public var lib: TuningLibraryOption
-
-    @Argument(parsing: .postTerminator, help: ArgumentHelp("The program and its arguments, after --.", valueName: "command"))
-    public var command: [String] = []
+    @OptionGroup public var program: ProgramArguments
 
     public init() {}
 
     public func validate() throws {
-        if command.isEmpty { throw ValidationError("give the program to profile after --, e.g. `malloc-lab profile -- python3 script.py`") }
         if !(1...SizeClassLayout.maxClassCount).contains(maxClasses) {
             throw ValidationError("--max-classes must be from 1 to \(SizeClassLayout.maxClassCount)")
         }
@@ -59,13 +40,12 @@ public struct Profile: ParsableCommand {
         if SizeClassConfigFile.Style(rawValue: style) == nil {
             throw ValidationError("--style is one of \(SizeClassConfigFile.Style.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        if timeout <= 0 { throw ValidationError("--timeout must be positive") }
     }
 
     public func run() throws {
-        let program = try ProgramUnderTest(command: command, library: lib.resolved, timeout: timeout)
-        stderrLine("profiling: \(program.command.joined(separator: " "))")
-        let histogram = try Profiler.profile(program)
+        let run = try program.program(library: lib)
+        stderrLine("profiling: \(run.command.joined(separator: " "))")
+        let histogram = try Profiler.profile(run)
         let suggestion = try SizeClassOptimizer(maxClasses: maxClasses, maxWaste: maxWaste / 100).suggest(for: histogram)
         let builtIn = WasteModel.evaluate(.builtIn, over: histogram)
         print(ProfileReport.text(histogram: histogram, builtIn: builtIn, suggestion: suggestion))
@@ -75,7 +55,7 @@ public struct Profile: ParsableCommand {
         do { try text.write(to: url, atomically: true, encoding: .utf8) } catch {
             throw LabError.io("cannot write \(url.path): \(error.localizedDescription)")
         }
-        print("\nWrote \(url.path): run with SWIFTMALLOC_CONFIG=\(url.path), or compare with `malloc-lab tune --config \(output) -- \(command.joined(separator: " "))`")
+        print("\nWrote \(url.path): run with SWIFTMALLOC_CONFIG=\(url.path), or compare with `malloc-lab tune --config \(output) -- \(program.command.joined(separator: " "))`")
         if !suggestion.meetsWasteLimit { throw ExitCode(3) }
     }
 }

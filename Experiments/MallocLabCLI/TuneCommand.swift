@@ -19,24 +19,18 @@ public struct Tune: ParsableCommand {
     @Option(name: .long, help: "Timed runs per layout.")
     public var runs: Int = 5
 
-    @Option(name: .long, help: "Time limit per run, in seconds.")
-    public var timeout: Double = 600
+    @OptionGroup public var lib: LibraryOptions
 
-    @OptionGroup public var lib: TuningLibraryOption
-
-    @Argument(parsing: .postTerminator, help: ArgumentHelp("The program and its arguments, after --.", valueName: "command"))
-    public var command: [String] = []
+    @OptionGroup public var program: ProgramArguments
 
     public init() {}
 
     public func validate() throws {
-        if command.isEmpty { throw ValidationError("give the program to run after --, e.g. `malloc-lab tune --config py.toml -- python3 script.py`") }
         if runs < 1 { throw ValidationError("--runs must be at least 1") }
-        if timeout <= 0 { throw ValidationError("--timeout must be positive") }
     }
 
     public func run() throws {
-        let program = try ProgramUnderTest(command: command, library: lib.resolved, timeout: timeout)
+        let program = try self.program.program(library: lib)
         let machine = Tuner.machineFacts(library: program.library)
         let progress = ProgressLine(total: 2 * runs + 2)
         var done = 0

@@ -10,14 +10,14 @@ final class TuningArgumentTests: XCTestCase {
         XCTAssertEqual(p.maxClasses, 32)
         XCTAssertEqual(p.maxWaste, 7.5)
         XCTAssertEqual(p.output, "out.toml")
-        XCTAssertEqual(p.lib.resolved, "/x/libSwiftMalloc.so")
-        XCTAssertEqual(p.command, ["python3", "-c", "print(1)", "--max-classes"])
+        XCTAssertEqual(p.lib.resolvedLibrary, "/x/libSwiftMalloc.so")
+        XCTAssertEqual(p.program.command, ["python3", "-c", "print(1)", "--max-classes"])
         XCTAssertEqual(p.style, "tables")
         let d = try XCTUnwrap(try MallocLab.parseAsRoot(["profile", "--library", "/y.so", "--style", "shorthand", "--", "true"]) as? Profile)
         XCTAssertEqual(d.maxClasses, 64)
         XCTAssertEqual(d.maxWaste, 10)
         XCTAssertEqual(d.output, "size-classes.toml")
-        XCTAssertEqual(d.lib.resolved, "/y.so")
+        XCTAssertEqual(d.lib.resolvedLibrary, "/y.so")
         XCTAssertEqual(d.style, "shorthand")
     }
 
@@ -34,11 +34,13 @@ final class TuningArgumentTests: XCTestCase {
         let t = try XCTUnwrap(try MallocLab.parseAsRoot(["tune", "--config", "py.toml", "--runs", "3", "--", "python3", "s.py"]) as? Tune)
         XCTAssertEqual(t.config, "py.toml")
         XCTAssertEqual(t.runs, 3)
-        XCTAssertEqual(t.command, ["python3", "s.py"])
+        XCTAssertEqual(t.program.command, ["python3", "s.py"])
         XCTAssertEqual(try XCTUnwrap(try MallocLab.parseAsRoot(["tune", "--config", "c", "--", "x"]) as? Tune).runs, 5)
         XCTAssertThrowsError(try MallocLab.parseAsRoot(["tune", "--", "x"]))
         XCTAssertThrowsError(try MallocLab.parseAsRoot(["tune", "--config", "c"]))
         XCTAssertThrowsError(try MallocLab.parseAsRoot(["tune", "--config", "c", "--runs", "0", "--", "x"]))
+        XCTAssertThrowsError(try MallocLab.parseAsRoot(["tune", "--config", "c", "--timeout", "0", "--", "x"]))
+        XCTAssertEqual(try XCTUnwrap(try MallocLab.parseAsRoot(["tune", "--config", "c", "--timeout", "9", "--", "x"]) as? Tune).program.timeout, 9)
     }
 
     func testAFailingProgramIsAnErrorWithItsStderr() throws {
