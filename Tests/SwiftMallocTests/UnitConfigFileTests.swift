@@ -88,7 +88,9 @@ final class UnitConfigFileTests: XCTestCase {
         XCTAssertEqual(parsed.classes.map(\.size), [8, 64, 4096])
         XCTAssertEqual(parsed.classes.map(\.pages), [nil, 2, nil])
         XCTAssertEqual(parsed.classes.map(\.batchSize), [nil, 100, 4])
-        XCTAssertEqual(parsed.classes.map(\.line), [12, 14, 18], "each class remembers its header's line")
+        XCTAssertEqual(parsed.classes.map(\.line), [13, 15, 19], "each class remembers the line of its size")
+        XCTAssertEqual(parsed.classes[1].pagesLine, 16)
+        XCTAssertEqual(parsed.classes[1].batchSizeLine, 17)
 
         let t = table(parsed.classes)
         XCTAssertEqual(contents(t).classes, [
@@ -175,7 +177,7 @@ final class UnitConfigFileTests: XCTestCase {
             ("[config]\npage_size = 1000\n", 2, "page_size must be within 4096...1048576"),
             ("[config]\npage_size = 12288\n", 2, "page_size must be a power of two"),
             ("[config]\npage_size = 2097152\n", 2, "page_size must be within 4096...1048576"),
-            ("[config]\npage_size = 4096\n[[class]]\nsize = 8192\npages = 1\n", 3,
+            ("[config]\npage_size = 4096\n[[class]]\nsize = 8192\npages = 1\n", 5,
              "a span of that many pages cannot hold one object of the class"),
             ("[config]\nfrontend = \"fast\"\n", 2, "frontend must be one of \"percpu\", \"thread\", \"arenas\", \"global\""),
             ("[config]\nfrontend = 'thread'\n", 2, "only basic strings (\"...\") are supported"),
@@ -224,12 +226,14 @@ final class UnitConfigFileTests: XCTestCase {
             ("classes = [8, 32784]\n", 1, "class size must be within 8...32768"),
             ("classes = [8, 32,\n16]\n", 2, "class sizes must be strictly ascending"),
             ("classes = [8, 8]\n", 1, "class sizes must be strictly ascending"),
-            ("[[class]]\nsize = 8\n\n[[class]]\nsize = 16384\npages = 1\n", 4,
+            ("[[class]]\nsize = 8\n\n[[class]]\nsize = 16384\npages = 1\n", 6,
              "a span of that many pages cannot hold one object of the class"),
-            ("[[class]]\nsize = 8\npages = 0\n", 1, "pages must be within 1...255"),
-            ("[[class]]\nsize = 8\npages = 256\n", 1, "pages must be within 1...255"),
-            ("[[class]]\nsize = 8\nbatch_size = 0\n", 1, "batch_size must be within 1...256"),
-            ("[[class]]\nsize = 8\nbatch_size = 257\n", 1, "batch_size must be within 1...256"),
+            ("[[class]]\nsize = 8\npages = 0\n", 3, "pages must be within 1...255"),
+            ("[[class]]\nsize = 8\npages = 256\n", 3, "pages must be within 1...255"),
+            ("[[class]]\nsize = 8\nbatch_size = 0\n", 3, "batch_size must be within 1...256"),
+            ("[[class]]\nsize = 8\nbatch_size = 257\n", 3, "batch_size must be within 1...256"),
+            ("[[class]]\nsize = 8\n[[class]]\n# the size\nsize = 24\n", 5,
+             "class sizes from 16 up must be multiples of 16 (malloc's alignment)"),
             ("classes = [" + (1...128).map { String($0 * 16) }.joined(separator: ",") + "]\n", 1,
              "too many size classes (at most 127)"),
         ]

@@ -94,7 +94,7 @@ struct ConfigFileParser {
         guard finishClass() else { return false }
         guard classesGiven else { return true }
         if let problem = SizeClassTable.validate(classes, count: classCount, spanPageSize: config.spanPageSize) {
-            let at = problem.index < classCount ? classes[problem.index].line : classesLine
+            let at = problem.index < classCount ? problem.line(in: classes[problem.index]) : classesLine
             return fail(problem.message, line: at)
         }
         return true
@@ -174,10 +174,19 @@ struct ConfigFileParser {
             else { return failNaming("unknown key `", key, "` in [[class]] (known: size, pages, batch_size)") }
             if classKeysSet & bit != 0 { return failNaming("key `", key, "` set twice") }
             classKeysSet |= bit
+            let valueLine = line
             guard let value = integer() else { return false }
             let spec = classes + (classCount - 1)
-            if bit == 1 { spec.pointee.size = value } else if bit == 2 { spec.pointee.pages = value }
-            else { spec.pointee.batchSize = value }
+            if bit == 1 {
+                spec.pointee.size = value
+                spec.pointee.line = valueLine
+            } else if bit == 2 {
+                spec.pointee.pages = value
+                spec.pointee.pagesLine = valueLine
+            } else {
+                spec.pointee.batchSize = value
+                spec.pointee.batchSizeLine = valueLine
+            }
             return true
         }
     }

@@ -29,13 +29,32 @@ struct ClassSpec: Equatable {
     var size = 0
     var pages: Int? = nil
     var batchSize: Int? = nil
-    /// Where it was written (configuration file line), for messages.
+    /// Where each was written (configuration file lines), for messages.
     var line = 0
+    var pagesLine = 0
+    var batchSizeLine = 0
 }
 
 struct SizeClassProblem {
+    enum Field { case size, pages, batchSize }
     let index: Int
+    var field = Field.size
     let message: StaticString
+
+    init(index: Int, field: Field = .size, message: StaticString) {
+        self.index = index
+        self.field = field
+        self.message = message
+    }
+
+    /// The line of the value at fault in `spec`.
+    func line(in spec: ClassSpec) -> Int {
+        switch field {
+        case .size: return spec.line
+        case .pages: return spec.pagesLine
+        case .batchSize: return spec.batchSizeLine
+        }
+    }
 }
 
 struct SizeClassTable {
@@ -155,14 +174,14 @@ struct SizeClassTable {
             }
             if let pages = spec.pages {
                 if pages < 1 || pages > maxSpanPages {
-                    return SizeClassProblem(index: i, message: "pages must be within 1...255")
+                    return SizeClassProblem(index: i, field: .pages, message: "pages must be within 1...255")
                 }
                 if pages * spanPageSize < spec.size {
-                    return SizeClassProblem(index: i, message: "a span of that many pages cannot hold one object of the class")
+                    return SizeClassProblem(index: i, field: .pages, message: "a span of that many pages cannot hold one object of the class")
                 }
             }
             if let batchSize = spec.batchSize, batchSize < 1 || batchSize > maxBatchSize {
-                return SizeClassProblem(index: i, message: "batch_size must be within 1...256")
+                return SizeClassProblem(index: i, field: .batchSize, message: "batch_size must be within 1...256")
             }
             previous = spec.size
         }
