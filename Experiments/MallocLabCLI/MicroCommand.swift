@@ -119,7 +119,7 @@ public struct Micro: ParsableCommand {
             loaded.append(v.line)
             compiler = compiler ?? v.compiler
         }
-        let machine = MachineProbe.collect(
+        var machine = MachineProbe.collect(
             libraryPath: lib.resolvedLibrary, workloadExecutable: LabPaths.microExecutable, packageRoot: LabPaths.packageRoot,
             perf: PerfSupport(available: false, perfPath: nil, note: "not used by malloc-lab micro"))
         let start = Date()
@@ -138,6 +138,7 @@ public struct Micro: ParsableCommand {
                 }
             }
             let version = ProcessRunner.capture(valgrind, ["--version"]) ?? "valgrind"
+            machine.loadAverageEnd = MachineProbe.loadAverage()
             text = MicroReport.header(machine: machine, compiler: compiler, allocators: chosen.run, skipped: chosen.skipped,
                                       run: "\(version) --tool=callgrind, \(settings.callgrindOps) ops per workload, counting only the measured loop",
                                       createdAt: isoNow(), command: commandLineText())
@@ -148,9 +149,8 @@ public struct Micro: ParsableCommand {
                 progress.update(done: done, failed: 0, current: "rep \(rep + 1)/\(settings.repetitions) · \(id)")
             }
             progress.finish("\(settings.repetitions * chosen.run.count) runs in \(Fmt.seconds(Date().timeIntervalSince(start)))")
-            var m = machine
-            m.loadAverageEnd = MachineProbe.loadAverage()
-            text = MicroReport.header(machine: m, compiler: compiler, allocators: chosen.run, skipped: chosen.skipped,
+            machine.loadAverageEnd = MachineProbe.loadAverage()
+            text = MicroReport.header(machine: machine, compiler: compiler, allocators: chosen.run, skipped: chosen.skipped,
                                       run: MicroReport.timingRunLine(settings), createdAt: isoNow(), command: commandLineText())
             text += MicroReport.timing(run, settings: settings, loaded: loaded)
             if let outDir { try run.rawTSV.write(to: outDir.appendingPathComponent("raw.tsv"), atomically: true, encoding: .utf8) }
