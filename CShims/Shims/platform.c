@@ -200,6 +200,8 @@ int64_t sm_read_file(const char *path, char *buffer, size_t capacity) {
     return (int64_t)count;
 }
 
+size_t sm_string_length(const char *text) { return strlen(text); }
+
 const char *sm_error_text(int error) {
     const char *text = strerrordesc_np(error);
     return text ? text : "unknown error";

@@ -162,6 +162,21 @@ final class HistogramPreloadTests: XCTestCase {
         }
     }
 
+    /// Files asked for that cannot be written are said so, one line each,
+    /// with the system's reason; the program's own status is kept.
+    func testUnwritableFilesAreReported() throws {
+        let program = try Preload.cProgram("histogram")
+        let missing = try Preload.makeTemporaryDirectory("unwritable").appendingPathComponent("no-such-folder")
+        let stats = missing.appendingPathComponent("stats.json").path
+        let histogram = missing.appendingPathComponent("histogram.json").path
+        let result = try Preload.run([program, "baseline"], preload: Preload.library(),
+                                     environment: ["SWIFTMALLOC_STATS_FILE": stats, "SWIFTMALLOC_HISTOGRAM": histogram])
+        XCTAssertEqual(result.exitStatus, 0, result.summary)
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines, ["swiftmalloc: cannot write SWIFTMALLOC_STATS_FILE=\(stats): No such file or directory",
+                               "swiftmalloc: cannot write SWIFTMALLOC_HISTOGRAM=\(histogram): No such file or directory"])
+    }
+
     func testStatsSayRequestedBytesNullWhenTheHistogramIsOff() throws {
         let program = try Preload.cProgram("histogram")
         let (result, statsDir) = try Preload.runPreloaded([program])

@@ -198,6 +198,8 @@ int64_t sm_read_file(const char *path, char *buffer, size_t capacity);
 // The description of an errno value ("No such file or directory"), from
 // glibc's static table: no allocation, no locale.
 const char *sm_error_text(int error);
+// strlen, for C strings the Swift core was handed.
+size_t sm_string_length(const char *text);
 // Writes count bytes to stream (a FILE *, opaque to Swift) with fwrite:
 // 0, or -1 when fewer were written. Call it with no allocator lock held
 // (stdio may allocate the stream's buffer).

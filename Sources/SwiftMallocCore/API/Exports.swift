@@ -136,12 +136,23 @@ public func swiftmalloc_internal_on_load() {
 @_cdecl("swiftmalloc_internal_on_exit")
 public func swiftmalloc_internal_on_exit() {
     let heap = Heap.ensureInitialized()
-    if let path = heap.pointee.config.statsPath {
-        _ = StatsSnapshot.writeFile(path)
+    if let path = heap.pointee.config.statsPath, !StatsSnapshot.writeFile(path) {
+        reportUnwritable("SWIFTMALLOC_STATS_FILE=", path)
     }
-    if let path = heap.pointee.config.histogramPath {
-        _ = HistogramFile.write(path)
+    if let path = heap.pointee.config.histogramPath, !HistogramFile.write(path) {
+        reportUnwritable("SWIFTMALLOC_HISTOGRAM=", path)
     }
+}
+
+/// One line on stderr for a file asked for and not written, with errno's reason.
+private func reportUnwritable(_ variable: StaticString, _ path: UnsafePointer<CChar>) {
+    let reason = sm_error_text(sm_get_errno())
+    writeStderr("swiftmalloc: cannot write ")
+    writeStderr(variable)
+    sm_write_stderr(path, Int(sm_string_length(path)))
+    writeStderr(": ")
+    sm_write_stderr(reason, Int(sm_string_length(reason)))
+    writeStderr("\n")
 }
 
 // MARK: statistics for C programs (StatsReport.swift)

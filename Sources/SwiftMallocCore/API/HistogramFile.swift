@@ -12,8 +12,9 @@ enum HistogramFile {
     static let pathBytes = 4096
     static let mappedBytes = AllocationHistogram.byteCount + pathBytes + textBytes
 
-    /// Writes the histogram to `path` ("%p": the process id). False when it
-    /// is off, memory could not be mapped, or the file could not be written.
+    /// Writes the histogram to `path` ("%p": the process id). False, with
+    /// errno set, when memory could not be mapped or the file could not be
+    /// written.
     static func write(_ path: UnsafePointer<CChar>) -> Bool {
         let heap = Heap.ensureInitialized()
         guard let memory = OSMemory.map(mappedBytes) else { return false }
@@ -27,7 +28,8 @@ enum HistogramFile {
                                   .bindMemory(to: UInt8.self, capacity: textBytes),
                               capacity: textBytes)
         json(sum, into: &text)
-        if name.overflowed || text.overflowed { return false }
+        if name.overflowed { sm_set_errno(ENAMETOOLONG); return false }
+        if text.overflowed { sm_set_errno(EFBIG); return false }
         return sm_write_file(UnsafeRawPointer(name.base).assumingMemoryBound(to: CChar.self),
                              UnsafeRawPointer(text.base).assumingMemoryBound(to: CChar.self), text.count) == 0
     }

@@ -153,7 +153,8 @@ struct StatsSnapshot {
         buffer.append("}\n")
     }
 
-    /// Writes the JSON object to `path`, where "%p" stands for the process id.
+    /// Writes the JSON object to `path`, where "%p" stands for the process
+    /// id. False, with errno set, when it cannot.
     static func writeFile(_ path: UnsafePointer<CChar>) -> Bool {
         let heap = Heap.ensureInitialized()
         let snapshot = take()
@@ -164,7 +165,8 @@ struct StatsSnapshot {
         snapshot.json(into: &text)
         var name = TextBuffer(base: scratch.path, capacity: StatsScratch.pathBytes)
         name.appendPath(path)
-        if name.overflowed || text.overflowed { return false }
+        if name.overflowed { sm_set_errno(ENAMETOOLONG); return false }
+        if text.overflowed { sm_set_errno(EFBIG); return false }
         return sm_write_file(UnsafeRawPointer(scratch.path).assumingMemoryBound(to: CChar.self),
                              UnsafeRawPointer(scratch.text).assumingMemoryBound(to: CChar.self), text.count) == 0
     }
