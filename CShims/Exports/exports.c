@@ -25,8 +25,11 @@ void *swiftmalloc_valloc(size_t) SM_PROTECTED;
 void *swiftmalloc_pvalloc(size_t) SM_PROTECTED;
 size_t swiftmalloc_usable_size(void *) SM_PROTECTED;
 int swiftmalloc_trim(size_t) SM_PROTECTED;
-void swiftmalloc_internal_on_load(void);
-void swiftmalloc_internal_on_exit(void);
+// The library's constructor and destructor (Sources/SwiftMallocCore/API/
+// Exports.swift): build the heap before main; write the files asked for at
+// exit. Not exported (exports.map).
+void sm_library_loaded(void);
+void sm_library_exiting(void);
 
 #if defined(__x86_64__)
 
@@ -118,5 +121,5 @@ struct mallinfo mallinfo(void) {
     return m;
 }
 
-__attribute__((constructor(101))) static void swiftmalloc_load(void) { swiftmalloc_internal_on_load(); }
-__attribute__((destructor(101))) static void swiftmalloc_unload(void) { swiftmalloc_internal_on_exit(); }
+__attribute__((constructor(101))) static void swiftmalloc_load(void) { sm_library_loaded(); }
+__attribute__((destructor(101))) static void swiftmalloc_unload(void) { sm_library_exiting(); }

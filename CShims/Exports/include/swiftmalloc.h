@@ -245,15 +245,6 @@ struct swiftmalloc_mallinfo2 swiftmalloc_mallinfo2(void);
 // int malloc_info(int, FILE *);  struct mallinfo2 mallinfo2(void);
 // struct mallinfo mallinfo(void);  (declared in <malloc.h>)
 
-// ---------------------------------------------------------------------------
-// Internal: the library's own constructor and destructor call these (build
-// the heap before main; write SWIFTMALLOC_STATS_FILE and SWIFTMALLOC_HISTOGRAM
-// at exit). They are exported only because the C glue calls into the Swift
-// module; programs must not call them.
-// ---------------------------------------------------------------------------
-void swiftmalloc_internal_on_load(void);
-void swiftmalloc_internal_on_exit(void);
-
 #ifdef __cplusplus
 }
 #endif

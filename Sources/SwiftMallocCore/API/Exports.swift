@@ -126,15 +126,15 @@ public func swiftmalloc_write_stats(_ path: UnsafePointer<CChar>?) -> Int32 {
 
 /// Library constructor (CShims/Exports): build the heap before the program
 /// starts threads, so fork handlers are in place from the start.
-@_cdecl("swiftmalloc_internal_on_load")
-public func swiftmalloc_internal_on_load() {
+@_cdecl("sm_library_loaded")
+public func sm_library_loaded() {
     _ = Heap.ensureInitialized()
 }
 
 /// Library destructor: write SWIFTMALLOC_STATS_FILE and
 /// SWIFTMALLOC_HISTOGRAM if they were set.
-@_cdecl("swiftmalloc_internal_on_exit")
-public func swiftmalloc_internal_on_exit() {
+@_cdecl("sm_library_exiting")
+public func sm_library_exiting() {
     let heap = Heap.ensureInitialized()
     if let path = heap.pointee.config.statsPath, !StatsSnapshot.writeFile(path) {
         reportUnwritable("SWIFTMALLOC_STATS_FILE=", path)
