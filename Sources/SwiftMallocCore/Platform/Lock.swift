@@ -55,10 +55,6 @@ extension UnsafeMutablePointer where Pointee: LockGuarded {
     @inline(__always)
     var lockAddress: UnsafeMutablePointer<Lock> { UnsafeMutableRawPointer(self).assumingMemoryBound(to: Lock.self) }
 
-    /// Runs `body` with the lock held and the structure to itself. What
-    /// must not happen under the lock (stopping the process on a bad
-    /// pointer, unmapping, calling into liburcu) is decided by `body`'s
-    /// result and done by the caller after.
     /// Takes the lock (for code that then reads fields through the pointer,
     /// or that hands the lock's scope to several statements).
     @inline(__always)
@@ -67,6 +63,10 @@ extension UnsafeMutablePointer where Pointee: LockGuarded {
     @inline(__always)
     func unlock() { sm_unlock(lockAddress) }
 
+    /// Runs `body` with the lock held and the structure to itself. What
+    /// must not happen under the lock (stopping the process on a bad
+    /// pointer, unmapping, calling into liburcu) is decided by `body`'s
+    /// result and done by the caller after.
     @inline(__always)
     func withLock<Result>(_ body: (inout Pointee) -> Result) -> Result {
         sm_lock(lockAddress)
