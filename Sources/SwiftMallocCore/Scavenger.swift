@@ -136,21 +136,20 @@ extension Scavenger {
 
     @inline(never)
     static func activitySeen(_ heap: UnsafeMutablePointer<Heap>) {
-        if sm_atomic_load_u64(&heap.pointee.idle.started) != 0 {
-            sm_atomic_store_u64(&heap.pointee.idle.listening, 0)
-            return
+        if sm_atomic_load_u64(&heap.pointee.idle.started) == 0 {
+            // One thread: starting ours would make the process
+            // multi-threaded for good. An exiting thread (its key
+            // destructor) starts nothing.
+            if sm_single_threaded() || ThreadState.hasExited { return }
+            // Without /proc the thread could not tell when the program's
+            // last thread is gone, and would keep a pthread_exit program
+            // alive. A thread that cannot start is not tried again.
+            if sm_atomic_cas_u64(&heap.pointee.idle.started, 0, 1) && sm_other_threads_alive() >= 0 {
+                _ = sm_idle_thread_start(idleReleaseMain)
+            }
         }
-        // One thread: starting ours would make the process multi-threaded
-        // for good. An exiting thread (its key destructor) starts nothing.
-        if sm_single_threaded() || ThreadState.hasExited { return }
-        guard sm_atomic_cas_u64(&heap.pointee.idle.started, 0, 1) else { return }
-        // Without /proc the thread could not tell when the program's last
-        // thread is gone, and would keep a pthread_exit program alive.
-        if sm_other_threads_alive() < 0 || sm_idle_thread_start(idleReleaseMain) != 0 {
-            sm_atomic_store_u64(&heap.pointee.idle.listening, 0)
-            return
-        }
-        // This slow path is activity: the thread waits a whole period.
+        // The thread is running (this slow path is activity: its first
+        // period is not a quiet one), or will never run.
         sm_atomic_store_u64(&heap.pointee.idle.listening, 0)
     }
 }
@@ -159,14 +158,14 @@ extension Scavenger {
 private func idleReleaseMain() {
     let heap = Heap.shared
     let period = heap.pointee.config.idleReleaseMilliseconds
-    let poll = min(period, Scavenger.pollMilliseconds)
     var waited: UInt64 = 0
     // A pass gave back all there was: the next waits for new activity.
     var releasedSinceActivity = false
     while true {
-        sm_sleep_ms(UInt32(poll))
+        let step = min(Scavenger.pollMilliseconds, period &- waited)
+        sm_sleep_ms(UInt32(step))
         if sm_other_threads_alive() == 0 { sm_exit_as_last_thread() }
-        waited &+= poll
+        waited &+= step
         if waited < period { continue }
         waited = 0
         let quiet = sm_atomic_exchange_u64(&heap.pointee.idle.listening, 1) != 0
