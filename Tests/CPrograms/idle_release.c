@@ -15,6 +15,8 @@
 //   rss_after_free N    resident bytes once everything was freed
 //   rss_after_idle N    resident bytes after the idle time
 //   tasks N             threads the process has then (/proc/self/task)
+//   sigblk NAME HEX     for each of them, its name and its blocked signals
+//                       (SigBlk in /proc/self/task/TID/status)
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <pthread.h>
@@ -44,6 +46,29 @@ static int tasks(void) {
         if (entry->d_name[0] != '.') n++;
     closedir(dir);
     return n;
+}
+
+static void print_signal_masks(void) {
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir) return;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] == '.') continue;
+        char path[128], name[64] = "", line[256];
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", entry->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "Name:", 5) == 0) sscanf(line + 5, "%63s", name);
+            if (strncmp(line, "SigBlk:", 7) == 0) {
+                char mask[32] = "";
+                sscanf(line + 7, "%31s", mask);
+                printf("sigblk %s %s\n", name, mask);
+            }
+        }
+        fclose(f);
+    }
+    closedir(dir);
 }
 
 static void *work(void *arg) {
@@ -81,6 +106,7 @@ static void report_after_idle(long idle_ms) {
     usleep((useconds_t)(3 * idle_ms * 1000));
     printf("rss_after_idle %ld\n", resident_bytes());
     printf("tasks %d\n", tasks());
+    print_signal_masks();
     fflush(stdout);
 }
 

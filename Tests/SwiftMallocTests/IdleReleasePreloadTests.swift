@@ -20,6 +20,9 @@ final class IdleReleasePreloadTests: XCTestCase {
         var afterFree: UInt64
         var afterIdle: UInt64
         var tasks: UInt64
+        /// Each thread's name and blocked signals (a bit per signal, signal
+        /// 1 in bit 0).
+        var signalMasks: [(name: String, blocked: UInt64)]
         var stats: [Int32: [String: Any]]
         var summary: String
     }
@@ -39,8 +42,13 @@ final class IdleReleasePreloadTests: XCTestCase {
             }
             return number
         }
+        let masks = lines(of: result.stdout, startingWith: "sigblk ").compactMap { line -> (String, UInt64)? in
+            let words = line.split(separator: " ")
+            guard words.count == 3, let mask = UInt64(words[2], radix: 16) else { return nil }
+            return (String(words[1]), mask)
+        }
         return Report(afterFree: try value("rss_after_free"), afterIdle: try value("rss_after_idle"),
-                      tasks: try value("tasks"), stats: try Preload.allStats(in: statsDir),
+                      tasks: try value("tasks"), signalMasks: masks, stats: try Preload.allStats(in: statsDir),
                       summary: "\(mode) under \(frontEnd), idle_release_ms \(idleMilliseconds):\n\(result.summary)")
     }
 
@@ -50,6 +58,7 @@ final class IdleReleasePreloadTests: XCTestCase {
             XCTAssertGreaterThan(on.afterFree, idleBound, "the program frees too little to tell: \(on.summary)")
             XCTAssertLessThan(on.afterIdle, idleBound, on.summary)
             XCTAssertEqual(on.tasks, 2, "main and the idle-release thread: \(on.summary)")
+            XCTAssertEqual(on.signalMasks.map(\.name).sorted(), ["idle_release", "swiftmalloc"], on.summary)
             let stats = try XCTUnwrap(on.stats.values.first, on.summary)
             XCTAssertGreaterThanOrEqual(Preload.number(stats, "idle_release_passes") ?? 0, 1, on.summary)
             XCTAssertGreaterThan(Preload.number(stats, "idle_released_bytes") ?? 0, 16 << 20, on.summary)
@@ -60,6 +69,18 @@ final class IdleReleasePreloadTests: XCTestCase {
             let offStats = try XCTUnwrap(off.stats.values.first, off.summary)
             XCTAssertEqual(Preload.number(offStats, "idle_release_passes"), 0, off.summary)
         }
+    }
+
+    /// Signals meant for the program never land on the thread: it blocks
+    /// every one that can be blocked (not SIGKILL and SIGSTOP, nor the two
+    /// real-time signals glibc keeps for itself, 32 and 33).
+    func testTheThreadIsNamedAndBlocksEverySignal() throws {
+        let report = try run("threads", idleMilliseconds: idleMilliseconds)
+        let thread = try XCTUnwrap(report.signalMasks.first { $0.name == "swiftmalloc" }, report.summary)
+        let unblockable = [SIGKILL, SIGSTOP, 32, 33].reduce(UInt64(0)) { $0 | 1 << UInt64($1 - 1) }
+        XCTAssertEqual(thread.blocked | unblockable, .max, String(thread.blocked, radix: 16) + "\n" + report.summary)
+        let main = try XCTUnwrap(report.signalMasks.first { $0.name == "idle_release" }, report.summary)
+        XCTAssertEqual(main.blocked, 0, "the program's own mask is untouched: \(report.summary)")
     }
 
     func testSingleThreadedProcessNeverGetsTheThread() throws {
