@@ -35,6 +35,8 @@ struct Heap {
     var scavengerLock = Lock()
     var scavengerPasses: UInt64 = 0
     var scavengedBytes: UInt64 = 0
+    /// The idle-release thread's state and counters (Scavenger).
+    var idle = IdleRelease()
     /// liburcu's grace periods work (set once, after start-up).
     var rcuReady = false
 
@@ -98,6 +100,7 @@ struct Heap {
         heap.initialize(to: Heap(metadata: arena, pageHeap: pageHeap, pageMap: ph.pageMap, sizeClasses: table,
                                  frontEnd: config.frontEnd, percpu: percpu, middle: middle, threads: threads,
                                  config: config, statsScratch: statsScratch, shared: shared))
+        heap.pointee.idle.reset(config: config)
         _ = sm_thread_key_create(threadDidExit)
         // What the fast paths read, before any thread can take them.
         let fast = sm_fast_get().unsafelyUnwrapped
@@ -117,17 +120,15 @@ struct Heap {
         return heap
     }
 
-    /// Housekeeping after a slow path: a scavenger pass if one is due, and
-    /// the reclamation of retired records once a batch is queued (or
-    /// whatever is queued, if `force`). Call with no allocator lock held.
+    /// Housekeeping after a slow path: a scavenger pass if one is due, the
+    /// idle-release thread told of the activity (or started), and the
+    /// reclamation of retired records once a batch is queued. Call with no
+    /// allocator lock held.
     @inline(__always)
-    static func reclaim(_ heap: UnsafeMutablePointer<Heap>, force: Bool = false) {
+    static func reclaim(_ heap: UnsafeMutablePointer<Heap>) {
         Scavenger.runIfDue(heap)
-        if force {
-            Reclamation.reclaimQueued(heap)
-        } else {
-            Reclamation.flush(heap)
-        }
+        Scavenger.noteActivity(heap)
+        Reclamation.flush(heap)
     }
 
     /// Read-side sections for the calling thread (registering it if needed).
@@ -137,10 +138,12 @@ struct Heap {
         return RCUReader(ready: heap.pointee.rcuReady, record: state.map { ThreadState.rcuRecord($0) })
     }
 
-    /// Every lock of the heap, in the order they nest: the scavenger's, shared
-    /// caches, registry, transfer caches, central lists, page heap, metadata.
+    /// Every lock of the heap, in the order they nest: the scavenger's, the
+    /// per-CPU slabs' drain lock, shared caches, registry, transfer caches,
+    /// central lists, page heap, metadata.
     mutating func forEachLock(_ body: (UnsafeMutablePointer<Lock>) -> Void) {
         body(&scavengerLock)
+        body(&percpu.drainLock)
         var i = 0
         while i < shared.count { body((shared.caches.unsafelyUnwrapped + i).lockAddress); i += 1 }
         body(threads.lockAddress)
@@ -182,6 +185,8 @@ private func forkChild() {
     guard let root = sm_heap_get() else { return }
     let heap = root.assumingMemoryBound(to: Heap.self)
     heap.pointee.forEachLock { $0.pointee.reset() }
+    // The idle-release thread did not come along.
+    heap.pointee.idle.reset(config: heap.pointee.config)
     let me = ThreadState.current
     let registry = heap.pointee.threads
     var cursor = registry.pointee.live

@@ -1,14 +1,18 @@
-// Gives idle memory back, a little at a time, with no thread of its own.
+// Gives idle memory back: a little at a time from the slow paths, and all
+// of it when a multi-threaded process stops calling the allocator.
 //
 // Without it, memory freed in one phase of a program stays with the
 // allocator: batches parked in transfer caches keep their spans partly
 // used, and free pages stay resident up to the page heap's dirty limit,
-// until malloc_trim. Each thread counts the objects it moves through the
-// middle (ThreadState.middleObjects: refills and overflows of the cached
-// front ends, every call of the global one, as the front ends report
-// them); every `interval` of them (SWIFTMALLOC_SCAVENGE_INTERVAL, default 32768; 0 turns the
-// scavenger off), at its next lock-free slow path (Heap.reclaim), it runs one pass,
-// unless another thread is running one:
+// until malloc_trim.
+//
+// The pass on the slow paths. Each thread counts the objects it moves
+// through the middle (ThreadState.middleObjects: refills and overflows of
+// the cached front ends, every call of the global one, as the front ends
+// report them); every `interval` of them (SWIFTMALLOC_SCAVENGE_INTERVAL,
+// default 32768; 0 turns the scavenger off), at its next lock-free slow
+// path (Heap.reclaim), it runs one pass, unless another thread is running
+// one:
 //
 // - every transfer cache hands the batches that sat untouched since the
 //   previous pass (its low-water mark) to the central list, where spans
@@ -21,11 +25,40 @@
 // A program that keeps allocating the same classes keeps its batches (they
 // do not sit idle) and pays one pass per `interval` objects through the
 // middle: a walk over the classes under their locks, a few microseconds.
+//
+// The idle-release thread. A process that stops calling the allocator runs
+// no slow path, so the pass above never comes. Once the process is
+// multi-threaded, the first slow path that finds the thread missing starts
+// it (idle_release_ms, SWIFTMALLOC_IDLE_RELEASE_MS, default 1000; 0: no
+// thread). Not before: a second thread would turn a single-threaded
+// process's glibc, and the arenas and global front ends, to their locked
+// paths for good. Every `idle_release_ms` it looks at the activity word
+// that slow paths clear (one load, and a store only once per period); if no
+// slow path ran in a whole period, it gives back everything it can reach:
+// the per-CPU slabs (drained the way malloc_trim drains them, fencing every
+// CPU), the shared caches of arenas and global, every parked transfer-cache
+// batch, and every resident free page (floor 0), then waits for activity
+// before another such pass. Other threads' own caches (front end thread)
+// are theirs alone and stay as they are. The fast paths do not change.
+//
+// Such a thread must not keep a program alive that ends with pthread_exit:
+// glibc ends the process when its last thread exits, counting ours. So the
+// thread checks every `pollMilliseconds` whether any other thread is still
+// alive (a main thread that called pthread_exit is a zombie and does not
+// count), and if none is, it does what glibc's last thread does: exit(0),
+// which runs the atexit handlers once and ends with status 0. It blocks
+// every signal, so signals meant for the program never land on it, and is
+// named "swiftmalloc". A fork child has no such thread: its first slow path
+// once it is multi-threaded starts its own.
 import SwiftMallocShims
 
 enum Scavenger {
     /// Resident free pages the page heap keeps whatever their age.
     static let floor: UInt = 4 << 20
+    /// How often the idle-release thread checks that the program still has
+    /// a thread of its own: the longest a pthread_exit program outlives its
+    /// last thread.
+    static let pollMilliseconds: UInt64 = 50
 
     /// Runs a pass if the calling thread's count says one is due. Call with
     /// no allocator lock held.
@@ -46,5 +79,104 @@ enum Scavenger {
         heap.pointee.scavengedBytes &+= UInt64(released)
         heap.pointee.scavengerPasses &+= 1
         heap.pointee.scavengerLock.unlock()
+    }
+}
+
+// MARK: giving everything back
+
+extension Scavenger {
+    /// Gives every free page the calling thread can reach back to the OS
+    /// (malloc_trim, and the idle-release thread's pass): the calling
+    /// thread's cache, the per-CPU slabs or shared caches, every batch
+    /// parked in a transfer cache, every resident free page. Returns the
+    /// bytes released. Call with no allocator lock held.
+    static func releaseAll(_ heap: UnsafeMutablePointer<Heap>) -> UInt {
+        FrontEnd.flushCaches(heap)
+        heap.pointee.middle.drainTransferCaches()
+        let released = heap.pointee.pageHeap.withLock { $0.releaseAllLocked() }
+        Reclamation.reclaimQueued(heap)
+        return released
+    }
+}
+
+// MARK: the idle-release thread
+
+/// The idle-release thread's state, in the heap.
+struct IdleRelease {
+    /// Nonzero while a slow path has something to do here: the thread is
+    /// wanted but not started (kept set while the process has one thread),
+    /// or the thread has looked since the last slow path (the slow path
+    /// clears it: there was activity). Zero once the thread is known to be
+    /// off or cannot start. Racy peeks on the slow paths; swapped by the
+    /// thread.
+    var listening: UInt64 = 0
+    /// 1 once a slow path took on starting the thread (this process).
+    var started: UInt64 = 0
+    /// Passes that found the process idle, and the bytes they gave back.
+    var passes: UInt64 = 0
+    var releasedBytes: UInt64 = 0
+
+    init() {}
+
+    /// The state of a process that has no such thread yet (start-up, and a
+    /// fork child).
+    mutating func reset(config: Configuration) {
+        started = 0
+        listening = config.idleReleaseMilliseconds > 0 ? 1 : 0
+    }
+}
+
+extension Scavenger {
+    /// Tells the idle-release thread that the allocator is in use, or starts
+    /// it. Call with no allocator lock held (slow paths, Heap.reclaim).
+    @inline(__always)
+    static func noteActivity(_ heap: UnsafeMutablePointer<Heap>) {
+        if sm_atomic_load_u64(&heap.pointee.idle.listening) != 0 { activitySeen(heap) }
+    }
+
+    @inline(never)
+    static func activitySeen(_ heap: UnsafeMutablePointer<Heap>) {
+        if sm_atomic_load_u64(&heap.pointee.idle.started) == 0 {
+            // One thread: starting ours would make the process
+            // multi-threaded for good. An exiting thread (its key
+            // destructor) starts nothing.
+            if sm_single_threaded() || ThreadState.hasExited { return }
+            // Without /proc the thread could not tell when the program's
+            // last thread is gone, and would keep a pthread_exit program
+            // alive. A thread that cannot start is not tried again.
+            if sm_atomic_cas_u64(&heap.pointee.idle.started, 0, 1) && sm_other_threads_alive() >= 0 {
+                _ = sm_idle_thread_start(idleReleaseMain)
+            }
+        }
+        // The thread is running (this slow path is activity: its first
+        // period is not a quiet one), or will never run.
+        sm_atomic_store_u64(&heap.pointee.idle.listening, 0)
+    }
+}
+
+/// The idle-release thread (started by Scavenger.activitySeen).
+private func idleReleaseMain() {
+    let heap = Heap.shared
+    let period = heap.pointee.config.idleReleaseMilliseconds
+    var waited: UInt64 = 0
+    // A pass gave back all there was: the next waits for new activity.
+    var releasedSinceActivity = false
+    while true {
+        let step = min(Scavenger.pollMilliseconds, period &- waited)
+        sm_sleep_ms(UInt32(step))
+        if sm_other_threads_alive() == 0 { sm_exit_as_last_thread() }
+        waited &+= step
+        if waited < period { continue }
+        waited = 0
+        let quiet = sm_atomic_exchange_u64(&heap.pointee.idle.listening, 1) != 0
+        if !quiet {
+            releasedSinceActivity = false
+            continue
+        }
+        if releasedSinceActivity { continue }
+        let released = Scavenger.releaseAll(heap)
+        heap.pointee.idle.releasedBytes &+= UInt64(released)
+        heap.pointee.idle.passes &+= 1
+        releasedSinceActivity = true
     }
 }

@@ -4,6 +4,10 @@
 // Usage: pthread_exit_main main|fork-from-thread
 //   main:             main() allocates, starts and joins a thread, then calls
 //                     pthread_exit(NULL). The process must exit with status 0.
+//                     Before that it writes "threads N" to stderr: the
+//                     threads the process has then (/proc/self/task), so a
+//                     test can see that a helper thread the allocator
+//                     started is still running at the pthread_exit.
 //   fork-from-thread: a second thread forks; the child (whose only thread is
 //                     that one) allocates and ends with pthread_exit(NULL);
 //                     the parent reaps it (this is what CPython's
@@ -11,6 +15,7 @@
 //                     prints "child exit status 0".
 // Both print "done" last when all went well.
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +32,17 @@ static void churn(void) {
         sink = p;
         free(p);
     }
+}
+
+static int threads(void) {
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir) return -1;
+    int n = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL)
+        if (entry->d_name[0] != '.') n++;
+    closedir(dir);
+    return n;
 }
 
 static void *helper(void *arg) {
@@ -69,6 +85,7 @@ int main(int argc, char **argv) {
     }
     pthread_create(&t, NULL, helper, NULL);
     pthread_join(t, NULL);
+    fprintf(stderr, "threads %d\n", threads());
     printf("main ends with pthread_exit\ndone\n");
     fflush(stdout);
     pthread_exit(NULL);

@@ -66,6 +66,7 @@ final class UnitConfigFileTests: XCTestCase {
             max_transfer_slots = 16
             large_cache_size = 0
             scavenge_interval = 4_096
+            idle_release_ms = 250
             frontend = "arenas"
 
             [[class]]
@@ -84,13 +85,14 @@ final class UnitConfigFileTests: XCTestCase {
         XCTAssertEqual(parsed.config.maxTransferSlots, 16)
         XCTAssertEqual(parsed.config.largeCacheBytes, 0)
         XCTAssertEqual(parsed.config.scavengeInterval, 4096)
+        XCTAssertEqual(parsed.config.idleReleaseMilliseconds, 250)
         XCTAssertEqual(parsed.config.requestedFrontEnd, .arenas)
         XCTAssertEqual(parsed.classes.map(\.size), [8, 64, 4096])
         XCTAssertEqual(parsed.classes.map(\.pages), [nil, 2, nil])
         XCTAssertEqual(parsed.classes.map(\.batchSize), [nil, 100, 4])
-        XCTAssertEqual(parsed.classes.map(\.line), [13, 15, 19], "each class remembers the line of its size")
-        XCTAssertEqual(parsed.classes[1].pagesLine, 16)
-        XCTAssertEqual(parsed.classes[1].batchSizeLine, 17)
+        XCTAssertEqual(parsed.classes.map(\.line), [14, 16, 20], "each class remembers the line of its size")
+        XCTAssertEqual(parsed.classes[1].pagesLine, 17)
+        XCTAssertEqual(parsed.classes[1].batchSizeLine, 18)
 
         let t = table(parsed.classes)
         XCTAssertEqual(contents(t).classes, [
@@ -159,6 +161,7 @@ final class UnitConfigFileTests: XCTestCase {
         XCTAssertEqual(parsed.config.maxTransferSlots, defaults.maxTransferSlots)
         XCTAssertEqual(parsed.config.largeCacheBytes, defaults.largeCacheBytes)
         XCTAssertEqual(parsed.config.scavengeInterval, defaults.scavengeInterval)
+        XCTAssertEqual(parsed.config.idleReleaseMilliseconds, defaults.idleReleaseMilliseconds)
         XCTAssertEqual(parsed.config.requestedFrontEnd, defaults.frontEnd)
         XCTAssertEqual(parsed.config.spanPageSize, defaults.spanPageSize)
         XCTAssertTrue(text.contains("page_size = \(defaults.spanPageSize)"), "page_size is written")
@@ -174,6 +177,7 @@ final class UnitConfigFileTests: XCTestCase {
             ("[config]\nlarge_cache_size = 2_000_000_000_000\n", 2, "large_cache_size must be within 0...1099511627776"),
             ("[config]\n\nscavenge_interval = 2_000_000_000_000_000\n", 3,
              "scavenge_interval must be within 0...1125899906842624"),
+            ("[config]\nidle_release_ms = 100_000_000\n", 2, "idle_release_ms must be within 0...86400000"),
             ("[config]\npage_size = 1000\n", 2, "page_size must be within 4096...1048576"),
             ("[config]\npage_size = 12288\n", 2, "page_size must be a power of two"),
             ("[config]\npage_size = 2097152\n", 2, "page_size must be within 4096...1048576"),
@@ -298,10 +302,11 @@ final class UnitConfigFileTests: XCTestCase {
             max_transfer_slots = 16
             frontend = "arenas"
             scavenge_interval = 100
+            idle_release_ms = 300
             """)
         XCTAssertEqual(parsed.result, .parsed(classCount: nil), parsed.message)
         let variables = ["SWIFTMALLOC_THREAD_CACHE_BYTES": "128K", "SWIFTMALLOC_MAX_TRANSFER_SLOTS": "100000",
-                         "SWIFTMALLOC_FRONTEND": "global"]
+                         "SWIFTMALLOC_FRONTEND": "global", "SWIFTMALLOC_IDLE_RELEASE_MS": "0"]
         for (name, value) in variables { setenv(name, value, 1) }
         defer { for name in variables.keys { unsetenv(name) } }
         var config = parsed.config
@@ -310,6 +315,7 @@ final class UnitConfigFileTests: XCTestCase {
         XCTAssertEqual(config.maxTransferSlots, Configuration.maxTransferSlotsRange.upperBound,
                        "a variable's value is brought within the range")
         XCTAssertEqual(config.requestedFrontEnd, .global)
+        XCTAssertEqual(config.idleReleaseMilliseconds, 0, "a variable can turn the thread off")
         XCTAssertEqual(config.scavengeInterval, 100, "what no variable sets stays as the file says")
     }
 

@@ -103,11 +103,12 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
 //   SWIFTMALLOC_STATS_FIELDS(PRINT)
 // The struct grows at its end from version to version, and fields keep
 // their offsets (version 1 ended at metadata_bytes, version 2 at
-// rcu_reclaimed_spans, version 3 at lock_contended_metadata):
+// rcu_reclaimed_spans, version 3 at lock_contended_metadata, version 4 at
+// peak_resident_bytes):
 // swiftmalloc_get_stats
 // is a macro that passes the size of the caller's struct, and the library
 // writes no more than that.
-#define SWIFTMALLOC_STATS_VERSION 4
+#define SWIFTMALLOC_STATS_VERSION 5
 #define SWIFTMALLOC_STATS_FIELDS(X) \
     X(allocations, "successful allocation calls (all entry points)") \
     X(frees, "free calls with a non-NULL pointer") \
@@ -148,7 +149,9 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
     X(lock_acquisitions_metadata, "acquisitions of the metadata arena's lock") \
     X(lock_contended_metadata, "of those, acquisitions that found the lock held and waited") \
     X(handed_out_bytes, "usable bytes of every allocation so far (size-class or page-rounded sizes)") \
-    X(peak_resident_bytes, "the process's peak resident set size (VmHWM), read when the stats are taken")
+    X(peak_resident_bytes, "the process's peak resident set size (VmHWM), read when the stats are taken") \
+    X(idle_release_passes, "passes of the idle-release thread, each after a quiet idle_release_ms") \
+    X(idle_released_bytes, "bytes those passes gave back to the OS")
 
 struct swiftmalloc_stats {
     uint64_t version;

@@ -155,6 +155,19 @@ int sm_thread_key_set(void *value);
 // The kernel's id of the calling thread (gettid).
 int32_t sm_gettid(void);
 
+// The idle-release thread (idle_thread.c, Scavenger.swift). Starts a
+// detached thread named "swiftmalloc", with every signal blocked, that runs
+// `body`; 0, or -1 if it could not be created. Call with no allocator lock
+// held: pthread_create allocates.
+int sm_idle_thread_start(void (*body)(void));
+// Sleeps `ms` milliseconds (the whole time, across signals).
+void sm_sleep_ms(uint32_t ms);
+// Whether a thread other than the caller is alive (a main thread that ended
+// with pthread_exit is not): 1 or 0, or -1 when /proc cannot tell.
+int sm_other_threads_alive(void);
+// Ends the process as glibc does when its last thread exits: exit(0).
+__attribute__((noreturn)) void sm_exit_as_last_thread(void);
+
 // ---------------------------------------------------------------------------
 // Atomics on plain memory: counters others read (relaxed) and the per-CPU
 // slab layout's publication (release / acquire).
@@ -162,6 +175,10 @@ int32_t sm_gettid(void);
 static inline uint64_t sm_atomic_load_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void sm_atomic_store_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t sm_atomic_add_u64(uint64_t *p, uint64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t sm_atomic_exchange_u64(uint64_t *p, uint64_t v) { return __atomic_exchange_n(p, v, __ATOMIC_RELAXED); }
+static inline bool sm_atomic_cas_u64(uint64_t *p, uint64_t expected, uint64_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
 static inline void *sm_atomic_load_ptr(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void sm_atomic_store_ptr(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 

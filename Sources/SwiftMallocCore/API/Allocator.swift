@@ -354,11 +354,6 @@ enum Allocator {
 
     /// Gives free memory back to the OS; returns the bytes released.
     static func releaseFreeMemory() -> UInt {
-        let heap = Heap.ensureInitialized()
-        FrontEnd.flushCaches(heap)
-        heap.pointee.middle.drainTransferCaches()
-        let released = heap.pointee.pageHeap.withLock { $0.releaseAllLocked() }
-        Heap.reclaim(heap, force: true)
-        return released
+        Scavenger.releaseAll(Heap.ensureInitialized())
     }
 }

@@ -410,7 +410,7 @@ struct ConfigFileParser {
 /// The integer settings of [config] (`frontend`, a string, is the parser's
 /// `frontEnd`).
 enum Knob: UInt32 {
-    case pageSize, threadCacheSize, perCPUCacheSize, maxTransferSlots, largeCacheSize, scavengeInterval
+    case pageSize, threadCacheSize, perCPUCacheSize, maxTransferSlots, largeCacheSize, scavengeInterval, idleRelease
 
     var name: StaticString {
         switch self {
@@ -420,6 +420,7 @@ enum Knob: UInt32 {
         case .maxTransferSlots: return "max_transfer_slots"
         case .largeCacheSize: return "large_cache_size"
         case .scavengeInterval: return "scavenge_interval"
+        case .idleRelease: return "idle_release_ms"
         }
     }
 
@@ -431,6 +432,7 @@ enum Knob: UInt32 {
         case .maxTransferSlots: return Configuration.maxTransferSlotsRange
         case .largeCacheSize: return Configuration.largeCacheRange
         case .scavengeInterval: return Configuration.scavengeIntervalRange
+        case .idleRelease: return Configuration.idleReleaseRange
         }
     }
 
@@ -459,6 +461,7 @@ enum Knob: UInt32 {
         case .maxTransferSlots: config.maxTransferSlots = value
         case .largeCacheSize: config.largeCacheBytes = value
         case .scavengeInterval: config.scavengeInterval = UInt64(value)
+        case .idleRelease: config.idleReleaseMilliseconds = UInt64(value)
         }
         return true
     }

@@ -48,6 +48,10 @@ struct Configuration {
     /// Objects a thread moves through the middle between scavenger passes
     /// (scavenge_interval, SWIFTMALLOC_SCAVENGE_INTERVAL; 0: no scavenger).
     var scavengeInterval: UInt64 = 1 << 15
+    /// How long a multi-threaded process must make no slow-path call before
+    /// the idle-release thread gives its free memory back, in milliseconds
+    /// (idle_release_ms, SWIFTMALLOC_IDLE_RELEASE_MS; 0: no such thread).
+    var idleReleaseMilliseconds: UInt64 = 1000
     /// Batches each class's transfer cache parks, at most (max_transfer_slots,
     /// SWIFTMALLOC_MAX_TRANSFER_SLOTS).
     var maxTransferSlots: Int = TransferCache.defaultMaxSlots
@@ -82,6 +86,7 @@ struct Configuration {
     static let maxTransferSlotsRange = 2...1024
     static let largeCacheRange = 0...(1 << 40)
     static let scavengeIntervalRange = 0...(1 << 50)
+    static let idleReleaseRange = 0...86_400_000
     static let perCPURebalanceRange = 0...(1 << 40)
     static let pageSizeRange = Page.size...(1 << 20)
     /// A configuration file larger than this is not read.
@@ -185,6 +190,9 @@ struct Configuration {
         if let value = Configuration.environment("SWIFTMALLOC_DEBUG"), Configuration.equals(value, "1") { debug = true }
         if let n = Configuration.size("SWIFTMALLOC_SCAVENGE_INTERVAL") {
             scavengeInterval = UInt64(Configuration.clamp(n, Configuration.scavengeIntervalRange))
+        }
+        if let ms = Configuration.size("SWIFTMALLOC_IDLE_RELEASE_MS") {
+            idleReleaseMilliseconds = UInt64(Configuration.clamp(ms, Configuration.idleReleaseRange))
         }
         if let bytes = Configuration.size("SWIFTMALLOC_LARGE_CACHE_BYTES") {
             largeCacheBytes = Configuration.clamp(bytes, Configuration.largeCacheRange)

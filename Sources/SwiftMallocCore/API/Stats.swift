@@ -79,6 +79,8 @@ struct StatsSnapshot {
         counters.metadata_bytes = metadata
         counters.scavenger_passes = heap.pointee.scavengerPasses
         counters.scavenged_bytes = heap.pointee.scavengedBytes
+        counters.idle_release_passes = heap.pointee.idle.passes
+        counters.idle_released_bytes = heap.pointee.idle.releasedBytes
         counters.large_cache_bytes = UInt64(pageHeap.pointee.mappingCache.bytes)
         counters.large_cache_hits = pageHeap.pointee.mappingCache.hits
         counters.mapped_bytes = UInt64(pageHeap.pointee.regionBytes &+ pageHeap.pointee.directBytes)
@@ -175,7 +177,8 @@ struct StatsSnapshot {
 extension Heap {
     /// Each lock's acquisitions and contended acquisitions, summed per tier
     /// (the lock_* counters). The locks are the ones `forEachLock` takes at
-    /// a fork, less the scavenger's (taken by trylock only).
+    /// a fork, less the scavenger's (taken by trylock only) and the
+    /// per-CPU drain lock.
     mutating func addLockCounts(to counters: inout swiftmalloc_stats) {
         var transfer = LockCounts(), central = LockCounts(), arenas = LockCounts(), global = LockCounts()
         var c = 0
