@@ -13,8 +13,8 @@
 import SwiftMallocShims
 
 struct Heap {
-    var metadata: UnsafeMutablePointer<MetadataArena>
-    var pageHeap: UnsafeMutablePointer<PageHeap>
+    var metadata: UnsafeMutablePointer<Guarded<MetadataArena>>
+    var pageHeap: UnsafeMutablePointer<Guarded<PageHeap>>
     /// Read-only copy of the page heap's page map (same tree) for lookups.
     var pageMap: PageMap
     var sizeClasses: SizeClassTable
@@ -25,7 +25,7 @@ struct Heap {
     /// The per-CPU front end's slabs (empty for the others).
     var percpu: PerCPUSlabs
     var middle: Middle
-    var threads: UnsafeMutablePointer<ThreadRegistry>
+    var threads: UnsafeMutablePointer<Guarded<ThreadRegistry>>
     var config: Configuration
     var statsScratch: StatsScratch
     /// The shared-cache front ends' caches: 4 x CPUs under arenas, one
@@ -63,40 +63,40 @@ struct Heap {
         }
         // Everything below uses mmap directly: there is no heap yet.
         guard let arenaMemory = OSMemory.map(MetadataArena.chunkSize) else { fatal("cannot map initial metadata") }
-        let arena = arenaMemory.bindMemory(to: MetadataArena.self, capacity: 1)
-        arena.initialize(to: MetadataArena())
-        arena.pointee.cursor = UInt(bitPattern: arenaMemory) + UInt(MemoryLayout<MetadataArena>.stride)
-        arena.pointee.end = UInt(bitPattern: arenaMemory) + UInt(MetadataArena.chunkSize)
-        arena.pointee.mappedBytes = UInt(MetadataArena.chunkSize)
+        let arena = arenaMemory.bindMemory(to: Guarded<MetadataArena>.self, capacity: 1)
+        arena.initialize(to: Guarded(MetadataArena()))
+        arena.state.pointee.cursor = UInt(bitPattern: arenaMemory) + UInt(MemoryLayout<Guarded<MetadataArena>>.stride)
+        arena.state.pointee.end = UInt(bitPattern: arenaMemory) + UInt(MetadataArena.chunkSize)
+        arena.state.pointee.mappedBytes = UInt(MetadataArena.chunkSize)
 
         let heap = arena.allocateArray(of: Heap.self, count: 1)
-        var config = Configuration.load(metadata: &arena.pointee)
+        var config = Configuration.load(metadata: &arena.state.pointee)
         let rseqMode = sm_rseq_init(config.requestedIDMode == .mmcid ? 1 : 0)
         config.settleFrontEnd(rseqAvailable: rseqMode != Int32(SM_RSEQ_NONE))
-        config.captureOutputPaths(metadata: &arena.pointee)
-        let statsScratch = StatsScratch(metadata: &arena.pointee)
-        let table = SizeClassTable(metadata: &arena.pointee, spanPageSize: config.spanPageSize,
+        config.captureOutputPaths(metadata: &arena.state.pointee)
+        let statsScratch = StatsScratch(metadata: &arena.state.pointee)
+        let table = SizeClassTable(metadata: &arena.state.pointee, spanPageSize: config.spanPageSize,
                                    classes: config.classes, classCount: config.classCount)
-        let pageHeap = arena.allocateArray(of: PageHeap.self, count: 1)
+        let pageHeap = arena.allocateArray(of: Guarded<PageHeap>.self, count: 1)
         guard let ph = PageHeap(metadata: arena, spanPageSize: config.spanPageSize) else { fatal("cannot map the page map") }
-        pageHeap.initialize(to: ph)
-        pageHeap.pointee.mappingCache.capBytes = UInt(config.largeCacheBytes)
+        pageHeap.initialize(to: Guarded(ph))
+        pageHeap.state.pointee.mappingCache.capBytes = UInt(config.largeCacheBytes)
         let middle = Middle(table: table, spans: PageHeapSpans(pageHeap), metadata: arena,
                             maxTransferSlots: config.maxTransferSlots)
         let sharedCount = config.frontEnd == .arenas ? 4 * Int(sm_online_cpus()) : config.frontEnd == .global ? 1 : 0
-        let shared = SharedCaches(count: sharedCount, classCount: table.count, sizes: table.sizes, metadata: &arena.pointee)
+        let shared = SharedCaches(count: sharedCount, classCount: table.count, sizes: table.sizes, metadata: &arena.state.pointee)
         var percpu = PerCPUSlabs()
         if config.frontEnd == .percpu {
             guard let slabs = PerCPUSlabs(slabCount: Int(sm_online_cpus()), table: table,
                                           budgetBytes: config.perCPUCacheBytes,
-                                          rebalanceInterval: config.perCPURebalanceInterval, metadata: &arena.pointee) else {
+                                          rebalanceInterval: config.perCPURebalanceInterval, metadata: &arena.state.pointee) else {
                 fatal("cannot map per-CPU slabs")
             }
             percpu = slabs
         }
-        let threads = arena.allocateArray(of: ThreadRegistry.self, count: 1)
-        threads.initialize(to: ThreadRegistry(metadata: arena, sizeClasses: table, cacheBudget: config.threadCacheBytes,
-                                              histogram: config.histogramPath != nil))
+        let threads = arena.allocateArray(of: Guarded<ThreadRegistry>.self, count: 1)
+        threads.initialize(to: Guarded(ThreadRegistry(metadata: arena, sizeClasses: table, cacheBudget: config.threadCacheBytes,
+                                                      histogram: config.histogramPath != nil)))
         heap.initialize(to: Heap(metadata: arena, pageHeap: pageHeap, pageMap: ph.pageMap, sizeClasses: table,
                                  frontEnd: config.frontEnd, percpu: percpu, middle: middle, threads: threads,
                                  config: config, statsScratch: statsScratch, shared: shared))
@@ -189,7 +189,7 @@ private func forkChild() {
     heap.pointee.idle.reset(config: heap.pointee.config)
     let me = ThreadState.current
     let registry = heap.pointee.threads
-    var cursor = registry.pointee.live
+    var cursor = registry.state.pointee.live
     while let state = cursor {
         cursor = state.pointee.next
         // One thread, no readers: records are reused at once.

@@ -25,7 +25,7 @@ enum Reclamation {
     @inline(__always)
     static func flush(_ heap: UnsafeMutablePointer<Heap>) {
         // Racy peeks: a miss only delays the batch.
-        let pending = heap.pointee.pageHeap.pointee.records.retiredPending &+ heap.pointee.threads.pointee.records.retiredPending
+        let pending = heap.pointee.pageHeap.state.pointee.records.retiredPending &+ heap.pointee.threads.state.pointee.records.retiredPending
         if pending < batch { return }
         reclaimQueued(heap)
     }

@@ -7,21 +7,21 @@ import XCTest
 /// A back end and a middle of the test's own: a metadata arena, a page heap
 /// with its own page map and regions, and the middle over it.
 struct PrivateHeap {
-    let metadata: UnsafeMutablePointer<MetadataArena>
-    let pageHeap: UnsafeMutablePointer<PageHeap>
+    let metadata: UnsafeMutablePointer<Guarded<MetadataArena>>
+    let pageHeap: UnsafeMutablePointer<Guarded<PageHeap>>
     let table: SizeClassTable
     let middle: Middle
 
     init() {
         metadata = .allocate(capacity: 1)
-        metadata.initialize(to: MetadataArena())
-        table = SizeClassTable(metadata: &metadata.pointee, spanPageSize: Page.defaultSpanPageSize)
+        metadata.initialize(to: Guarded(MetadataArena()))
+        table = SizeClassTable(metadata: &metadata.state.pointee, spanPageSize: Page.defaultSpanPageSize)
         pageHeap = .allocate(capacity: 1)
-        pageHeap.initialize(to: PageHeap(metadata: metadata, spanPageSize: Page.defaultSpanPageSize)!)
+        pageHeap.initialize(to: Guarded(PageHeap(metadata: metadata, spanPageSize: Page.defaultSpanPageSize)!))
         middle = Middle(table: table, spans: PageHeapSpans(pageHeap), metadata: metadata)
     }
 
-    var pageMap: PageMap { pageHeap.pointee.pageMap }
+    var pageMap: PageMap { pageHeap.pointee.state.pageMap }
 }
 
 /// A back end for a central list that is not a page heap: spans carved from

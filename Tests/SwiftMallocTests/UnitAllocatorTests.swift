@@ -249,7 +249,7 @@ final class UnitAllocatorTests: XCTestCase {
         XCTAssertNil(firstMismatch(l, 200_000, seed: 4))
         let pageHeap = heap.pointee.pageHeap
         pageHeap.lock()
-        XCTAssertEqual(pageHeap.pointee.releasedBytes, pageHeap.pointee.freeBytes, "every free page released")
+        XCTAssertEqual(pageHeap.pointee.state.releasedBytes, pageHeap.pointee.state.freeBytes, "every free page released")
         pageHeap.unlock()
         Allocator.deallocate(p)
         Allocator.deallocate(l)

@@ -52,7 +52,7 @@ final class UnitConcurrencyTests: XCTestCase {
     /// Spans held by the central lists, per class.
     private func centralSpans() -> [UInt] {
         let h = heap
-        return (0..<h.pointee.sizeClasses.count).map { h.pointee.middle.central[$0].spanCount }
+        return (0..<h.pointee.sizeClasses.count).map { h.pointee.middle.central[$0].state.spanCount }
     }
 
     /// Free-list invariants of the page heap (lock held inside).
@@ -63,18 +63,18 @@ final class UnitConcurrencyTests: XCTestCase {
         var total: UInt = 0
         var ranges: [(UInt, UInt)] = []
         for i in 0...PageHeap.maxListedPages {
-            var cursor = ph.pointee.freeLists[i].head
+            var cursor = ph.pointee.state.freeLists[i].head
             while let s = cursor {
                 XCTAssertEqual(s.state, .free, file: file, line: line)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.firstPage), s, file: file, line: line)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.lastPage), s, file: file, line: line)
+                XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: s.firstPage), s, file: file, line: line)
+                XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: s.lastPage), s, file: file, line: line)
                 total += s.byteCount
                 ranges.append((s.firstPage, s.pageCount))
                 cursor = s.next
             }
         }
-        XCTAssertEqual(total, ph.pointee.freeBytes, "freeBytes", file: file, line: line)
-        XCTAssertLessThanOrEqual(ph.pointee.releasedBytes, ph.pointee.freeBytes, file: file, line: line)
+        XCTAssertEqual(total, ph.pointee.state.freeBytes, "freeBytes", file: file, line: line)
+        XCTAssertLessThanOrEqual(ph.pointee.state.releasedBytes, ph.pointee.state.freeBytes, file: file, line: line)
         ranges.sort { $0.0 < $1.0 }
         for i in ranges.indices.dropFirst() {
             XCTAssertLessThan(ranges[i - 1].0 + ranges[i - 1].1, ranges[i].0, "free spans overlap or touch", file: file, line: line)
@@ -164,8 +164,8 @@ final class UnitConcurrencyTests: XCTestCase {
         }
         for i in 0..<4 { XCTAssertEqual(bad[i], 0, "thread \(i)") }
         middle.drainTransferCaches()
-        XCTAssertEqual(middle.transfer[c].used, 0)
-        XCTAssertEqual(middle.central[c].spanCount, 0, "every span went back")
+        XCTAssertEqual(middle.transfer[c].state.used, 0)
+        XCTAssertEqual(middle.central[c].state.spanCount, 0, "every span went back")
     }
 
     func testRemappedBlocksStayUsable() throws {

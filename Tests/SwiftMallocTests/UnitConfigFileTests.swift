@@ -38,11 +38,11 @@ final class UnitConfigFileTests: XCTestCase {
 
     /// A size-class table built in a private metadata arena.
     private func table(_ classes: [ClassSpec]?, spanPageSize: Int = Page.defaultSpanPageSize) -> SizeClassTable {
-        let metadata = UnsafeMutablePointer<MetadataArena>.allocate(capacity: 1)
-        metadata.initialize(to: MetadataArena())
-        guard let classes else { return SizeClassTable(metadata: &metadata.pointee, spanPageSize: spanPageSize) }
+        let metadata = UnsafeMutablePointer<Guarded<MetadataArena>>.allocate(capacity: 1)
+        metadata.initialize(to: Guarded(MetadataArena()))
+        guard let classes else { return SizeClassTable(metadata: &metadata.state.pointee, spanPageSize: spanPageSize) }
         return classes.withUnsafeBufferPointer {
-            SizeClassTable(metadata: &metadata.pointee, spanPageSize: spanPageSize, classes: $0.baseAddress,
+            SizeClassTable(metadata: &metadata.state.pointee, spanPageSize: spanPageSize, classes: $0.baseAddress,
                            classCount: $0.count)
         }
     }

@@ -1,30 +1,45 @@
-// Each LockGuarded structure's lock is its first stored property: threads
-// take the lock through the structure's address (`lockAddress`), before
-// they access the structure itself.
+// A shared structure is a `Guarded` state: its lock first, then the state.
+// Threads take the lock through the structure's address (`lockAddress`),
+// and `withLock` hands its body the state alone, never the lock word.
 import XCTest
 @testable import SwiftMallocCoreTestable
 
 final class UnitLockTests: XCTestCase {
-    func testTheLockIsEachGuardedStructuresFirstField() {
-        XCTAssertEqual(MemoryLayout<PageHeap>.offset(of: \PageHeap.lock), 0)
-        XCTAssertEqual(MemoryLayout<ThreadRegistry>.offset(of: \ThreadRegistry.lock), 0)
-        XCTAssertEqual(MemoryLayout<LockedCache>.offset(of: \LockedCache.lock), 0)
-        XCTAssertEqual(MemoryLayout<CentralFreeList>.offset(of: \CentralFreeList.lock), 0)
-        XCTAssertEqual(MemoryLayout<TransferCache>.offset(of: \TransferCache.lock), 0)
-        XCTAssertEqual(MemoryLayout<MetadataArena>.offset(of: \MetadataArena.lock), 0)
+    /// `lockAddress` and `state` of a pointer are Guarded's two fields,
+    /// whatever the state's alignment.
+    func testLockAndStateAreGuardedsFields() {
+        func check<S>(_ value: S) {
+            let p = UnsafeMutablePointer<Guarded<S>>.allocate(capacity: 1)
+            p.initialize(to: Guarded(value))
+            defer { p.deinitialize(count: 1); p.deallocate() }
+            XCTAssertEqual(MemoryLayout<Guarded<S>>.offset(of: \Guarded<S>.lock), 0)
+            XCTAssertEqual(UnsafeMutableRawPointer(p.lockAddress), UnsafeMutableRawPointer(p))
+            XCTAssertEqual(UnsafeMutableRawPointer(p.state) - UnsafeMutableRawPointer(p),
+                           MemoryLayout<Guarded<S>>.offset(of: \Guarded<S>.state), "\(S.self)")
+        }
+        check(MetadataArena())
+        check(UInt8(1))
+        check(SIMD4<UInt32>(1, 2, 3, 4))   // 16-byte aligned
+        check(BytePrefixedState())
     }
 
-    /// The pointer's lock is the structure's: taken through one, it is seen
-    /// held through the other.
-    func testLockAddressIsTheLockField() {
-        let arena = UnsafeMutablePointer<MetadataArena>.allocate(capacity: 1)
-        arena.initialize(to: MetadataArena())
+    /// The body gets the state, and the lock is held while it runs.
+    func testWithLockHoldsTheLockAndGivesTheState() {
+        let arena = UnsafeMutablePointer<Guarded<MetadataArena>>.allocate(capacity: 1)
+        arena.initialize(to: Guarded(MetadataArena()))
         defer { arena.deallocate() }
-        XCTAssertEqual(UnsafeMutableRawPointer(arena.lockAddress), UnsafeMutableRawPointer(arena))
-        arena.lock()
-        XCTAssertFalse(arena.pointee.lock.tryLock(), "held through the pointer")
-        arena.unlock()
-        XCTAssertTrue(arena.lockAddress.pointee.tryLock())
+        arena.withLock { state in
+            XCTAssertFalse(arena.tryLock(), "held while the body runs")
+            state.mappedBytes = 42
+        }
+        XCTAssertEqual(arena.pointee.state.mappedBytes, 42)
+        XCTAssertTrue(arena.tryLock(), "free after the body")
         arena.unlock()
     }
+}
+
+/// A state whose first field is a byte: the state starts right after the lock.
+private struct BytePrefixedState {
+    var flag: UInt8 = 1
+    var count: UInt64 = 2
 }

@@ -69,9 +69,9 @@ final class UnitMiddleTests: XCTestCase {
         let batch = UInt32(h.table.batch[c])
         let transfer = h.middle.transfer + c
         let central = h.middle.central + c
-        XCTAssertEqual(transfer.pointee.used, 0, "class \(c): transfer cache empty after the drain")
-        let spansBefore = central.pointee.spanCount
-        let usedBefore = transfer.pointee.used
+        XCTAssertEqual(transfer.pointee.state.used, 0, "class \(c): transfer cache empty after the drain")
+        let spansBefore = central.pointee.state.spanCount
+        let usedBefore = transfer.pointee.state.used
 
         // Two batches out.
         let (head1, n1) = h.middle.fetch(c, count: batch)
@@ -81,7 +81,7 @@ final class UnitMiddleTests: XCTestCase {
         XCTAssertEqual(n2, batch)
         let second = objects(of: head2, count: n2)
         checkObjects(first + second, sizeClass: c)
-        if spansBefore == 0 { XCTAssertGreaterThan(central.pointee.spanCount, 0, "class \(c): new spans were carved") }
+        if spansBefore == 0 { XCTAssertGreaterThan(central.pointee.state.spanCount, 0, "class \(c): new spans were carved") }
         // The objects are writable memory of the class size.
         for object in first + second {
             object.initializeMemory(as: UInt8.self, repeating: 0xAB, count: h.table.size(of: c))
@@ -91,7 +91,7 @@ final class UnitMiddleTests: XCTestCase {
         let spansOfFirst = first.map { h.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: $0)))! }
         let liveBefore = liveObjects(spansOfFirst)
         h.middle.release(c, chain: chain(first)!, count: batch)
-        XCTAssertEqual(transfer.pointee.used, usedBefore + 1, "class \(c): a full batch goes to the transfer cache")
+        XCTAssertEqual(transfer.pointee.state.used, usedBefore + 1, "class \(c): a full batch goes to the transfer cache")
         XCTAssertEqual(liveObjects(spansOfFirst), liveBefore, "class \(c): the central list saw a parked batch")
 
         // A partial batch (and a single object) go to the central list.
@@ -101,9 +101,9 @@ final class UnitMiddleTests: XCTestCase {
         for span in spansOfSecond { expectedLive[span]! -= 1 }
         let partial = Array(second.dropLast())
         h.middle.release(c, chain: chain(partial)!, count: UInt32(partial.count))
-        XCTAssertEqual(transfer.pointee.used, usedBefore + 1, "class \(c): a partial batch does not go to the transfer cache")
+        XCTAssertEqual(transfer.pointee.state.used, usedBefore + 1, "class \(c): a partial batch does not go to the transfer cache")
         h.middle.release(c, chain: chain([second.last!])!, count: 1)
-        XCTAssertEqual(transfer.pointee.used, usedBefore + 1)
+        XCTAssertEqual(transfer.pointee.state.used, usedBefore + 1)
         for (span, live) in expectedLive {
             // Objects of the second batch are back in their spans (or the span, all home, went to the page heap).
             if live == 0 {
@@ -118,18 +118,18 @@ final class UnitMiddleTests: XCTestCase {
         // Fetch again: a full batch comes back from the transfer cache (the same chain).
         let (head3, n3) = h.middle.fetch(c, count: batch)
         XCTAssertEqual(n3, batch)
-        XCTAssertEqual(transfer.pointee.used, usedBefore, "class \(c): the parked batch was taken")
+        XCTAssertEqual(transfer.pointee.state.used, usedBefore, "class \(c): the parked batch was taken")
         let third = objects(of: head3, count: n3)
         XCTAssertEqual(Set(third.map { UInt(bitPattern: $0) }), Set(first.map { UInt(bitPattern: $0) }),
                        "class \(c): the parked batch comes back whole")
         checkObjects(third, sizeClass: c)
         h.middle.release(c, chain: chain(third)!, count: batch)
-        XCTAssertEqual(transfer.pointee.used, usedBefore + 1)
+        XCTAssertEqual(transfer.pointee.state.used, usedBefore + 1)
 
         // Everything home: the transfer cache drains into the central list and its spans go back.
         h.middle.drainTransferCaches()
-        XCTAssertEqual(transfer.pointee.used, 0)
-        XCTAssertEqual(central.pointee.spanCount, spansBefore, "class \(c): spans went back to the page heap")
+        XCTAssertEqual(transfer.pointee.state.used, 0)
+        XCTAssertEqual(central.pointee.state.spanCount, spansBefore, "class \(c): spans went back to the page heap")
         for span in Set(spansOfFirst + spansOfSecond) where span.state == .small {
             // Only spans that were there before may remain, and those never hold our objects as live.
             XCTAssertGreaterThan(spansBefore, 0, "class \(c): a span of ours stayed small")
@@ -152,20 +152,20 @@ final class UnitMiddleTests: XCTestCase {
         let h = heap
         let c = h.table.sizeClass(for: 208)
         let batch = UInt32(h.table.batch[c])
-        let spansBefore = h.middle.central[c].spanCount
+        let spansBefore = h.middle.central[c].state.spanCount
         // Park one batch, then ask for fewer: the transfer cache is not touched.
         let (full, n) = h.middle.fetch(c, count: batch)
         XCTAssertEqual(n, batch)
         h.middle.release(c, chain: full!, count: n)
-        let used = h.middle.transfer[c].used
+        let used = h.middle.transfer[c].state.used
         XCTAssertEqual(used, 1)
         let (few, m) = h.middle.fetch(c, count: 3)
         XCTAssertEqual(m, 3)
-        XCTAssertEqual(h.middle.transfer[c].used, used, "a partial fetch leaves the transfer cache alone")
+        XCTAssertEqual(h.middle.transfer[c].state.used, used, "a partial fetch leaves the transfer cache alone")
         checkObjects(objects(of: few, count: m), sizeClass: c)
         h.middle.release(c, chain: few!, count: m)
         h.middle.drainTransferCaches()
-        XCTAssertEqual(h.middle.central[c].spanCount, spansBefore)
+        XCTAssertEqual(h.middle.central[c].state.spanCount, spansBefore)
     }
 
     func testManyBatchesSpanMultipleSpans() {
@@ -174,7 +174,7 @@ final class UnitMiddleTests: XCTestCase {
         let c = h.table.sizeClass(for: 2048)
         let batch = UInt32(h.table.batch[c])
         let perSpan = h.table.spanGranules(of: c) * Page.size / h.table.size(of: c)
-        let spansBefore = h.middle.central[c].spanCount
+        let spansBefore = h.middle.central[c].state.spanCount
         var all: [ObjectPointer] = []
         var chains: [(ObjectPointer, UInt32)] = []
         while all.count < 3 * perSpan + 1 {
@@ -185,12 +185,12 @@ final class UnitMiddleTests: XCTestCase {
             all += objects(of: head, count: n)
         }
         checkObjects(all, sizeClass: c)
-        XCTAssertGreaterThanOrEqual(Int(h.middle.central[c].spanCount - spansBefore), 4)
+        XCTAssertGreaterThanOrEqual(Int(h.middle.central[c].state.spanCount - spansBefore), 4)
         for (head, n) in chains { h.middle.release(c, chain: head, count: n) }
-        XCTAssertLessThanOrEqual(h.middle.transfer[c].used, h.middle.transfer[c].capacity)
+        XCTAssertLessThanOrEqual(h.middle.transfer[c].state.used, h.middle.transfer[c].state.capacity)
         h.middle.drainTransferCaches()
-        XCTAssertEqual(h.middle.transfer[c].used, 0)
-        XCTAssertEqual(h.middle.central[c].spanCount, spansBefore)
+        XCTAssertEqual(h.middle.transfer[c].state.used, 0)
+        XCTAssertEqual(h.middle.central[c].state.spanCount, spansBefore)
     }
 
     /// A central list over a back end that is not the page heap: it asks for
@@ -203,9 +203,9 @@ final class UnitMiddleTests: XCTestCase {
         let size = table.size(of: c)
         let perSpan = table.spanGranules(of: c) * Page.size / size
         let stub = StubSpans(pages: 2 * table.spanGranules(of: c))
-        // Shared structures are used through their address (LockGuarded).
-        let central = UnsafeMutablePointer<CentralFreeList>.allocate(capacity: 1)
-        central.initialize(to: CentralFreeList(sizeClass: c, table: table))
+        // Shared structures are used through their address (Guarded).
+        let central = UnsafeMutablePointer<Guarded<CentralFreeList>>.allocate(capacity: 1)
+        central.initialize(to: Guarded(CentralFreeList(sizeClass: c, table: table)))
         defer { central.deallocate() }
 
         let (first, n) = central.removeRange(UInt32(perSpan - 1), from: stub)
@@ -218,7 +218,7 @@ final class UnitMiddleTests: XCTestCase {
         XCTAssertEqual(Int(k), perSpan - 1, "the stub has no third span: what is left, and no more")
         let all = objects(of: first, count: n) + objects(of: second, count: m) + objects(of: third, count: k)
         XCTAssertEqual(Set(all.map { UInt(bitPattern: $0) }).count, 2 * perSpan, "every object once")
-        XCTAssertEqual(central.pointee.spanCount, 2)
+        XCTAssertEqual(central.pointee.state.spanCount, 2)
 
         // Home again: each span goes back once its last object is in.
         central.insertRange(chain(Array(all.prefix(perSpan - 1)))!, to: stub)
@@ -226,6 +226,6 @@ final class UnitMiddleTests: XCTestCase {
         central.insertRange(chain(Array(all.dropFirst(perSpan - 1)))!, to: stub)
         XCTAssertEqual(Set(stub.freed), Set(stub.allocated), "both spans back, once each")
         XCTAssertEqual(stub.freed.count, 2)
-        XCTAssertEqual(central.pointee.spanCount, 0)
+        XCTAssertEqual(central.pointee.state.spanCount, 0)
     }
 }

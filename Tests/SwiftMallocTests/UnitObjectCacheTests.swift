@@ -58,7 +58,7 @@ final class UnitObjectCacheTests: XCTestCase {
         let table = heap.table
         let c = table.sizeClass(for: 64)
         let batch = UInt32(table.batch[c])
-        let spansBefore = heap.middle.central[c].spanCount
+        let spansBefore = heap.middle.central[c].state.spanCount
         var cache = makeCache(budget: 4 << 20)
         XCTAssertNil(cache.pop(c))
         var taken: [ObjectPointer] = []
@@ -87,12 +87,12 @@ final class UnitObjectCacheTests: XCTestCase {
         checkBooks(cache)
         XCTAssertEqual(cache.cachedBytes, 0)
         heap.middle.drainTransferCaches()
-        XCTAssertEqual(heap.middle.central[c].spanCount, spansBefore, "every object went home")
+        XCTAssertEqual(heap.middle.central[c].state.spanCount, spansBefore, "every object went home")
     }
 
     func testBudgetIsEnforcedAcrossClasses() throws {
         let table = heap.table
-        let spansBefore = (0..<table.count).map { heap.middle.central[$0].spanCount }
+        let spansBefore = (0..<table.count).map { heap.middle.central[$0].state.spanCount }
         let budget = 64 << 10
         var cache = makeCache(budget: budget)
         var live: [(ObjectPointer, Int)] = []
@@ -114,7 +114,7 @@ final class UnitObjectCacheTests: XCTestCase {
         _ = cache.flushAll(to: heap.middle)
         XCTAssertEqual(cache.cachedBytes, 0)
         heap.middle.drainTransferCaches()
-        for c in classes { XCTAssertEqual(heap.middle.central[c].spanCount, spansBefore[c], "class \(c): objects lost") }
+        for c in classes { XCTAssertEqual(heap.middle.central[c].state.spanCount, spansBefore[c], "class \(c): objects lost") }
     }
 
     func testScavengeGivesBackHalfOfEachList() throws {

@@ -7,12 +7,12 @@ import XCTest
 
 final class UnitPageHeapTests: XCTestCase {
     private var heap: UnsafeMutablePointer<Heap> { Heap.ensureInitialized() }
-    private var pageHeap: UnsafeMutablePointer<PageHeap> { heap.pointee.pageHeap }
+    private var pageHeap: UnsafeMutablePointer<Guarded<PageHeap>> { heap.pointee.pageHeap }
     /// Pages per span page: the page heap hands out and keeps whole span
     /// pages, so the tests count in multiples of it.
-    private var u: UInt { pageHeap.pointee.spanPageGranules }
+    private var u: UInt { pageHeap.pointee.state.spanPageGranules }
 
-    private func locked<R>(_ body: (UnsafeMutablePointer<PageHeap>) throws -> R) rethrows -> R {
+    private func locked<R>(_ body: (UnsafeMutablePointer<Guarded<PageHeap>>) throws -> R) rethrows -> R {
         let ph = pageHeap
         ph.lock()
         defer { ph.unlock() }
@@ -23,12 +23,12 @@ final class UnitPageHeapTests: XCTestCase {
     /// (lock held). Attempts whose spans are not adjacent (best fit may take
     /// a smaller free span elsewhere first) go to `leftovers`, for the caller
     /// to free.
-    private func allocateAdjacent(_ ph: UnsafeMutablePointer<PageHeap>, _ sizes: [UInt],
+    private func allocateAdjacent(_ ph: UnsafeMutablePointer<Guarded<PageHeap>>, _ sizes: [UInt],
                                   leftovers: inout [SpanRef]) -> [SpanRef]? {
         for _ in 0..<128 {
             var got: [SpanRef] = []
             for pages in sizes {
-                guard let span = ph.pointee.allocateLocked(pages: pages) else {
+                guard let span = ph.pointee.state.allocateLocked(pages: pages) else {
                     leftovers += got
                     return nil
                 }
@@ -52,10 +52,10 @@ final class UnitPageHeapTests: XCTestCase {
     }
 
     /// Whether `span` is linked in the free list for its length.
-    private func isListed(_ ph: UnsafeMutablePointer<PageHeap>, _ span: SpanRef) -> Bool {
+    private func isListed(_ ph: UnsafeMutablePointer<Guarded<PageHeap>>, _ span: SpanRef) -> Bool {
         let pages = span.pageCount
         let index = pages <= UInt(PageHeap.maxListedPages) ? Int(pages) : 0
-        var cursor = ph.pointee.freeLists[index].head
+        var cursor = ph.pointee.state.freeLists[index].head
         while let s = cursor {
             if s == span { return true }
             cursor = s.next
@@ -65,27 +65,27 @@ final class UnitPageHeapTests: XCTestCase {
 
     /// Checks the free-list invariants: listed spans are free, in the right
     /// list, registered at both ends, and no two free spans touch.
-    private func checkFreeLists(_ ph: UnsafeMutablePointer<PageHeap>, file: StaticString = #filePath, line: UInt = #line) {
+    private func checkFreeLists(_ ph: UnsafeMutablePointer<Guarded<PageHeap>>, file: StaticString = #filePath, line: UInt = #line) {
         var total: UInt = 0
         var listed: [(UInt, UInt)] = []
         for i in 0...PageHeap.maxListedPages {
-            var cursor = ph.pointee.freeLists[i].head
+            var cursor = ph.pointee.state.freeLists[i].head
             var n = 0
             while let s = cursor {
                 let pages = s.pageCount
                 XCTAssertEqual(s.state, .free, "listed span not free", file: file, line: line)
                 if i == 0 { XCTAssertGreaterThan(pages, UInt(PageHeap.maxListedPages), file: file, line: line) }
                 else { XCTAssertEqual(pages, UInt(i), "span in the wrong list", file: file, line: line) }
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.firstPage), s, "free span not at its first page", file: file, line: line)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: s.lastPage), s, "free span not at its last page", file: file, line: line)
+                XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: s.firstPage), s, "free span not at its first page", file: file, line: line)
+                XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: s.lastPage), s, "free span not at its last page", file: file, line: line)
                 total += s.byteCount
                 listed.append((s.firstPage, pages))
                 cursor = s.next
                 n += 1
             }
-            XCTAssertEqual(n, ph.pointee.freeLists[i].count, "list \(i) count", file: file, line: line)
+            XCTAssertEqual(n, ph.pointee.state.freeLists[i].count, "list \(i) count", file: file, line: line)
         }
-        XCTAssertEqual(total, ph.pointee.freeBytes, "freeBytes is the sum of the free spans", file: file, line: line)
+        XCTAssertEqual(total, ph.pointee.state.freeBytes, "freeBytes is the sum of the free spans", file: file, line: line)
         listed.sort { $0.0 < $1.0 }
         for i in listed.indices.dropFirst() {
             let (prevFirst, prevPages) = listed[i - 1]
@@ -97,8 +97,8 @@ final class UnitPageHeapTests: XCTestCase {
 
     func testThreeAdjacentSpansCoalesce() throws {
         var leftovers: [SpanRef] = []
-        defer { locked { ph in for span in leftovers { ph.pointee.freeSpan(span) } } }
-        let (freeBefore, regionBefore) = locked { ($0.pointee.freeBytes, $0.pointee.regionBytes) }
+        defer { locked { ph in for span in leftovers { ph.pointee.state.freeSpan(span) } } }
+        let (freeBefore, regionBefore) = locked { ($0.pointee.state.freeBytes, $0.pointee.state.regionBytes) }
         try locked { ph in
             let spans = try XCTUnwrap(allocateAdjacent(ph, [3 * u, 5 * u, 7 * u], leftovers: &leftovers),
                                       "no three adjacent spans")
@@ -110,28 +110,28 @@ final class UnitPageHeapTests: XCTestCase {
             for (span, pages) in [(a, 3 * u), (b, 5 * u), (c, 7 * u)] {
                 XCTAssertEqual(span.state, .large)
                 XCTAssertEqual(span.pageCount, pages)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: span.firstPage), span, "in-use span at its first page")
-                XCTAssertEqual(ph.pointee.pageMap.sizeClass(ofPage: span.firstPage), 0)
+                XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: span.firstPage), span, "in-use span at its first page")
+                XCTAssertEqual(ph.pointee.state.pageMap.sizeClass(ofPage: span.firstPage), 0)
             }
             // The memory is usable.
             a.start.storeBytes(of: 0xA5A5, as: UInt64.self)
             c.start.advanced(by: Int(c.byteCount) - 8).storeBytes(of: 0x5A5A, as: UInt64.self)
 
             // Free the outer two: each is free, but cannot join the middle one.
-            ph.pointee.freeSpan(a)
-            ph.pointee.freeSpan(c)
+            ph.pointee.state.freeSpan(a)
+            ph.pointee.state.freeSpan(c)
             XCTAssertEqual(a.state, .free)
             XCTAssertEqual(a.lastPage, bFirst - 1, "left span ends before the middle one")
-            XCTAssertEqual(ph.pointee.pageMap.span(ofPage: bFirst - 1), a)
+            XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: bFirst - 1), a)
             XCTAssertEqual(c.state, .free)
             XCTAssertEqual(c.firstPage, cFirst, "right span starts after the middle one")
-            XCTAssertEqual(ph.pointee.pageMap.span(ofPage: cFirst), c)
+            XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: cFirst), c)
             XCTAssertEqual(b.state, .large)
             XCTAssertTrue(isListed(ph, a))
             XCTAssertTrue(isListed(ph, c))
 
             // Free the middle one: one free span covers all three.
-            ph.pointee.freeSpan(b)
+            ph.pointee.state.freeSpan(b)
             XCTAssertEqual(b.state, .free)
             XCTAssertLessThanOrEqual(b.firstPage, aFirst)
             XCTAssertGreaterThanOrEqual(b.lastPage, cLast)
@@ -141,10 +141,10 @@ final class UnitPageHeapTests: XCTestCase {
             XCTAssertFalse(isListed(ph, a))
             XCTAssertFalse(isListed(ph, c))
             XCTAssertTrue(isListed(ph, b), "merged span listed under its new length")
-            XCTAssertEqual(ph.pointee.pageMap.span(ofPage: b.firstPage), b)
-            XCTAssertEqual(ph.pointee.pageMap.span(ofPage: b.lastPage), b)
+            XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: b.firstPage), b)
+            XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: b.lastPage), b)
             for page in [aFirst, bFirst, cFirst, cLast] {
-                let found = ph.pointee.pageMap.span(ofPage: page)
+                let found = ph.pointee.state.pageMap.span(ofPage: page)
                 // Inner entries may be stale, but whatever they name must not be a live span claiming the page.
                 if let found, found != b {
                     XCTAssertFalse(!isDead(found) && found.contains(page: page),
@@ -154,18 +154,18 @@ final class UnitPageHeapTests: XCTestCase {
             }
             checkFreeLists(ph)
 
-            for span in leftovers { ph.pointee.freeSpan(span) }
+            for span in leftovers { ph.pointee.state.freeSpan(span) }
             leftovers = []
             checkFreeLists(ph)
-            let grown = ph.pointee.regionBytes - regionBefore
-            XCTAssertEqual(ph.pointee.freeBytes, freeBefore + grown, "freeBytes back to where it was (plus any new region)")
+            let grown = ph.pointee.state.regionBytes - regionBefore
+            XCTAssertEqual(ph.pointee.state.freeBytes, freeBefore + grown, "freeBytes back to where it was (plus any new region)")
         }
     }
 
     func testSplitLeavesRegisteredRemainder() throws {
         var leftovers: [SpanRef] = []
-        defer { locked { ph in for span in leftovers { ph.pointee.freeSpan(span) } } }
-        let (freeBefore, regionBefore) = locked { ($0.pointee.freeBytes, $0.pointee.regionBytes) }
+        defer { locked { ph in for span in leftovers { ph.pointee.state.freeSpan(span) } } }
+        let (freeBefore, regionBefore) = locked { ($0.pointee.state.freeBytes, $0.pointee.state.regionBytes) }
         try locked { ph in
             // A free span of exactly `total` pages with in-use neighbours (guards).
             var done = false
@@ -175,43 +175,43 @@ final class UnitPageHeapTests: XCTestCase {
                 let (left, x, right) = (spans[0], spans[1], spans[2])
                 leftovers += [left, right]
                 let first = x.firstPage
-                ph.pointee.freeSpan(x)
+                ph.pointee.state.freeSpan(x)
                 XCTAssertEqual(x.state, .free)
                 XCTAssertEqual(x.firstPage, first, "guarded span cannot coalesce")
                 XCTAssertEqual(x.pageCount, total)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first), x)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first + total - 1), x)
+                XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: first), x)
+                XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: first + total - 1), x)
                 // Best fit takes x for `want` pages only if no list between want and total holds a span
                 // (free spans are whole span pages: only those lists can).
                 var want = total
-                while want > u && ph.pointee.freeLists[Int(want - u)].head == nil { want -= u }
-                if want == total || ph.pointee.freeLists[Int(total)].head != x {
+                while want > u && ph.pointee.state.freeLists[Int(want - u)].head == nil { want -= u }
+                if want == total || ph.pointee.state.freeLists[Int(total)].head != x {
                     // Another span would be chosen; keep x in use and try another length.
-                    let again = try XCTUnwrap(ph.pointee.allocateLocked(pages: total))
+                    let again = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: total))
                     leftovers.append(again)
                     continue
                 }
                 want = ((want + total) / 2) & ~(u - 1)   // somewhere in the empty range, remainder >= 1 span page
                 if want == total { want -= u }
-                let freeMid = ph.pointee.freeBytes
-                let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: want))
+                let freeMid = ph.pointee.state.freeBytes
+                let s = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: want))
                 XCTAssertEqual(s, x, "best fit took the guarded span")
                 XCTAssertEqual(s.firstPage, first, "the front is allocated")
                 XCTAssertEqual(s.pageCount, want)
                 XCTAssertEqual(s.state, .large)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first), s)
-                XCTAssertEqual(ph.pointee.freeBytes, freeMid - want * UInt(Page.size))
-                let rest = try XCTUnwrap(ph.pointee.pageMap.span(ofPage: first + want), "remainder registered at its first page")
+                XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: first), s)
+                XCTAssertEqual(ph.pointee.state.freeBytes, freeMid - want * UInt(Page.size))
+                let rest = try XCTUnwrap(ph.pointee.state.pageMap.span(ofPage: first + want), "remainder registered at its first page")
                 XCTAssertNotEqual(rest, s)
                 XCTAssertEqual(rest.state, .free)
                 XCTAssertEqual(rest.firstPage, first + want)
                 XCTAssertEqual(rest.pageCount, total - want)
                 XCTAssertEqual(rest.lastPage, right.firstPage - 1)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: rest.lastPage), rest, "remainder registered at its last page")
+                XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: rest.lastPage), rest, "remainder registered at its last page")
                 XCTAssertTrue(isListed(ph, rest))
                 checkFreeLists(ph)
                 // Free it again: it joins its remainder back to `total` pages.
-                ph.pointee.freeSpan(s)
+                ph.pointee.state.freeSpan(s)
                 XCTAssertEqual(s.state, .free)
                 XCTAssertEqual(s.firstPage, first)
                 XCTAssertEqual(s.pageCount, total)
@@ -219,30 +219,30 @@ final class UnitPageHeapTests: XCTestCase {
                 done = true
             }
             XCTAssertTrue(done, "could not set up a split through best fit")
-            for span in leftovers { ph.pointee.freeSpan(span) }
+            for span in leftovers { ph.pointee.state.freeSpan(span) }
             leftovers = []
             checkFreeLists(ph)
-            XCTAssertEqual(ph.pointee.freeBytes, freeBefore + (ph.pointee.regionBytes - regionBefore))
+            XCTAssertEqual(ph.pointee.state.freeBytes, freeBefore + (ph.pointee.state.regionBytes - regionBefore))
         }
     }
 
     func testAlignedAllocation() throws {
-        let (freeBefore, regionBefore) = locked { ($0.pointee.freeBytes, $0.pointee.regionBytes) }
+        let (freeBefore, regionBefore) = locked { ($0.pointee.state.freeBytes, $0.pointee.state.regionBytes) }
         try locked { ph in
             var spans: [SpanRef] = []
             for (spanPages, spanAlign) in [(UInt(1), UInt(2)), (3, 16), (5, 128), (1, 256), (130, 64), (2, 1), (7, 0)] {
                 let pages = spanPages * u, align = spanAlign * u
-                let freeMid = ph.pointee.freeBytes, regionMid = ph.pointee.regionBytes
-                let span = try XCTUnwrap(ph.pointee.allocateAlignedLocked(pages: pages, alignPages: align))
+                let freeMid = ph.pointee.state.freeBytes, regionMid = ph.pointee.state.regionBytes
+                let span = try XCTUnwrap(ph.pointee.state.allocateAlignedLocked(pages: pages, alignPages: align))
                 spans.append(span)
                 let first = span.firstPage
                 if align > 1 { XCTAssertEqual(first % align, 0, "\(pages) pages aligned to \(align)") }
                 XCTAssertEqual(span.pageCount, pages)
                 XCTAssertEqual(span.state, .large)
-                XCTAssertEqual(ph.pointee.pageMap.span(ofPage: first), span)
-                XCTAssertNotNil(ph.pointee.largeSpan(startingAt: span.startAddress))
+                XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: first), span)
+                XCTAssertNotNil(ph.pointee.state.largeSpan(startingAt: span.startAddress))
                 // Exactly `pages` pages left the free lists (lead and trail went back).
-                XCTAssertEqual(ph.pointee.freeBytes, freeMid + (ph.pointee.regionBytes - regionMid) - pages * UInt(Page.size),
+                XCTAssertEqual(ph.pointee.state.freeBytes, freeMid + (ph.pointee.state.regionBytes - regionMid) - pages * UInt(Page.size),
                                "\(pages) pages aligned to \(align)")
                 // Usable memory.
                 span.start.storeBytes(of: 1, as: UInt64.self)
@@ -254,9 +254,9 @@ final class UnitPageHeapTests: XCTestCase {
             for i in ranges.indices.dropFirst() {
                 XCTAssertLessThanOrEqual(ranges[i - 1].0 + ranges[i - 1].1, ranges[i].0)
             }
-            for span in spans { ph.pointee.freeSpan(span) }
+            for span in spans { ph.pointee.state.freeSpan(span) }
             checkFreeLists(ph)
-            XCTAssertEqual(ph.pointee.freeBytes, freeBefore + (ph.pointee.regionBytes - regionBefore))
+            XCTAssertEqual(ph.pointee.state.freeBytes, freeBefore + (ph.pointee.state.regionBytes - regionBefore))
         }
     }
 
@@ -269,19 +269,19 @@ final class UnitPageHeapTests: XCTestCase {
     func testFreeingNextToReleasedPagesCountsOnlyTheFreedPagesDirty() throws {
         _ = Allocator.releaseFreeMemory()
         try locked { ph in
-            XCTAssertEqual(ph.pointee.releasedBytes, ph.pointee.freeBytes, "after a trim every free page is released")
+            XCTAssertEqual(ph.pointee.state.releasedBytes, ph.pointee.state.freeBytes, "after a trim every free page is released")
             let pages: UInt = 37 * u
-            let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: pages))
+            let s = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: pages))
             // Precondition: s was carved from the front of a larger released span, whose rest follows it.
-            let right = try XCTUnwrap(ph.pointee.pageMap.span(ofPage: s.lastPage + 1))
+            let right = try XCTUnwrap(ph.pointee.state.pageMap.span(ofPage: s.lastPage + 1))
             XCTAssertEqual(right.state, .free, "setup: the rest of the span s came from is free")
             XCTAssertEqual(right.firstPage, s.lastPage + 1)
             XCTAssertTrue((right.dirtyPages == 0), "setup: and released")
             let neighbourBytes = right.byteCount
-            XCTAssertLessThan(ph.pointee.freeBytes - ph.pointee.releasedBytes, UInt(Page.size), "nothing dirty yet")
+            XCTAssertLessThan(ph.pointee.state.freeBytes - ph.pointee.state.releasedBytes, UInt(Page.size), "nothing dirty yet")
             s.start.initializeMemory(as: UInt8.self, repeating: 7, count: Int(s.byteCount))   // now dirty
-            ph.pointee.freeSpan(s)
-            let dirty = ph.pointee.freeBytes - ph.pointee.releasedBytes
+            ph.pointee.state.freeSpan(s)
+            let dirty = ph.pointee.state.freeBytes - ph.pointee.state.releasedBytes
             XCTAssertLessThanOrEqual(dirty, pages * UInt(Page.size),
                                      "dirty free bytes \(dirty) after freeing \(pages) touched pages next to \(neighbourBytes) released bytes")
         }
@@ -295,28 +295,28 @@ final class UnitPageHeapTests: XCTestCase {
     func testSmallAllocateFreeLoopDoesNotMadviseAfterTrim() throws {
         _ = Allocator.releaseFreeMemory()
         var leftovers: [SpanRef] = []
-        defer { locked { ph in for span in leftovers { ph.pointee.freeSpan(span) } } }
+        defer { locked { ph in for span in leftovers { ph.pointee.state.freeSpan(span) } } }
         try locked { ph in
             // A pocket of released pages the loop will use: 129 free pages between two in-use guards.
             let parts = try XCTUnwrap(allocateAdjacent(ph, [u, 129 * u, u], leftovers: &leftovers))
             leftovers += [parts[0], parts[2]]
             let pocket = parts[1]
-            ph.pointee.freeSpan(pocket)                          // >= 128 pages: released at once
+            ph.pointee.state.freeSpan(pocket)                          // >= 128 pages: released at once
             XCTAssertTrue((pocket.dirtyPages == 0), "setup: the pocket is released")
 
             // Elsewhere, touch a few pages in each of many released regions and free them.
             var trulyDirtyPages: UInt = 0
-            for _ in 0..<4 where ph.pointee.freeBytes - ph.pointee.releasedBytes < PageHeap.maxDirtyBytes - 8 * u * UInt(Page.size) {
+            for _ in 0..<4 where ph.pointee.state.freeBytes - ph.pointee.state.releasedBytes < PageHeap.maxDirtyBytes - 8 * u * UInt(Page.size) {
                 var big: [SpanRef] = [], small: [SpanRef] = []
-                for _ in 0..<12 { big.append(try XCTUnwrap(ph.pointee.allocateLocked(pages: 1000 * u))) }
+                for _ in 0..<12 { big.append(try XCTUnwrap(ph.pointee.state.allocateLocked(pages: 1000 * u))) }
                 for _ in 0..<12 {
-                    let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: 8 * u))
+                    let s = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: 8 * u))
                     s.start.initializeMemory(as: UInt8.self, repeating: 1, count: Int(s.byteCount))
                     small.append(s)
                 }
-                for s in big { ph.pointee.freeSpan(s) }          // >= 128 pages: released at once
+                for s in big { ph.pointee.state.freeSpan(s) }          // >= 128 pages: released at once
                 for s in small {
-                    ph.pointee.freeSpan(s)
+                    ph.pointee.state.freeSpan(s)
                     if s.dirtyPages > 0 { trulyDirtyPages += 8 * u }
                 }
             }
@@ -326,34 +326,34 @@ final class UnitPageHeapTests: XCTestCase {
 
             // The loop takes `k` pages from the pocket (the best fit: lists k ... maxListedPages are empty).
             var k: UInt = 8 * u
-            while k <= 128 * u && (Int(k)...PageHeap.maxListedPages).contains(where: { ph.pointee.freeLists[$0].head != nil }) {
+            while k <= 128 * u && (Int(k)...PageHeap.maxListedPages).contains(where: { ph.pointee.state.freeLists[$0].head != nil }) {
                 k += u
             }
             XCTAssertLessThanOrEqual(k, 128 * u, "setup: no block size for which the pocket is the best fit")
             guard k <= 128 * u else { return }
             var madvised = 0
             for _ in 0..<20 {
-                let s = try XCTUnwrap(ph.pointee.allocateLocked(pages: k))
+                let s = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: k))
                 guard s.firstPage == pocket.firstPage || s == pocket else {
                     XCTFail("setup: the block did not come from the pocket")
                     leftovers.append(s)
                     break
                 }
                 s.start.initializeMemory(as: UInt8.self, repeating: 2, count: Int(s.byteCount))
-                ph.pointee.freeSpan(s)                            // joins the released rest of the pocket
+                ph.pointee.state.freeSpan(s)                            // joins the released rest of the pocket
                 if (s.dirtyPages == 0) { madvised += 1 }
             }
-            XCTAssertEqual(madvised, 0, "of 20 frees of \(k) touched pages next to released pages, these madvised the coalesced run (dirty by the books: \((ph.pointee.freeBytes - ph.pointee.releasedBytes) >> 10) KiB, really at most \(trulyDirtyPages + k) pages)")
+            XCTAssertEqual(madvised, 0, "of 20 frees of \(k) touched pages next to released pages, these madvised the coalesced run (dirty by the books: \((ph.pointee.state.freeBytes - ph.pointee.state.releasedBytes) >> 10) KiB, really at most \(trulyDirtyPages + k) pages)")
         }
     }
 
     func testRejectsImpossibleRequests() {
         locked { ph in
-            let free = ph.pointee.freeBytes
-            XCTAssertNil(ph.pointee.allocateLocked(pages: 0))
-            XCTAssertNil(ph.pointee.allocateLocked(pages: (UInt(1) << UInt(PageMap.pageBits)) + 1))
-            XCTAssertNil(ph.pointee.allocateAlignedLocked(pages: UInt.max, alignPages: 4))
-            XCTAssertEqual(ph.pointee.freeBytes, free)
+            let free = ph.pointee.state.freeBytes
+            XCTAssertNil(ph.pointee.state.allocateLocked(pages: 0))
+            XCTAssertNil(ph.pointee.state.allocateLocked(pages: (UInt(1) << UInt(PageMap.pageBits)) + 1))
+            XCTAssertNil(ph.pointee.state.allocateAlignedLocked(pages: UInt.max, alignPages: 4))
+            XCTAssertEqual(ph.pointee.state.freeBytes, free)
         }
     }
 
@@ -361,17 +361,17 @@ final class UnitPageHeapTests: XCTestCase {
     /// page heap of its own hands out and keeps only whole span pages at
     /// multiples of one, whatever is asked, aligned or not.
     func testSpansAreWholeSpanPagesAtSpanPageBoundaries() throws {
-        let metadata = UnsafeMutablePointer<MetadataArena>.allocate(capacity: 1)
-        metadata.initialize(to: MetadataArena())
-        let ph = UnsafeMutablePointer<PageHeap>.allocate(capacity: 1)
-        ph.initialize(to: try XCTUnwrap(PageHeap(metadata: metadata, spanPageSize: 64 << 10)))
-        let unit = ph.pointee.spanPageGranules
+        let metadata = UnsafeMutablePointer<Guarded<MetadataArena>>.allocate(capacity: 1)
+        metadata.initialize(to: Guarded(MetadataArena()))
+        let ph = UnsafeMutablePointer<Guarded<PageHeap>>.allocate(capacity: 1)
+        ph.initialize(to: Guarded(try XCTUnwrap(PageHeap(metadata: metadata, spanPageSize: 64 << 10))))
+        let unit = ph.pointee.state.spanPageGranules
         XCTAssertEqual(unit, UInt((64 << 10) >> Page.shift))
         ph.lock()
         defer { ph.unlock() }
         var spans: [SpanRef] = []
         for (pages, align) in [(UInt(1), UInt(0)), (unit, 0), (unit + 1, 0), (3, 4 * unit), (5 * unit, 2), (40, 64 * unit)] {
-            let span = try XCTUnwrap(ph.pointee.allocateAlignedLocked(pages: pages, alignPages: align))
+            let span = try XCTUnwrap(ph.pointee.state.allocateAlignedLocked(pages: pages, alignPages: align))
             XCTAssertEqual(span.pageCount, (pages + unit - 1) / unit * unit, "\(pages) pages: rounded up to span pages")
             XCTAssertEqual(span.firstPage % max(unit, align), 0, "\(pages) pages aligned to \(align)")
             span.start.storeBytes(of: 1, as: UInt64.self)
@@ -380,17 +380,17 @@ final class UnitPageHeapTests: XCTestCase {
             checkFreeLists(ph)
         }
         for i in 0...PageHeap.maxListedPages {
-            var cursor = ph.pointee.freeLists[i].head
+            var cursor = ph.pointee.state.freeLists[i].head
             while let free = cursor {
                 XCTAssertEqual(free.firstPage % unit, 0, "free span at a span page boundary")
                 XCTAssertEqual(free.pageCount % unit, 0, "free span of whole span pages")
                 cursor = free.next
             }
         }
-        let regionBytes = ph.pointee.regionBytes
-        for span in spans { ph.pointee.freeSpan(span) }
+        let regionBytes = ph.pointee.state.regionBytes
+        for span in spans { ph.pointee.state.freeSpan(span) }
         checkFreeLists(ph)
-        XCTAssertEqual(ph.pointee.freeBytes, regionBytes, "everything free again")
+        XCTAssertEqual(ph.pointee.state.freeBytes, regionBytes, "everything free again")
     }
 
     func testSmallSpanRegistersEveryPage() throws {

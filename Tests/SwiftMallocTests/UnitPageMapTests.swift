@@ -154,7 +154,7 @@ final class UnitPageMapTests: XCTestCase {
 
     func testRealHeapPageMapSharesTheTreeWithThePageHeap() {
         let heap = Heap.ensureInitialized()
-        XCTAssertEqual(heap.pointee.pageMap.root, heap.pointee.pageHeap.pointee.pageMap.root,
+        XCTAssertEqual(heap.pointee.pageMap.root, heap.pointee.pageHeap.pointee.state.pageMap.root,
                        "Heap.pageMap must be a copy of the page heap's map (same tree)")
     }
 }

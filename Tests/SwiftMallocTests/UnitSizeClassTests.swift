@@ -108,9 +108,9 @@ final class UnitSizeClassTests: XCTestCase {
             let batch = Int(t.batch[c])
             XCTAssertGreaterThanOrEqual(batch, 2, "class \(c)")
             XCTAssertLessThanOrEqual(batch, 32, "class \(c)")
-            XCTAssertEqual(Int(heap.pointee.middle.transfer[c].batchSize), batch, "class \(c): transfer cache batch")
-            XCTAssertEqual(Int(heap.pointee.middle.central[c].objectSize), size, "class \(c): central list object size")
-            XCTAssertEqual(Int(heap.pointee.middle.central[c].spanPages) << Page.shift, bytes,
+            XCTAssertEqual(Int(heap.pointee.middle.transfer[c].state.batchSize), batch, "class \(c): transfer cache batch")
+            XCTAssertEqual(Int(heap.pointee.middle.central[c].state.objectSize), size, "class \(c): central list object size")
+            XCTAssertEqual(Int(heap.pointee.middle.central[c].state.spanPages) << Page.shift, bytes,
                            "class \(c): central list span bytes")
         }
     }

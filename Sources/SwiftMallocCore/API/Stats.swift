@@ -63,8 +63,8 @@ struct StatsSnapshot {
         counters.peak_resident_bytes = sm_peak_resident_bytes()
         let registry = heap.pointee.threads
         sm_lock(registry.lockAddress)
-        counters.threads_seen = registry.pointee.threadsSeen
-        counters.threads_live = registry.pointee.threadsLive
+        counters.threads_seen = registry.state.pointee.threadsSeen
+        counters.threads_live = registry.state.pointee.threadsLive
         sm_unlock(registry.lockAddress)
         if heap.pointee.frontEnd == .percpu {
             counters.percpu_cached_bytes = heap.pointee.percpu.cachedBytes(reader: Heap.reader(heap))
@@ -75,24 +75,24 @@ struct StatsSnapshot {
             heap.pointee.middle.footprint(sizes: heap.pointee.sizeClasses.sizes)
         let pageHeap = heap.pointee.pageHeap
         sm_lock(pageHeap.lockAddress)
-        let metadata = UInt64(heap.pointee.metadata.pointee.mappedBytes) &+ UInt64(pageHeap.pointee.pageMap.mappedBytes)
+        let metadata = UInt64(heap.pointee.metadata.state.pointee.mappedBytes) &+ UInt64(pageHeap.state.pointee.pageMap.mappedBytes)
         counters.metadata_bytes = metadata
         counters.scavenger_passes = heap.pointee.scavengerPasses
         counters.scavenged_bytes = heap.pointee.scavengedBytes
         counters.idle_release_passes = heap.pointee.idle.passes
         counters.idle_released_bytes = heap.pointee.idle.releasedBytes
-        counters.large_cache_bytes = UInt64(pageHeap.pointee.mappingCache.bytes)
-        counters.large_cache_hits = pageHeap.pointee.mappingCache.hits
-        counters.mapped_bytes = UInt64(pageHeap.pointee.regionBytes &+ pageHeap.pointee.directBytes)
+        counters.large_cache_bytes = UInt64(pageHeap.state.pointee.mappingCache.bytes)
+        counters.large_cache_hits = pageHeap.state.pointee.mappingCache.hits
+        counters.mapped_bytes = UInt64(pageHeap.state.pointee.regionBytes &+ pageHeap.state.pointee.directBytes)
             &+ counters.large_cache_bytes &+ metadata
-        counters.released_bytes = UInt64(pageHeap.pointee.releasedBytes)
-        counters.page_heap_free_bytes = UInt64(pageHeap.pointee.freeBytes)
+        counters.released_bytes = UInt64(pageHeap.state.pointee.releasedBytes)
+        counters.page_heap_free_bytes = UInt64(pageHeap.state.pointee.freeBytes)
         counters.percpu_rebalances = heap.pointee.percpu.rebalances
-        counters.rcu_retired_spans = pageHeap.pointee.records.retiredCount
-        counters.rcu_reclaimed_spans = pageHeap.pointee.records.reclaimedCount
-        let regionBytes = UInt64(pageHeap.pointee.regionBytes)
-        let directBytes = UInt64(pageHeap.pointee.directBytes)
-        let directCount = UInt64(pageHeap.pointee.directCount)
+        counters.rcu_retired_spans = pageHeap.state.pointee.records.retiredCount
+        counters.rcu_reclaimed_spans = pageHeap.state.pointee.records.reclaimedCount
+        let regionBytes = UInt64(pageHeap.state.pointee.regionBytes)
+        let directBytes = UInt64(pageHeap.state.pointee.directBytes)
+        let directCount = UInt64(pageHeap.state.pointee.directCount)
         sm_unlock(pageHeap.lockAddress)
         var snapshot = StatsSnapshot(frontEnd: heap.pointee.frontEnd, rseqAvailable: heap.pointee.config.rseqAvailable,
                                      idMode: sm_rseq_uses_mm_cid() ? .mmcid : .cpu, counters: counters)
@@ -100,7 +100,7 @@ struct StatsSnapshot {
         snapshot.directBytes = directBytes
         snapshot.directCount = directCount
         snapshot.smallInUseBytes = totals.smallInUseBytes
-        if heap.pointee.threads.pointee.recordsHistogram { snapshot.requestedBytes = totals.requestedBytes }
+        if heap.pointee.threads.state.pointee.recordsHistogram { snapshot.requestedBytes = totals.requestedBytes }
         snapshot.configFile = UnsafePointer(heap.pointee.config.filePath)
         snapshot.classSizes = UnsafePointer(heap.pointee.sizeClasses.sizes)
         snapshot.classCount = heap.pointee.sizeClasses.count

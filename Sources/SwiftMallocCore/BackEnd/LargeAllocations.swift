@@ -4,8 +4,7 @@
 // alignments and counts; these take the page heap's lock themselves, and
 // report a pointer that is not a live allocation's start to the caller,
 // which stops the process once no lock is held. They are called through the
-// page heap's address, so a thread waiting for the lock holds no access to
-// the heap yet (see LockGuarded).
+// page heap's address, under its lock (Guarded).
 import SwiftMallocShims
 
 extension PageHeap {
@@ -13,7 +12,7 @@ extension PageHeap {
     static let mapThreshold = 1 << 20
 }
 
-extension UnsafeMutablePointer where Pointee == PageHeap {
+extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
 
     /// Whole pages for `bytes` (> 0) aligned to `alignment` (a power of two;
     /// up to a page: page aligned); `zeroed`: the memory must read as zero.
@@ -64,9 +63,8 @@ extension UnsafeMutablePointer where Pointee == PageHeap {
     func largeSize(at address: UInt, reader: RCUReader) -> UInt? {
         let underRCU = reader.enter()
         if !underRCU { sm_lock(lockAddress) }
-        // Only the page map is read (its readers need no lock): no access
-        // to the whole heap, which the lock's holder has `inout`.
-        let pageMap = pointee.pageMap
+        // Only the page map is read (its readers need no lock).
+        let pageMap = state.pointee.pageMap
         var usable: UInt? = nil
         if let span = pageMap.span(ofPage: Page.number(of: address)) {
             if span.state == .poisoned { fatal("read a span record after its grace period") }

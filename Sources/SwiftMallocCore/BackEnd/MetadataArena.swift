@@ -4,8 +4,7 @@
 // metadata grows with the peak number of records, not with their turnover.
 import SwiftMallocShims
 
-struct MetadataArena: LockGuarded {
-    var lock = Lock()
+struct MetadataArena {
     var cursor: UInt = 0
     var end: UInt = 0
     /// Bytes mapped for metadata (reported in the stats).
@@ -15,14 +14,9 @@ struct MetadataArena: LockGuarded {
 
     /// Zeroed memory of `bytes`, aligned to `alignment` (a power of two
     /// <= 4096). Stops the process if the OS refuses memory: metadata is
-    /// needed to serve any request at all.
-    /// (For a caller that has the arena to itself: building the heap.)
+    /// needed to serve any request at all. (With the lock held, or by a
+    /// caller that has the arena to itself: building the heap.)
     mutating func allocate(_ bytes: Int, alignment: Int = 64) -> UnsafeMutableRawPointer {
-        withLock { $0.allocateLocked(bytes, alignment: alignment) }
-    }
-
-    /// `allocate` with the lock held.
-    mutating func allocateLocked(_ bytes: Int, alignment: Int) -> UnsafeMutableRawPointer {
         let mask = UInt(alignment - 1)
         var start = (cursor &+ mask) & ~mask
         if start &+ UInt(bytes) > end || cursor == 0 {
@@ -44,14 +38,12 @@ struct MetadataArena: LockGuarded {
     }
 }
 
-// The arena shared by the running heap's parts, called through its address:
-// a thread waiting for the lock holds no access to the arena yet (see
-// LockGuarded).
-extension UnsafeMutablePointer where Pointee == MetadataArena {
+// The arena shared by the running heap's parts, under its lock (Guarded).
+extension UnsafeMutablePointer where Pointee == Guarded<MetadataArena> {
     /// Zeroed memory of `bytes`, aligned to `alignment` (see
     /// `MetadataArena.allocate`).
     func allocate(_ bytes: Int, alignment: Int = 64) -> UnsafeMutableRawPointer {
-        withLock { $0.allocateLocked(bytes, alignment: alignment) }
+        withLock { $0.allocate(bytes, alignment: alignment) }
     }
 
     /// A typed, zero-initialised array of `count` elements.

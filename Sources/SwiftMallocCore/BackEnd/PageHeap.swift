@@ -13,8 +13,7 @@
 // One lock guards the heap, the page map's writers and the span records.
 import SwiftMallocShims
 
-struct PageHeap: LockGuarded {
-    var lock = Lock()
+struct PageHeap {
     var pageMap: PageMap
     /// freeLists[n] holds free spans of n pages (1 … maxListedPages);
     /// freeLists[0] holds the longer ones.
@@ -23,7 +22,7 @@ struct PageHeap: LockGuarded {
     /// reuse (Reclamation), since lock-free readers may still hold them.
     var records = RecordPool<Span>()
     /// Where new span records come from.
-    let metadata: UnsafeMutablePointer<MetadataArena>
+    let metadata: UnsafeMutablePointer<Guarded<MetadataArena>>
     /// Freed direct mappings kept for reuse.
     var mappingCache: MappingCache
     /// Scavenger passes so far (stamps free spans: Span.freedAtPass).
@@ -53,12 +52,12 @@ struct PageHeap: LockGuarded {
     static let maxDirtyBytes: UInt = 32 << 20
 
     /// `spanPageSize`: the span page in bytes, a power of two >= Page.size.
-    init?(metadata: UnsafeMutablePointer<MetadataArena>, spanPageSize: Int) {
+    init?(metadata: UnsafeMutablePointer<Guarded<MetadataArena>>, spanPageSize: Int) {
         guard let map = PageMap() else { return nil }
         spanPageGranules = UInt(spanPageSize >> Page.shift)
         self.metadata = metadata
         pageMap = map
-        mappingCache = MappingCache(metadata: &metadata.pointee)
+        mappingCache = MappingCache(metadata: &metadata.state.pointee)
         freeLists = metadata.allocateArray(of: SpanList.self, count: PageHeap.maxListedPages + 1)
         for i in 0...PageHeap.maxListedPages { freeLists[i] = SpanList() }
     }
@@ -372,9 +371,8 @@ struct PageHeap: LockGuarded {
 }
 
 // The page heap's operations that take its lock, called through the heap's
-// address: a thread waiting for the lock holds no access to the heap yet
-// (see LockGuarded).
-extension UnsafeMutablePointer where Pointee == PageHeap {
+// address (Guarded).
+extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
     // MARK: small spans (called by central free lists)
 
     /// A span for `pages` pages of objects of `sizeClass`, every page mapped
@@ -399,7 +397,7 @@ extension UnsafeMutablePointer where Pointee == PageHeap {
         let (rounded, overflow) = bytes.addingReportingOverflow(systemPage - 1)
         if overflow { return nil }
         let length = rounded & ~(systemPage - 1)
-        let align = max(alignment, Int(pointee.spanPageGranules) << Page.shift)
+        let align = max(alignment, Int(state.pointee.spanPageGranules) << Page.shift)
         let cachedSpan = withLock { heap -> SpanRef? in
             guard let cached = heap.mappingCache.take(length: UInt(length), alignment: UInt(align)) else { return nil }
             return heap.recordMappedLocked(UnsafeMutableRawPointer(bitPattern: cached.start).unsafelyUnwrapped,

@@ -167,7 +167,7 @@ enum FrontEnd {
     /// each allocation the counters count, after it is counted.
     @inline(__always)
     static func recordRequest(_ heap: UnsafeMutablePointer<Heap>, _ requested: UInt, handedOut: UInt) {
-        if _slowPath(heap.pointee.threads.pointee.recordsHistogram) {
+        if _slowPath(heap.pointee.threads.state.pointee.recordsHistogram) {
             recordInHistogram(heap, requested, handedOut: handedOut)
         }
     }

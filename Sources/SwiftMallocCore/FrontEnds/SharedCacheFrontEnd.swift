@@ -23,7 +23,7 @@ enum SharedCacheFrontEnd: FrontEndStrategy {
     static func withCache<Result>(_ state: UnsafeMutablePointer<ThreadState>,
                                   _ body: (inout ObjectCache) -> Result) -> Result {
         let shared = state.pointee.sharedCache.unsafelyUnwrapped
-        if sm_single_threaded() { return body(&shared.pointee.cache) }
+        if sm_single_threaded() { return body(&shared.state.pointee.cache) }
         return shared.withLock { body(&$0.cache) }
     }
 

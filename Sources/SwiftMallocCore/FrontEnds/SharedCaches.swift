@@ -2,11 +2,13 @@
 // arenas front end: 4 x CPUs of them, a thread hashed onto one by its
 // thread id; the global front end: one).
 
-struct LockedCache: LockGuarded {
-    var lock = Lock()
+/// A shared cache and its lock.
+typealias LockedCache = Guarded<SharedCache>
+
+struct SharedCache {
     var cache: ObjectCache
-    // Pad to a cache line's size (lock 24 bytes with its counters, cache 32,
-    // this 8: 64): neighbours are taken by other CPUs.
+    // Pad to a cache line's size with the lock (24 bytes with its counters,
+    // cache 32, this 8: 64): neighbours are taken by other CPUs.
     var padding: UInt64 = 0
 }
 
@@ -24,8 +26,8 @@ struct SharedCaches {
         var i = 0
         while i < count {
             let lists = metadata.allocateArray(of: CacheList.self, count: classCount)
-            caches.advanced(by: i).initialize(to: LockedCache(cache: ObjectCache(lists: lists, classCount: classCount,
-                                                                               budget: SharedCaches.arenaBudget, sizes: sizes)))
+            caches.advanced(by: i).initialize(to: LockedCache(SharedCache(cache: ObjectCache(lists: lists, classCount: classCount,
+                                                                                           budget: SharedCaches.arenaBudget, sizes: sizes))))
             i += 1
         }
         self.caches = caches

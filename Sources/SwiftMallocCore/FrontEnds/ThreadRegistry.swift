@@ -5,8 +5,7 @@
 // to the middle, so a short-lived thread loses nothing.
 import SwiftMallocShims
 
-struct ThreadRegistry: LockGuarded {
-    var lock = Lock()
+struct ThreadRegistry {
     var live: UnsafeMutablePointer<ThreadState>? = nil
     /// Unlinked records wait here for a grace period (walkers may still be
     /// on them), then are reused.
@@ -20,11 +19,11 @@ struct ThreadRegistry: LockGuarded {
     var threadsSeen: UInt64 = 0
     var threadsLive: UInt64 = 0
     /// Where new records come from, and what a record's cache is made of.
-    let metadata: UnsafeMutablePointer<MetadataArena>
+    let metadata: UnsafeMutablePointer<Guarded<MetadataArena>>
     let sizeClasses: SizeClassTable
     let cacheBudget: Int
 
-    init(metadata: UnsafeMutablePointer<MetadataArena>, sizeClasses: SizeClassTable, cacheBudget: Int, histogram: Bool) {
+    init(metadata: UnsafeMutablePointer<Guarded<MetadataArena>>, sizeClasses: SizeClassTable, cacheBudget: Int, histogram: Bool) {
         self.metadata = metadata
         self.sizeClasses = sizeClasses
         self.cacheBudget = cacheBudget
@@ -42,10 +41,10 @@ struct ThreadRegistry: LockGuarded {
     /// TLS slots (see ThreadState).
     /// `sharedCaches`: the shared-cache front ends' caches (none for the
     /// others); the thread's is found here, once.
-    static func registerCurrentThread(_ registry: UnsafeMutablePointer<ThreadRegistry>, frontEnd: FrontEndKind,
+    static func registerCurrentThread(_ registry: UnsafeMutablePointer<Guarded<ThreadRegistry>>, frontEnd: FrontEndKind,
                                       scavengeInterval: UInt64, sharedCaches: SharedCaches) -> UnsafeMutablePointer<ThreadState> {
-        let classCount = registry.pointee.sizeClasses.count
-        let histogram = registry.pointee.recordsHistogram
+        let classCount = registry.state.pointee.sizeClasses.count
+        let histogram = registry.state.pointee.recordsHistogram
         let recycled = registry.withLock { $0.records.takeUnused() }
         let state = recycled ?? newRecord(registry, classCount: classCount, histogram: histogram)
         // Layout: the record, its per-class counts, its cache lists, its
@@ -55,8 +54,8 @@ struct ThreadRegistry: LockGuarded {
         let scratch = (listsRaw + classCount * MemoryLayout<CacheList>.stride)
             .bindMemory(to: UnsafeMutableRawPointer?.self, capacity: PerCPUSlabs.scratchSlots)
         state.initialize(to: ThreadState(cache: ObjectCache(lists: lists, classCount: classCount,
-                                                              budget: registry.pointee.cacheBudget,
-                                                              sizes: registry.pointee.sizeClasses.sizes),
+                                                              budget: registry.state.pointee.cacheBudget,
+                                                              sizes: registry.state.pointee.sizeClasses.sizes),
                                          scratch: scratch))
         ThreadState.classCounts(state).clear()
         if histogram {
@@ -84,20 +83,20 @@ struct ThreadRegistry: LockGuarded {
         return state
     }
 
-    private static func newRecord(_ registry: UnsafeMutablePointer<ThreadRegistry>, classCount: Int,
+    private static func newRecord(_ registry: UnsafeMutablePointer<Guarded<ThreadRegistry>>, classCount: Int,
                                   histogram: Bool) -> UnsafeMutablePointer<ThreadState> {
         let bytes = MemoryLayout<ThreadState>.stride + ClassCounts.byteCount
             + classCount * MemoryLayout<CacheList>.stride
             + PerCPUSlabs.scratchSlots * MemoryLayout<UnsafeMutableRawPointer?>.stride
             + (histogram ? AllocationHistogram.byteCount : 0)
-        return registry.pointee.metadata.allocate(bytes).bindMemory(to: ThreadState.self, capacity: 1)
+        return registry.state.pointee.metadata.allocate(bytes).bindMemory(to: ThreadState.self, capacity: 1)
     }
 
     /// Takes a record out of the registry: its cache goes to the middle, its
     /// counters to the exited totals. Walkers may still be on it, so it is
     /// unlinked RCU-style (its `next` stays valid) and reused only after a
     /// grace period, unless `afterGracePeriod` is false (no other thread).
-    static func retire(_ registry: UnsafeMutablePointer<ThreadRegistry>, _ state: UnsafeMutablePointer<ThreadState>,
+    static func retire(_ registry: UnsafeMutablePointer<Guarded<ThreadRegistry>>, _ state: UnsafeMutablePointer<ThreadState>,
                        middle: Middle, afterGracePeriod: Bool = true) {
         state.pointee.middleObjects &+= UInt64(state.pointee.cache.flushAll(to: middle))
         registry.withLock { registry in
@@ -115,10 +114,10 @@ struct ThreadRegistry: LockGuarded {
     /// Sum of every thread's counters, live and exited.
     /// `classInUse`, when given, receives objects in use per class (added to
     /// what it holds; see CounterTotals.classInUse).
-    static func totals(_ registry: UnsafeMutablePointer<ThreadRegistry>, reader: RCUReader,
+    static func totals(_ registry: UnsafeMutablePointer<Guarded<ThreadRegistry>>, reader: RCUReader,
                        classInUse: UnsafeMutablePointer<UInt64>? = nil) -> CounterTotals {
-        let sizes = registry.pointee.sizeClasses.sizes
-        let classCount = registry.pointee.sizeClasses.count
+        let sizes = registry.state.pointee.sizeClasses.sizes
+        let classCount = registry.state.pointee.sizeClasses.count
         var sum = CounterTotals()
         sum.classInUse = classInUse
         forEachCount(registry, reader: reader) { counters, classes, histogram in
@@ -130,9 +129,9 @@ struct ThreadRegistry: LockGuarded {
 
     /// The allocation histogram summed over every thread, live and exited,
     /// into `sum` (which it clears first); false when the histogram is off.
-    static func histogramTotals(_ registry: UnsafeMutablePointer<ThreadRegistry>, reader: RCUReader,
+    static func histogramTotals(_ registry: UnsafeMutablePointer<Guarded<ThreadRegistry>>, reader: RCUReader,
                                 into sum: AllocationHistogram) -> Bool {
-        guard registry.pointee.recordsHistogram else { return false }
+        guard registry.state.pointee.recordsHistogram else { return false }
         sum.clear()
         forEachCount(registry, reader: reader) { _, _, histogram in
             if let histogram { sum.add(histogram) }
@@ -145,14 +144,14 @@ struct ThreadRegistry: LockGuarded {
     /// without the registry lock, while threads come and go (a thread
     /// exiting during the walk may be counted twice or not at all;
     /// quiescent totals are exact).
-    private static func forEachCount(_ registry: UnsafeMutablePointer<ThreadRegistry>, reader: RCUReader,
+    private static func forEachCount(_ registry: UnsafeMutablePointer<Guarded<ThreadRegistry>>, reader: RCUReader,
                                      _ body: (ThreadCounters, ClassCounts, AllocationHistogram?) -> Void) {
-        let histogram = registry.pointee.recordsHistogram
+        let histogram = registry.state.pointee.recordsHistogram
         let underRCU = reader.enter()
         sm_lock(registry.lockAddress)
-        body(registry.pointee.exited, registry.pointee.exitedClasses, registry.pointee.exitedHistogram)
+        body(registry.state.pointee.exited, registry.state.pointee.exitedClasses, registry.state.pointee.exitedHistogram)
         if underRCU { sm_unlock(registry.lockAddress) }
-        var cursor = registry.pointee.live
+        var cursor = registry.state.pointee.live
         while let state = cursor {
             if state.pointee.poisoned { fatal("stats walked a thread record after its grace period") }
             body(state.pointee.counters, ThreadState.classCounts(state),
@@ -163,9 +162,8 @@ struct ThreadRegistry: LockGuarded {
     }
 }
 
-// Called through the registry's address: a thread waiting for the lock holds
-// no access to the registry yet (see LockGuarded).
-extension UnsafeMutablePointer where Pointee == ThreadRegistry {
+// Called through the registry's address, under its lock (Guarded).
+extension UnsafeMutablePointer where Pointee == Guarded<ThreadRegistry> {
     /// Counts a call made by a thread after its exit handler ran.
     func countExited(allocationOf sizeClass: Int = 0, freeOf freedClass: Int = 0, miss: Bool = false,
                      largeAllocated: UInt64 = 0, largeFreed: UInt64 = 0) {

@@ -6,8 +6,7 @@
 // back end is a parameter (SpanSource): the page heap in the allocator, a
 // stub in unit tests.
 
-struct CentralFreeList: LockGuarded {
-    var lock = Lock()
+struct CentralFreeList {
     var sizeClass: UInt8 = 0
     var objectSize: UInt = 0
     var spanPages: UInt = 0
@@ -107,9 +106,9 @@ struct CentralFreeList: LockGuarded {
     }
 }
 
-// A central list's operations, called through its address: a thread waiting
-// for the lock holds no access to the list yet (see LockGuarded).
-extension UnsafeMutablePointer where Pointee == CentralFreeList {
+// A central list's operations, called through its address, under its lock
+// (Guarded).
+extension UnsafeMutablePointer where Pointee == Guarded<CentralFreeList> {
     /// Takes up to `count` objects as a NULL-terminated chain. Returns the
     /// chain and how many it holds (0 only when the OS has no memory).
     func removeRange<Spans: SpanSource>(_ count: UInt32, from spans: Spans) -> (head: ObjectPointer?, count: UInt32) {

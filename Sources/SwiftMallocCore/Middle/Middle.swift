@@ -5,25 +5,26 @@
 // which gets its spans from the back end (`spans`).
 
 struct Middle {
-    let transfer: UnsafeMutablePointer<TransferCache>
-    let central: UnsafeMutablePointer<CentralFreeList>
+    let transfer: UnsafeMutablePointer<Guarded<TransferCache>>
+    let central: UnsafeMutablePointer<Guarded<CentralFreeList>>
     /// Classes 1 ..< classCount exist (class 0 means "not small").
     let classCount: Int
     let spans: PageHeapSpans
 
     /// `maxTransferSlots`: batches each transfer cache parks, at most.
-    init(table: SizeClassTable, spans: PageHeapSpans, metadata: UnsafeMutablePointer<MetadataArena>,
+    init(table: SizeClassTable, spans: PageHeapSpans, metadata: UnsafeMutablePointer<Guarded<MetadataArena>>,
          maxTransferSlots: Int = TransferCache.defaultMaxSlots) {
         classCount = table.count
         self.spans = spans
-        central = metadata.allocateArray(of: CentralFreeList.self, count: table.count)
-        transfer = metadata.allocateArray(of: TransferCache.self, count: table.count)
+        central = metadata.allocateArray(of: Guarded<CentralFreeList>.self, count: table.count)
+        transfer = metadata.allocateArray(of: Guarded<TransferCache>.self, count: table.count)
         for c in 0..<table.count {
-            central.advanced(by: c).initialize(to: CentralFreeList(sizeClass: c, table: table))
+            central.advanced(by: c).initialize(to: Guarded(CentralFreeList(sizeClass: c, table: table)))
             let size = c == 0 ? 8 : table.size(of: c)
             let batch = c == 0 ? 2 : Int(table.batch[c])
-            transfer.advanced(by: c).initialize(to: TransferCache(batchSize: batch, objectSize: size, maxSlots: maxTransferSlots,
-                                                                  metadata: &metadata.pointee))
+            transfer.advanced(by: c).initialize(to: Guarded(TransferCache(batchSize: batch, objectSize: size,
+                                                                          maxSlots: maxTransferSlots,
+                                                                          metadata: &metadata.state.pointee)))
         }
     }
 
@@ -32,7 +33,7 @@ struct Middle {
     /// transfer cache is copied without touching the objects.
     func fetch(_ sizeClass: Int, count: UInt32, into objects: UnsafeMutablePointer<ObjectPointer?>) -> UInt32 {
         let transfer = self.transfer + sizeClass
-        if count == transfer.pointee.batchSize && transfer.removeBatch(into: objects) != nil { return count }
+        if count == transfer.state.pointee.batchSize && transfer.removeBatch(into: objects) != nil { return count }
         let (chain, taken) = (central + sizeClass).removeRange(count, from: spans)
         Middle.unlink(chain, into: objects, count: taken)
         return taken
@@ -42,7 +43,7 @@ struct Middle {
     /// caches that keep chains).
     func fetch(_ sizeClass: Int, count: UInt32) -> (head: ObjectPointer?, count: UInt32) {
         let transfer = self.transfer + sizeClass
-        let batch = transfer.pointee.batchSize
+        let batch = transfer.state.pointee.batchSize
         if count == batch {
             let parked = withUnsafeTemporaryAllocation(of: ObjectPointer?.self, capacity: Int(batch)) { objects -> ObjectPointer? in
                 let base = objects.baseAddress.unsafelyUnwrapped
@@ -58,14 +59,14 @@ struct Middle {
     /// Takes back the `count` objects of `sizeClass` stored at `objects`.
     func release(_ sizeClass: Int, objects: UnsafeMutablePointer<ObjectPointer?>, count: UInt32) {
         let transfer = self.transfer + sizeClass
-        if count == transfer.pointee.batchSize && transfer.insertBatch(objects, linked: false) { return }
+        if count == transfer.state.pointee.batchSize && transfer.insertBatch(objects, linked: false) { return }
         (central + sizeClass).insertRange(Middle.link(objects, count: count), to: spans)
     }
 
     /// Takes back a NULL-terminated chain of `count` objects of `sizeClass`.
     func release(_ sizeClass: Int, chain: ObjectPointer, count: UInt32) {
         let transfer = self.transfer + sizeClass
-        let batch = transfer.pointee.batchSize
+        let batch = transfer.state.pointee.batchSize
         if count == batch {
             let parked = withUnsafeTemporaryAllocation(of: ObjectPointer?.self, capacity: Int(batch)) { objects -> Bool in
                 let base = objects.baseAddress.unsafelyUnwrapped
@@ -104,7 +105,7 @@ struct Middle {
 
     /// The batch size of `sizeClass`: what moves between caches and the middle at once.
     @inline(__always)
-    func batchSize(_ sizeClass: Int) -> UInt32 { transfer[sizeClass].batchSize }
+    func batchSize(_ sizeClass: Int) -> UInt32 { transfer[sizeClass].state.batchSize }
 
     /// Empties every transfer cache into the central lists, so that spans
     /// whose objects are all free go back to the page heap (for trimming).
@@ -161,13 +162,13 @@ protocol SpanSource {
 /// The page heap as the middle uses it: spans under the page heap's lock,
 /// lookups through the page map (lock-free).
 struct PageHeapSpans: SpanSource {
-    let pageHeap: UnsafeMutablePointer<PageHeap>
+    let pageHeap: UnsafeMutablePointer<Guarded<PageHeap>>
     /// The page heap's map (the same tree), read without its lock.
     let pageMap: PageMap
 
-    init(_ pageHeap: UnsafeMutablePointer<PageHeap>) {
+    init(_ pageHeap: UnsafeMutablePointer<Guarded<PageHeap>>) {
         self.pageHeap = pageHeap
-        pageMap = pageHeap.pointee.pageMap
+        pageMap = pageHeap.state.pointee.pageMap
     }
 
     @inline(__always)

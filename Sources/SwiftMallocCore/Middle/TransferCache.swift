@@ -11,8 +11,7 @@
 // it is, again without touching the objects. Only when the transfer cache
 // is full or empty does the central list take part.
 
-struct TransferCache: LockGuarded {
-    var lock = Lock()
+struct TransferCache {
     var batchSize: UInt32 = 0
     /// Batches parked (a stack: the newest on top).
     var used: Int = 0
@@ -58,9 +57,9 @@ struct TransferCache: LockGuarded {
     }
 }
 
-// A transfer cache's operations, called through its address: a thread
-// waiting for the lock holds no access to the cache yet (see LockGuarded).
-extension UnsafeMutablePointer where Pointee == TransferCache {
+// A transfer cache's operations, called through its address, under its lock
+// (Guarded).
+extension UnsafeMutablePointer where Pointee == Guarded<TransferCache> {
     /// Parks the `batchSize` objects at `objects` (`linked`: they are also
     /// a chain in that order); false when full.
     @inline(__always)

@@ -28,49 +28,64 @@ struct LockCounts {
     }
 }
 
-/// A structure whose fields its `lock` guards; `lock` is its first stored
-/// property (UnitLockTests checks each). Threads share such a structure
-/// through a pointer, and take its lock through the pointer too
-/// (`UnsafeMutablePointer.withLock`): the lock's address comes from the
-/// structure's, so a thread waiting for the lock is not yet accessing the
-/// structure, and only the holder has it `inout`.
-protocol LockGuarded {
-    var lock: Lock { get set }
+/// A structure that threads share, and the lock that guards it, side by
+/// side. Threads share it through a pointer and take the lock through the
+/// pointer (`UnsafeMutablePointer.withLock`), which hands its body the state
+/// alone: a thread waiting for the lock writes the lock word and nothing
+/// else, and the holder's exclusive (`inout`) access covers the state and
+/// not the lock word. (With the lock inside the state, the holder's access
+/// covered memory that waiting threads write: Swift may pass an `inout`
+/// by copying it in and out, which would write back a stale lock word, and
+/// ThreadSanitizer reported the overlap.)
+struct Guarded<State>: LockGuarded {
+    var lock = Lock()
+    var state: State
+
+    init(_ state: State) { self.state = state }
 }
 
-extension LockGuarded {
-    /// Runs `body` with the lock held, for a caller that already has the
-    /// structure to itself (inside one of its own methods).
-    @inline(__always)
-    mutating func withLock<Result>(_ body: (inout Self) -> Result) -> Result {
-        lock.lock()
-        let result = body(&self)
-        lock.unlock()
-        return result
-    }
+/// What `Guarded` is, for the pointer operations below (Swift has no
+/// extensions over `UnsafeMutablePointer<Guarded<S>>` for every S).
+protocol LockGuarded {
+    associatedtype State
+    var lock: Lock { get set }
+    var state: State { get set }
 }
 
 extension UnsafeMutablePointer where Pointee: LockGuarded {
-    /// The structure's lock: its first stored property.
+    /// The lock: `Guarded`'s first stored property (UnitLockTests).
     @inline(__always)
     var lockAddress: UnsafeMutablePointer<Lock> { UnsafeMutableRawPointer(self).assumingMemoryBound(to: Lock.self) }
 
-    /// Takes the lock (for code that then reads fields through the pointer,
-    /// or that hands the lock's scope to several statements).
+    /// Takes the lock (for code that then works on the state through
+    /// `state`, or that hands the lock's scope to several statements).
     @inline(__always)
     func lock() { sm_lock(lockAddress) }
 
     @inline(__always)
     func unlock() { sm_unlock(lockAddress) }
 
-    /// Runs `body` with the lock held and the structure to itself. What
-    /// must not happen under the lock (stopping the process on a bad
-    /// pointer, unmapping, calling into liburcu) is decided by `body`'s
-    /// result and done by the caller after.
     @inline(__always)
-    func withLock<Result>(_ body: (inout Pointee) -> Result) -> Result {
+    func tryLock() -> Bool { sm_trylock(lockAddress) }
+
+    /// The state, without the lock: for what does not change once the
+    /// structure is built, for walks that are racy by design, and for code
+    /// that holds the lock through `lock()`.
+    @inline(__always)
+    var state: UnsafeMutablePointer<Pointee.State> {
+        let offset = (MemoryLayout<Lock>.size &+ MemoryLayout<Pointee.State>.alignment &- 1)
+            & ~(MemoryLayout<Pointee.State>.alignment &- 1)
+        return (UnsafeMutableRawPointer(self) + offset).assumingMemoryBound(to: Pointee.State.self)
+    }
+
+    /// Runs `body` with the lock held and the state to itself. What must not
+    /// happen under the lock (stopping the process on a bad pointer,
+    /// unmapping, calling into liburcu) is decided by `body`'s result and
+    /// done by the caller after.
+    @inline(__always)
+    func withLock<Result>(_ body: (inout Pointee.State) -> Result) -> Result {
         sm_lock(lockAddress)
-        let result = body(&pointee)
+        let result = body(&state.pointee)
         sm_unlock(lockAddress)
         return result
     }
