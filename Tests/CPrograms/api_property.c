@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <swiftmalloc.h>
+#include "test_support.h"
 
 #pragma GCC diagnostic ignored "-Wuse-after-free"
 
@@ -511,20 +512,6 @@ static void *worker(void *arg) {
 
 static void *idle(void *arg) { return arg; }
 
-static void runThreads(int n, void *(*body)(void *)) {
-    pthread_t ids[MAX_THREADS];
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    for (int i = 0; i < n; i++)
-        if (pthread_create(&ids[i], &attr, body, (void *)(intptr_t)i) != 0) {
-            printf("pthread_create failed\n");
-            exit(2);
-        }
-    for (int i = 0; i < n; i++) pthread_join(ids[i], NULL);
-    pthread_attr_destroy(&attr);
-}
-
 int main(int argc, char **argv) {
     if (argc > 1) threadCount = atoi(argv[1]);
     if (argc > 2) opsPerThread = strtoul(argv[2], NULL, 10);
@@ -540,14 +527,14 @@ int main(int argc, char **argv) {
     // TLS) exist before the first snapshot.
     printf("api_property: seed %" PRIu64 " threads %d operations %lu\n", seed, threadCount, opsPerThread);
     fflush(stdout);
-    runThreads(threadCount, idle);
+    run_threads(threadCount, idle);
 
     struct swiftmalloc_stats before = {0}, after = {0};
     if (getStats && getStats(&before, sizeof before) != 0) {
         printf("swiftmalloc_get_stats failed\n");
         return 1;
     }
-    runThreads(threadCount, worker);
+    run_threads(threadCount, worker);
     ctx_t mainCtx = {.thread = -1, .step = 0, .op = "final mailbox"};
     for (int k = 0; k < mailboxCount; k++) {
         verifyBlock(&mainCtx, &mailbox[k], "mailbox at exit");

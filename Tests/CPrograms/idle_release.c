@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "test_support.h"
 
 enum { BYTES_PER_WORKER = 100 << 20 };
 
@@ -37,24 +38,13 @@ static long resident_bytes(void) {
     return n == 2 ? resident * sysconf(_SC_PAGESIZE) : -1;
 }
 
-static int tasks(void) {
-    DIR *dir = opendir("/proc/self/task");
-    if (!dir) return -1;
-    int n = 0;
-    struct dirent *entry;
-    while ((entry = readdir(dir)) != NULL)
-        if (entry->d_name[0] != '.') n++;
-    closedir(dir);
-    return n;
-}
-
 static void print_signal_masks(void) {
     DIR *dir = opendir("/proc/self/task");
     if (!dir) return;
     struct dirent *entry;
     while ((entry = readdir(dir)) != NULL) {
         if (entry->d_name[0] == '.') continue;
-        char path[128], name[64] = "", line[256];
+        char path[300], name[64] = "", line[256];
         snprintf(path, sizeof path, "/proc/self/task/%s/status", entry->d_name);
         FILE *f = fopen(path, "r");
         if (!f) continue;
@@ -72,7 +62,7 @@ static void print_signal_masks(void) {
 }
 
 static void *work(void *arg) {
-    unsigned seed = (unsigned)(size_t)arg;
+    unsigned seed = (unsigned)(size_t)arg + 1;   // the thread's index + 1
     size_t capacity = BYTES_PER_WORKER / 256;
     void **objects = malloc(capacity * sizeof *objects);
     if (!objects) abort();
@@ -93,19 +83,12 @@ static void *work(void *arg) {
     return NULL;
 }
 
-static void run_threads(void) {
-    pthread_t t[2];
-    for (int i = 0; i < 2; i++)
-        if (pthread_create(&t[i], NULL, work, (void *)(size_t)(i + 1)) != 0) abort();
-    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
-}
-
 static void report_after_idle(long idle_ms) {
     printf("rss_after_free %ld\n", resident_bytes());
     fflush(stdout);
     usleep((useconds_t)(3 * idle_ms * 1000));
     printf("rss_after_idle %ld\n", resident_bytes());
-    printf("tasks %d\n", tasks());
+    printf("tasks %d\n", task_count());
     print_signal_masks();
     fflush(stdout);
 }
@@ -117,7 +100,7 @@ int main(int argc, char **argv) {
     }
     long idle_ms = atol(argv[2]);
     if (strcmp(argv[1], "threads") == 0) {
-        run_threads();
+        run_threads(2, work);
         report_after_idle(idle_ms);
         return 0;
     }
@@ -138,7 +121,7 @@ int main(int argc, char **argv) {
             return 2;
         }
         if (pid == 0) {
-            run_threads();
+            run_threads(2, work);
             report_after_idle(idle_ms);
             exit(0);
         }

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "test_support.h"
 
 static void *volatile sink;
 
@@ -32,17 +33,6 @@ static void churn(void) {
         sink = p;
         free(p);
     }
-}
-
-static int threads(void) {
-    DIR *dir = opendir("/proc/self/task");
-    if (!dir) return -1;
-    int n = 0;
-    struct dirent *entry;
-    while ((entry = readdir(dir)) != NULL)
-        if (entry->d_name[0] != '.') n++;
-    closedir(dir);
-    return n;
 }
 
 static void *helper(void *arg) {
@@ -85,7 +75,7 @@ int main(int argc, char **argv) {
     }
     pthread_create(&t, NULL, helper, NULL);
     pthread_join(t, NULL);
-    fprintf(stderr, "threads %d\n", threads());
+    fprintf(stderr, "threads %d\n", task_count());
     printf("main ends with pthread_exit\ndone\n");
     fflush(stdout);
     pthread_exit(NULL);

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <swiftmalloc.h>
+#include "test_support.h"
 
 // A failed realloc leaves the old block valid; GCC cannot know that it failed.
 #pragma GCC diagnostic ignored "-Wuse-after-free"
@@ -257,21 +258,6 @@ static void *worker(void *arg) {
 
 static void *idle(void *arg) { return arg; }
 
-static void runThreads(int n, void *(*body)(void *)) {
-    pthread_t *ids = calloc((size_t)n, sizeof(pthread_t));
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    for (int i = 0; i < n; i++)
-        if (pthread_create(&ids[i], &attr, body, (void *)(intptr_t)i) != 0) {
-            printf("pthread_create failed\n");
-            exit(2);
-        }
-    for (int i = 0; i < n; i++) pthread_join(ids[i], NULL);
-    pthread_attr_destroy(&attr);
-    free(ids);
-}
-
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 8;
     if (argc > 2) opsPerThread = strtoul(argv[2], NULL, 10);
@@ -289,14 +275,14 @@ int main(int argc, char **argv) {
     printf("stress: %d threads, %lu operations each, seed %" PRIu64 ", profile %s\n", threads, opsPerThread,
            baseSeed, largeProfile ? "large" : "small");
     fflush(stdout);
-    runThreads(threads, idle);
+    run_threads(threads, idle);
 
     struct swiftmalloc_stats before = {0}, after = {0};
     if (getStats && getStats(&before) != 0) {
         printf("swiftmalloc_get_stats failed\n");
         return 1;
     }
-    runThreads(threads, worker);
+    run_threads(threads, worker);
     // Whatever is left in the exchange is freed here, by the main thread.
     for (int i = 0; i < STRIPES; i++)
         for (int e = 0; e < STRIPE_ENTRIES; e++)
