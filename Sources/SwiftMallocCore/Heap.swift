@@ -31,8 +31,10 @@ struct Heap {
     /// The shared-cache front ends' caches: 4 x CPUs under arenas, one
     /// under global, none under the others.
     var shared: SharedCaches
-    /// Held by the scavenger's pass (Scavenger); its counters.
-    var scavengerLock = Lock()
+    /// Held by the scavenger's pass (Scavenger), taken through its address
+    /// (threads try it at once: an `inout` access to a lock field would
+    /// overlap); its counters.
+    let scavengerLock: UnsafeMutablePointer<Lock>
     var scavengerPasses: UInt64 = 0
     var scavengedBytes: UInt64 = 0
     /// The idle-release thread's state and counters (Scavenger).
@@ -97,9 +99,12 @@ struct Heap {
         let threads = arena.allocateArray(of: Guarded<ThreadRegistry>.self, count: 1)
         threads.initialize(to: Guarded(ThreadRegistry(metadata: arena, sizeClasses: table, cacheBudget: config.threadCacheBytes,
                                                       histogram: config.histogramPath != nil)))
+        let scavengerLock = arena.allocateArray(of: Lock.self, count: 1)
+        scavengerLock.initialize(to: Lock())
         heap.initialize(to: Heap(metadata: arena, pageHeap: pageHeap, pageMap: ph.pageMap, sizeClasses: table,
                                  frontEnd: config.frontEnd, percpu: percpu, middle: middle, threads: threads,
-                                 config: config, statsScratch: statsScratch, shared: shared))
+                                 config: config, statsScratch: statsScratch, shared: shared,
+                                 scavengerLock: scavengerLock))
         heap.pointee.idle.reset(config: config)
         _ = sm_thread_key_create(threadDidExit)
         // What the fast paths read, before any thread can take them.
@@ -142,7 +147,7 @@ struct Heap {
     /// per-CPU slabs' drain lock, shared caches, registry, transfer caches,
     /// central lists, page heap, metadata.
     mutating func forEachLock(_ body: (UnsafeMutablePointer<Lock>) -> Void) {
-        body(&scavengerLock)
+        body(scavengerLock)
         body(&percpu.drainLock)
         var i = 0
         while i < shared.count { body((shared.caches.unsafelyUnwrapped + i).lockAddress); i += 1 }

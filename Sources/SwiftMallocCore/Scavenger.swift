@@ -73,12 +73,12 @@ enum Scavenger {
 
     @inline(never)
     static func run(_ heap: UnsafeMutablePointer<Heap>) {
-        guard heap.pointee.scavengerLock.tryLock() else { return }
+        guard sm_trylock(heap.pointee.scavengerLock) else { return }
         heap.pointee.middle.returnIdleBatches()
         let released = heap.pointee.pageHeap.withLock { $0.decayLocked(floor: floor) }
         heap.pointee.scavengedBytes &+= UInt64(released)
         heap.pointee.scavengerPasses &+= 1
-        heap.pointee.scavengerLock.unlock()
+        sm_unlock(heap.pointee.scavengerLock)
     }
 }
 
