@@ -312,7 +312,7 @@ final class UnitConfigFileTests: XCTestCase {
         var config = parsed.config
         config.applyEnvironment()
         XCTAssertEqual(config.threadCacheBytes, 128 << 10, "the variable wins")
-        XCTAssertEqual(config.maxTransferSlots, Configuration.maxTransferSlotsRange.upperBound,
+        XCTAssertEqual(config.maxTransferSlots, Knob.maxTransferSlots.range.upperBound,
                        "a variable's value is brought within the range")
         XCTAssertEqual(config.requestedFrontEnd, .global)
         XCTAssertEqual(config.idleReleaseMilliseconds, 0, "a variable can turn the thread off")

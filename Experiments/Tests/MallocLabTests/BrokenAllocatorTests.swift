@@ -36,12 +36,7 @@ final class BrokenAllocatorTests: XCTestCase {
     }
 
     func workloadExecutable() throws -> String {
-        let path = LabPaths.workloadExecutable
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            XCTFail("malloc-lab-workload is not built next to the tests (\(path)); `swift build` builds it")
-            throw XCTSkip("no workload executable")
-        }
-        return path
+        try Fixtures.built(LabPaths.workloadExecutable, hint: "`swift build` builds malloc-lab-workload next to the tests")
     }
 
     func brokenSpec(_ lib: String) -> AllocatorSpec {

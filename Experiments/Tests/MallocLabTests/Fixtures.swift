@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 @testable import MallocLabCore
 import MallocLabShared
 
@@ -63,6 +64,22 @@ enum Fixtures {
         ["fast_path_hits": 990, "fast_path_misses": 10, "rseq_aborts": 3, "rseq_available": 1,
          "lock_acquisitions_central": 5000, "lock_contended_central": 10 * Double(threads - 1),
          "lock_acquisitions_transfer": 400, "lock_contended_transfer": 0]
+    }
+
+    /// `path`, something the package's build makes (`hint` says how). A
+    /// test that needs it fails without it, and stops there.
+    static func built(_ path: String, hint: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        guard FileManager.default.fileExists(atPath: path) else {
+            XCTFail("\(path) is missing: \(hint)", file: file, line: line)
+            throw XCTSkip("missing \(path)")
+        }
+        return path
+    }
+
+    /// The release library the lab preloads by default.
+    static func swiftMallocLibrary(file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        try built(LabPaths.defaultLibrary, hint: "build it with `swift build -c release` (scripts/test.sh does) or set SWIFTMALLOC_LIB",
+                  file: file, line: line)
     }
 
     static func temporaryDirectory() throws -> URL {

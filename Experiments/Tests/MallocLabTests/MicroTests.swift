@@ -137,21 +137,20 @@ final class MicroTests: XCTestCase {
 
     /// malloc-lab and malloc-lab-micro, built next to the tests.
     func labExecutables() throws -> (lab: String, micro: String) {
-        let lab = LabPaths.buildDirectory.appendingPathComponent("malloc-lab").path
-        for path in [lab, LabPaths.microExecutable] where !FileManager.default.isExecutableFile(atPath: path) {
-            XCTFail("\(path) is not built next to the tests; `swift build` builds it")
-            throw XCTSkip("not built")
-        }
-        return (lab, LabPaths.microExecutable)
+        let hint = "`swift build` builds it next to the tests"
+        return (try Fixtures.built(LabPaths.buildDirectory.appendingPathComponent("malloc-lab").path, hint: hint),
+                try Fixtures.built(LabPaths.microExecutable, hint: hint))
     }
 
-    func swiftMallocLibrary() throws -> String {
-        let lib = LabPaths.defaultLibrary
-        guard FileManager.default.fileExists(atPath: lib) else {
-            XCTFail("\(lib) is missing: build it with `swift build -c release` (scripts/test.sh does) or set SWIFTMALLOC_LIB")
-            throw XCTSkip("no library")
-        }
-        return lib
+    /// Runs `malloc-lab micro ARGUMENTS` on the release library; its
+    /// output, once it has ended with status 0.
+    func runMicro(_ arguments: [String], scratch: URL, timeout: Double) throws -> String {
+        let (lab, _) = try labExecutables()
+        let o = try ProcessRunner.run(executable: lab,
+                                      arguments: ["micro", "--library", try Fixtures.swiftMallocLibrary()] + arguments,
+                                      environment: ProcessRunner.cleanEnvironment(), scratch: scratch, timeout: timeout)
+        XCTAssertEqual(o.exitStatus, 0, o.stderr)
+        return o.stdout
     }
 
     /// The cells of the results table's row for `workload`, by column title.
@@ -172,17 +171,12 @@ final class MicroTests: XCTestCase {
     }
 
     func testARealTimedRunHasAColumnPerAllocatorWithPositiveTimes() throws {
-        let (lab, _) = try labExecutables()
-        let lib = try swiftMallocLibrary()
         let scratch = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let o = try ProcessRunner.run(
-            executable: lab,
-            arguments: ["micro", "--library", lib, "--only", "glibc,swiftmalloc", "--frontends", "thread", "--reps", "2",
-                        "--ops", "20000", "--trial", "5000", "-w", "pairs:64", "--out", scratch.appendingPathComponent("out").path],
-            environment: ProcessRunner.cleanEnvironment(), scratch: scratch, timeout: 120)
-        XCTAssertEqual(o.exitStatus, 0, o.stderr)
-        let row = try resultRow(o.stdout, workload: "pairs 64 B")
+        let stdout = try runMicro(["--only", "glibc,swiftmalloc", "--frontends", "thread", "--reps", "2", "--ops", "20000",
+                                   "--trial", "5000", "-w", "pairs:64", "--out", scratch.appendingPathComponent("out").path],
+                                  scratch: scratch, timeout: 120)
+        let row = try resultRow(stdout, workload: "pairs 64 B")
         for a in ["glibc", "swiftmalloc-thread"] {
             let v = try XCTUnwrap(leadingNumber(row[a]), "no number for \(a) in \(row)")
             XCTAssertGreaterThan(v, 0, a)
@@ -192,7 +186,7 @@ final class MicroTests: XCTestCase {
         XCTAssertNotNil(row["swiftmalloc-thread ÷ fastest peer"])
         // Machine facts and the allocator checks come with the result.
         for fact in ["| CPU |", "| kernel |", "| C library |", "| rseq |", "glibc: malloc from", "front end thread confirmed"] {
-            XCTAssertTrue(o.stdout.contains(fact), "missing \(fact) in\n\(o.stdout)")
+            XCTAssertTrue(stdout.contains(fact), "missing \(fact) in\n\(stdout)")
         }
         // --out keeps every run: 2 repetitions × 2 allocators × 1 workload.
         let raw = try String(contentsOf: scratch.appendingPathComponent("out/raw.tsv"), encoding: .utf8)
@@ -217,17 +211,11 @@ final class MicroTests: XCTestCase {
 
     func testCallgrindCountsInstructionsPerPair() throws {
         guard ProcessRunner.which("valgrind") != nil else { throw XCTSkip("valgrind is not installed") }
-        let (lab, _) = try labExecutables()
-        let lib = try swiftMallocLibrary()
         let scratch = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let o = try ProcessRunner.run(
-            executable: lab,
-            arguments: ["micro", "--callgrind", "--library", lib, "--only", "glibc,swiftmalloc", "--frontends", "thread",
-                        "--callgrind-ops", "2000", "-w", "pairs:16"],
-            environment: ProcessRunner.cleanEnvironment(), scratch: scratch, timeout: 300)
-        XCTAssertEqual(o.exitStatus, 0, o.stderr)
-        let row = try resultRow(o.stdout, workload: "pairs 16 B")
+        let stdout = try runMicro(["--callgrind", "--only", "glibc,swiftmalloc", "--frontends", "thread",
+                                   "--callgrind-ops", "2000", "-w", "pairs:16"], scratch: scratch, timeout: 300)
+        let row = try resultRow(stdout, workload: "pairs 16 B")
         for a in ["glibc", "swiftmalloc-thread"] {
             // A pair is at least the loop's instructions plus two calls.
             let ir = try XCTUnwrap(leadingNumber(row[a]), "no count for \(a) in \(row)")

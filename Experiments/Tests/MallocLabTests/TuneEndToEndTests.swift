@@ -30,11 +30,7 @@ final class TuneEndToEndTests: XCTestCase {
         """
 
     func testProfileThenTuneLowersInternalWasteOfPython() throws {
-        let library = LabPaths.defaultLibrary
-        guard FileManager.default.fileExists(atPath: library) else {
-            XCTFail("no SwiftMalloc library at \(library): build it with `swift build -c release`")
-            return
-        }
+        let library = try Fixtures.swiftMallocLibrary()
         guard let python = ProcessRunner.which("python3") else {
             XCTFail("python3 is not installed")
             return

@@ -409,60 +409,24 @@ struct ConfigFileParser {
 
 /// The integer settings of [config] (`frontend`, a string, is the parser's
 /// `frontEnd`).
-enum Knob: UInt32 {
-    case pageSize, threadCacheSize, perCPUCacheSize, maxTransferSlots, largeCacheSize, scavengeInterval, idleRelease
-
-    var name: StaticString {
-        switch self {
-        case .pageSize: return "page_size"
-        case .threadCacheSize: return "thread_cache_size"
-        case .perCPUCacheSize: return "percpu_cache_size"
-        case .maxTransferSlots: return "max_transfer_slots"
-        case .largeCacheSize: return "large_cache_size"
-        case .scavengeInterval: return "scavenge_interval"
-        case .idleRelease: return "idle_release_ms"
-        }
-    }
-
-    var range: ClosedRange<Int> {
-        switch self {
-        case .pageSize: return Configuration.pageSizeRange
-        case .threadCacheSize: return Configuration.threadCacheRange
-        case .perCPUCacheSize: return Configuration.perCPUCacheRange
-        case .maxTransferSlots: return Configuration.maxTransferSlotsRange
-        case .largeCacheSize: return Configuration.largeCacheRange
-        case .scavengeInterval: return Configuration.scavengeIntervalRange
-        case .idleRelease: return Configuration.idleReleaseRange
-        }
-    }
-
+extension Knob {
     fileprivate static func named(_ parser: ConfigFileParser, _ key: Range<Int>) -> Knob? {
-        var raw: UInt32 = 0
-        while let knob = Knob(rawValue: raw) {
-            if parser.matches(key, knob.name) { return knob }
-            raw += 1
+        var found: Knob? = nil
+        Knob.forEach { knob in
+            if found == nil, let name = knob.fileKey, parser.matches(key, name) { found = knob }
         }
-        return nil
+        return found
     }
 
     /// Reads the knob's value and stores it in `config`.
     fileprivate func set(_ config: inout Configuration, from parser: inout ConfigFileParser) -> Bool {
         guard let value = parser.integer() else { return false }
-        guard range.contains(value) else { return parser.failRange(name, range) }
-        switch self {
-        case .pageSize:
-            guard value & (value - 1) == 0 else {
-                parser.failed("page_size must be a power of two")
-                return false
-            }
-            config.spanPageSize = value
-        case .threadCacheSize: config.threadCacheBytes = value
-        case .perCPUCacheSize: config.perCPUCacheBytes = value
-        case .maxTransferSlots: config.maxTransferSlots = value
-        case .largeCacheSize: config.largeCacheBytes = value
-        case .scavengeInterval: config.scavengeInterval = UInt64(value)
-        case .idleRelease: config.idleReleaseMilliseconds = UInt64(value)
+        guard range.contains(value) else { return parser.failRange(fileKey.unsafelyUnwrapped, range) }
+        if self == .pageSize && value & (value - 1) != 0 {
+            parser.failed("page_size must be a power of two")
+            return false
         }
+        store(value, in: &config)
         return true
     }
 }

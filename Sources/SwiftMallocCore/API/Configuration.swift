@@ -79,16 +79,6 @@ struct Configuration {
     var fileProblem: UnsafeMutablePointer<UInt8>? = nil
     var fileProblemLength = 0
 
-    // The valid values of the settings: a file's value outside them is a
-    // problem; an environment variable's is brought within them.
-    static let threadCacheRange = (64 << 10)...(1 << 30)
-    static let perCPUCacheRange = (64 << 10)...(64 << 20)
-    static let maxTransferSlotsRange = 2...1024
-    static let largeCacheRange = 0...(1 << 40)
-    static let scavengeIntervalRange = 0...(1 << 50)
-    static let idleReleaseRange = 0...86_400_000
-    static let perCPURebalanceRange = 0...(1 << 40)
-    static let pageSizeRange = Page.size...(1 << 20)
     /// A configuration file larger than this is not read.
     static let maxFileBytes = 64 << 10
 
@@ -184,27 +174,12 @@ struct Configuration {
             else if Configuration.equals(value, "mmcid") { requestedIDMode = .mmcid }
             else { badIDModeValue = value }
         }
-        if let bytes = Configuration.size("SWIFTMALLOC_PERCPU_CACHE_BYTES") {
-            perCPUCacheBytes = Configuration.clamp(bytes, Configuration.perCPUCacheRange)
-        }
         if let value = Configuration.environment("SWIFTMALLOC_DEBUG"), Configuration.equals(value, "1") { debug = true }
-        if let n = Configuration.size("SWIFTMALLOC_SCAVENGE_INTERVAL") {
-            scavengeInterval = UInt64(Configuration.clamp(n, Configuration.scavengeIntervalRange))
-        }
-        if let ms = Configuration.size("SWIFTMALLOC_IDLE_RELEASE_MS") {
-            idleReleaseMilliseconds = UInt64(Configuration.clamp(ms, Configuration.idleReleaseRange))
-        }
-        if let bytes = Configuration.size("SWIFTMALLOC_LARGE_CACHE_BYTES") {
-            largeCacheBytes = Configuration.clamp(bytes, Configuration.largeCacheRange)
-        }
-        if let n = Configuration.size("SWIFTMALLOC_PERCPU_REBALANCE") {
-            perCPURebalanceInterval = UInt64(Configuration.clamp(n, Configuration.perCPURebalanceRange))
-        }
-        if let bytes = Configuration.size("SWIFTMALLOC_THREAD_CACHE_BYTES") {
-            threadCacheBytes = Configuration.clamp(bytes, Configuration.threadCacheRange)
-        }
-        if let n = Configuration.size("SWIFTMALLOC_MAX_TRANSFER_SLOTS") {
-            maxTransferSlots = Configuration.clamp(n, Configuration.maxTransferSlotsRange)
+        // A value outside a knob's range is brought within it.
+        Knob.forEach { knob in
+            if let name = knob.environmentName, let value = Configuration.size(name) {
+                knob.store(Configuration.clamp(value, knob.range), in: &self)
+            }
         }
     }
 
@@ -331,4 +306,76 @@ struct Configuration {
 
 func writeStderr(_ message: StaticString) {
     message.withCString { sm_write_stderr($0, message.utf8CodeUnitCount) }
+}
+
+/// A numeric setting: its key in the configuration file's [config], its
+/// environment variable, its valid values and the field it sets. The file
+/// and the environment both go through this one table: a file's value
+/// outside the range is a problem, an environment variable's is brought
+/// within it.
+enum Knob: UInt32 {
+    case pageSize, threadCacheSize, perCPUCacheSize, maxTransferSlots, largeCacheSize, scavengeInterval, idleRelease
+    case perCPURebalance
+
+    /// Every knob, in declaration order.
+    static func forEach(_ body: (Knob) -> Void) {
+        var raw: UInt32 = 0
+        while let knob = Knob(rawValue: raw) { body(knob); raw += 1 }
+    }
+
+    /// The key in [config]; nil: environment only.
+    var fileKey: StaticString? {
+        switch self {
+        case .pageSize: return "page_size"
+        case .threadCacheSize: return "thread_cache_size"
+        case .perCPUCacheSize: return "percpu_cache_size"
+        case .maxTransferSlots: return "max_transfer_slots"
+        case .largeCacheSize: return "large_cache_size"
+        case .scavengeInterval: return "scavenge_interval"
+        case .idleRelease: return "idle_release_ms"
+        case .perCPURebalance: return nil
+        }
+    }
+
+    /// The environment variable (a decimal count with an optional K/M/G
+    /// suffix); nil: file only.
+    var environmentName: StaticString? {
+        switch self {
+        case .pageSize: return nil
+        case .threadCacheSize: return "SWIFTMALLOC_THREAD_CACHE_BYTES"
+        case .perCPUCacheSize: return "SWIFTMALLOC_PERCPU_CACHE_BYTES"
+        case .maxTransferSlots: return "SWIFTMALLOC_MAX_TRANSFER_SLOTS"
+        case .largeCacheSize: return "SWIFTMALLOC_LARGE_CACHE_BYTES"
+        case .scavengeInterval: return "SWIFTMALLOC_SCAVENGE_INTERVAL"
+        case .idleRelease: return "SWIFTMALLOC_IDLE_RELEASE_MS"
+        case .perCPURebalance: return "SWIFTMALLOC_PERCPU_REBALANCE"
+        }
+    }
+
+    var range: ClosedRange<Int> {
+        switch self {
+        case .pageSize: return Page.size...(1 << 20)
+        case .threadCacheSize: return (64 << 10)...(1 << 30)
+        case .perCPUCacheSize: return (64 << 10)...(64 << 20)
+        case .maxTransferSlots: return 2...1024
+        case .largeCacheSize: return 0...(1 << 40)
+        case .scavengeInterval: return 0...(1 << 50)
+        case .idleRelease: return 0...86_400_000
+        case .perCPURebalance: return 0...(1 << 40)
+        }
+    }
+
+    /// Sets the knob's field to `value` (within `range`).
+    func store(_ value: Int, in config: inout Configuration) {
+        switch self {
+        case .pageSize: config.spanPageSize = value
+        case .threadCacheSize: config.threadCacheBytes = value
+        case .perCPUCacheSize: config.perCPUCacheBytes = value
+        case .maxTransferSlots: config.maxTransferSlots = value
+        case .largeCacheSize: config.largeCacheBytes = value
+        case .scavengeInterval: config.scavengeInterval = UInt64(value)
+        case .idleRelease: config.idleReleaseMilliseconds = UInt64(value)
+        case .perCPURebalance: config.perCPURebalanceInterval = UInt64(value)
+        }
+    }
 }
