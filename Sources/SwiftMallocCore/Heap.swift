@@ -146,9 +146,9 @@ struct Heap {
     /// Every lock of the heap, in the order they nest: the scavenger's, the
     /// per-CPU slabs' drain lock, shared caches, registry, transfer caches,
     /// central lists, page heap, metadata.
-    mutating func forEachLock(_ body: (UnsafeMutablePointer<Lock>) -> Void) {
+    func forEachLock(_ body: (UnsafeMutablePointer<Lock>) -> Void) {
         body(scavengerLock)
-        body(&percpu.drainLock)
+        if let drain = percpu.drain { body(drain.lockAddress) }
         var i = 0
         while i < shared.count { body((shared.caches.unsafelyUnwrapped + i).lockAddress); i += 1 }
         body(threads.lockAddress)

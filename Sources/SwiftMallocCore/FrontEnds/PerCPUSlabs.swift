@@ -24,37 +24,46 @@
 // capacity, statistics walking the slabs) may still hold it.
 import SwiftMallocShims
 
+/// The slabs' description does not change once built: what drains and
+/// rebalances change lies behind pointers (`drain`, the layout records, the
+/// miss counters), so every method is nonmutating and threads that trim or
+/// rebalance at once never overlap in an access to the description.
 struct PerCPUSlabs {
-    var base: UnsafeMutablePointer<CChar>? = nil
-    var slabCount: UInt32 = 0
-    var classCount: Int = 0
+    let base: UnsafeMutablePointer<CChar>?
+    let slabCount: UInt32
+    let classCount: Int
     /// The published layout (see `SlabLayout`), read with an acquire load.
-    var layoutCell: UnsafeMutablePointer<UnsafeMutableRawPointer?>? = nil
-    /// The other layout record; rewritten only once a grace period has
-    /// passed since it was unpublished (`spareGeneration == generation`).
-    var spare: SlabLayout? = nil
-    /// Layouts published so far, and the value it had when the latest grace
-    /// period that followed the spare's unpublishing began.
-    var generation: UInt64 = 0
-    var spareGeneration: UInt64 = 0
-    var budgetBytes: Int = 0
-    /// Serialises drains (trim) and rebalances; the fast paths never take it.
-    var drainLock = Lock()
+    let layoutCell: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+    let budgetBytes: Int
+    /// The drain lock, which serialises drains (trim) and rebalances (the
+    /// fast paths never take it), and what it guards: a `Guarded` in
+    /// metadata, taken through its address. Nil when there are no slabs.
+    let drain: UnsafeMutablePointer<Guarded<SlabDrain>>?
     /// Class sizes (the size-class table's).
-    var sizes: UnsafeMutablePointer<UInt32>? = nil
+    let sizes: UnsafeMutablePointer<UInt32>?
     /// Per class: misses (refills and overflows) since the last rebalance;
     /// misses[0] (class 0 does not exist) counts them all.
-    var misses: UnsafeMutablePointer<UInt64>? = nil
+    let misses: UnsafeMutablePointer<UInt64>?
     /// Misses between rebalances (SWIFTMALLOC_PERCPU_REBALANCE; 0: never).
-    var rebalanceInterval: UInt64 = 1 << 16
-    var rebalances: UInt64 = 0
+    let rebalanceInterval: UInt64
 
     static let slabBytes = 1 << Int(SM_SLAB_SHIFT)
     static let maxSlotsPerClass = 2048
     /// Objects moved through a thread's scratch buffer at once.
     static let scratchSlots = 64
 
-    init() {}
+    /// No slabs (the other front ends).
+    init() {
+        base = nil
+        slabCount = 0
+        classCount = 0
+        layoutCell = nil
+        budgetBytes = 0
+        drain = nil
+        sizes = nil
+        misses = nil
+        rebalanceInterval = 0
+    }
 
     /// Sets up `slabCount` slabs; nil if the memory cannot be mapped.
     init?(slabCount: Int, table: SizeClassTable, budgetBytes: Int, rebalanceInterval: UInt64,
@@ -66,7 +75,10 @@ struct PerCPUSlabs {
         self.sizes = table.sizes
         self.misses = metadata.allocateArray(of: UInt64.self, count: table.count)
         let layout = SlabLayout(metadata.allocateArray(of: UInt16.self, count: 2 * table.count), classCount: table.count)
-        spare = SlabLayout(metadata.allocateArray(of: UInt16.self, count: 2 * table.count), classCount: table.count)
+        let spare = SlabLayout(metadata.allocateArray(of: UInt16.self, count: 2 * table.count), classCount: table.count)
+        let drain = metadata.allocateArray(of: Guarded<SlabDrain>.self, count: 1)
+        drain.initialize(to: Guarded(SlabDrain(spare: spare)))
+        self.drain = drain
         // Slots start after the list words and limits (swiftmalloc_rseq.h).
         precondition(table.count <= Int(SM_SLAB_MAX_CLASSES), "more size classes than a slab has lists")
         var next = Int(SM_SLAB_FIRST_SLOT)
@@ -201,10 +213,11 @@ struct PerCPUSlabs {
     /// fences every CPU so no critical section still runs against the old
     /// header, moves the objects out, then restarts the lists. Without
     /// membarrier other CPUs cannot be fenced, and nothing is drained.
-    mutating func drainAll(to middle: Middle) {
+    func drainAll(to middle: Middle) {
         guard slabCount > 0, sm_rseq_can_fence() else { return }
-        drainLock.lock()
-        defer { drainLock.unlock() }
+        let drain = self.drain.unsafelyUnwrapped
+        drain.lock()
+        defer { drain.unlock() }
         drainAndRelayout(nil, to: middle)
     }
 
@@ -220,7 +233,7 @@ struct PerCPUSlabs {
     ///      one that loaded the stale `current` before step 4 and `begin`
     ///      after step 6 would pop an object already given back;
     ///   6. re-open: `end`, then `begin`.
-    private mutating func drainAndRelayout(_ next: SlabLayout?, to middle: Middle) {
+    private func drainAndRelayout(_ next: SlabLayout?, to middle: Middle) {
         let old = layout()
         var s = 0
         while s < Int(slabCount) {
@@ -235,8 +248,9 @@ struct PerCPUSlabs {
         if let next {
             // Publish: from here readers may pick up the new record.
             sm_atomic_store_ptr(layoutCell.unsafelyUnwrapped, UnsafeMutableRawPointer(next.begin))
-            sm_atomic_store_u64(&generation, generation &+ 1)
-            spare = old
+            let state = drain.unsafelyUnwrapped.state
+            sm_atomic_store_u64(&state.pointee.generation, state.pointee.generation &+ 1)
+            state.pointee.spare = old
             now = next
         }
         s = 0
@@ -270,19 +284,21 @@ struct PerCPUSlabs {
     /// Moves capacity between classes (see the top of this file). Called
     /// with no allocator lock held; a rebalance already running, or no way
     /// to fence other CPUs, makes it a no-op.
-    mutating func rebalance(rcuReady: Bool, middle: Middle) {
+    func rebalance(rcuReady: Bool, middle: Middle) {
         guard slabCount > 0, sm_rseq_can_fence(), rcuReady else { return }
+        let drain = self.drain.unsafelyUnwrapped
+        let state = drain.state
         // The spare layout may be rewritten once a grace period has passed
         // since it was unpublished; wait for one first if needed (no lock
         // held: liburcu is never called under the allocator's locks).
-        let seen = sm_atomic_load_u64(&generation)
-        if sm_atomic_load_u64(&spareGeneration) != seen {
+        let seen = sm_atomic_load_u64(&state.pointee.generation)
+        if sm_atomic_load_u64(&state.pointee.spareGeneration) != seen {
             guard sm_rcu_try_synchronize() else { return }
         }
-        guard drainLock.tryLock() else { return }
-        defer { drainLock.unlock() }
-        if generation == seen { sm_atomic_store_u64(&spareGeneration, seen) }
-        guard spareGeneration == generation, let fresh = spare else { return }
+        guard drain.tryLock() else { return }
+        defer { drain.unlock() }
+        if state.pointee.generation == seen { sm_atomic_store_u64(&state.pointee.spareGeneration, seen) }
+        guard state.pointee.spareGeneration == state.pointee.generation, let fresh = state.pointee.spare else { return }
         let misses = self.misses.unsafelyUnwrapped
         let capacity = layout().capacity
         let sizes = self.sizes.unsafelyUnwrapped
@@ -343,8 +359,11 @@ struct PerCPUSlabs {
         }
         guard changed else { return }
         drainAndRelayout(fresh, to: middle)
-        rebalances &+= 1
+        state.pointee.rebalances &+= 1
     }
+
+    /// Rebalances so far (statistics: read without the drain lock).
+    var rebalances: UInt64 { drain?.state.pointee.rebalances ?? 0 }
 
     /// Moves every object of every stopped list to the middle (drain lock held).
     private func drainStopped(_ layout: SlabLayout, to middle: Middle) {
@@ -379,10 +398,11 @@ struct PerCPUSlabs {
     /// Bytes cached in all slabs (statistics): a lock-free walk, with the
     /// layout held in a read-side section; lists being drained count as
     /// empty, and a list changing under the walk may be off by a batch.
-    mutating func cachedBytes(reader: RCUReader) -> UInt64 {
+    func cachedBytes(reader: RCUReader) -> UInt64 {
         guard slabCount > 0 else { return 0 }
+        let drain = self.drain.unsafelyUnwrapped
         let underRCU = reader.enter()
-        if !underRCU { drainLock.lock() }
+        if !underRCU { drain.lock() }
         let layout = self.layout()
         var total: UInt64 = 0
         var s = 0
@@ -399,9 +419,22 @@ struct PerCPUSlabs {
             }
             s += 1
         }
-        if underRCU { reader.exit() } else { drainLock.unlock() }
+        if underRCU { reader.exit() } else { drain.unlock() }
         return total
     }
+}
+
+/// What the drain lock guards (PerCPUSlabs.drain).
+struct SlabDrain {
+    /// The other layout record; rewritten only once a grace period has
+    /// passed since it was unpublished (`spareGeneration == generation`).
+    var spare: SlabLayout?
+    /// Layouts published so far, and the value it had when the latest grace
+    /// period that followed the spare's unpublishing began. `rebalance`
+    /// reads both without the lock first (relaxed atomics).
+    var generation: UInt64 = 0
+    var spareGeneration: UInt64 = 0
+    var rebalances: UInt64 = 0
 }
 
 /// Where each class's slots are in every slab: one record of 2 x classes
