@@ -9,10 +9,10 @@
 # (central lists, transfer caches, object caches, page heap, page map, size
 # classes) from one or several threads and never enter an rseq critical
 # section: TSan does not model rseq's restart-on-preemption, so the per-CPU
-# front end's tests (PerCPUShimTests, and the tests that allocate through the
-# test process's Heap) are left out. The test process's own Heap is put on the
-# `thread` front end (SWIFTMALLOC_FRONTEND) so that nothing in it uses
-# per-CPU caches either.
+# front end's tests (PerCPUShimTests) are left out. The test process's own
+# Heap is put on the `thread` front end (SWIFTMALLOC_FRONTEND) so that
+# nothing in it uses per-CPU caches: the tests that allocate and free
+# through it from many threads run here too.
 #
 # Suppressions: scripts/tsan-suppressions.txt (each entry says why the
 # access is racy on purpose). The script fails on any TSan report
@@ -28,8 +28,9 @@ START=$SECONDS
 say() { printf '==> %s\n' "$*"; }
 
 # The tests that never enter rseq: the ones on a PrivateHeap
-# (Tests/SwiftMallocTests/ComponentHeap.swift) and the back end's own.
-DEFAULT_FILTER='UnitMiddleTests|UnitObjectCacheTests|UnitPageHeapTests|UnitPageMapTests|UnitSizeClassTests|UnitConfigurationTests|UnitConfigFileTests|UnitHistogramTests|UnitLockTests|UnitConcurrencyTests\.(testThreadsShareTheMiddle|testRemappedBlocksStayUsable)'
+# (Tests/SwiftMallocTests/ComponentHeap.swift), the back end's own, and the
+# concurrency tests on the test process's (thread front end) Heap.
+DEFAULT_FILTER='UnitMiddleTests|UnitObjectCacheTests|UnitPageHeapTests|UnitPageMapTests|UnitSizeClassTests|UnitConfigurationTests|UnitConfigFileTests|UnitHistogramTests|UnitLockTests|UnitConcurrencyTests\.(testThreadsShareTheMiddle|testRemappedBlocksStayUsable|testThreadsAllocateAndFreeThenEverythingComesHome)'
 FILTER=${SWIFTMALLOC_TSAN_FILTER:-$DEFAULT_FILTER}
 
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/scripts/tsan-suppressions.txt ${TSAN_OPTIONS:-}"

@@ -24,7 +24,8 @@ enum Reclamation {
     /// allocator lock held.
     @inline(__always)
     static func flush(_ heap: UnsafeMutablePointer<Heap>) {
-        // Racy peeks: a miss only delays the batch.
+        // Peeks without the owners' locks (relaxed atomic loads): a stale
+        // count only delays the batch.
         let pending = heap.pointee.pageHeap.state.pointee.records.retiredPending &+ heap.pointee.threads.state.pointee.records.retiredPending
         if pending < batch { return }
         reclaimQueued(heap)

@@ -95,6 +95,19 @@ final class UnitPageHeapTests: XCTestCase {
         }
     }
 
+    /// SpanRef reaches `bumpNext` at a written-out offset (Embedded Swift
+    /// cannot always fold a key path); it must be the field's.
+    func testBumpNextOffsetIsTheField() {
+        XCTAssertEqual(MemoryLayout<Span>.offset(of: \Span.bumpNext), SpanRef.bumpNextOffset)
+        let record = UnsafeMutablePointer<Span>.allocate(capacity: 1)
+        defer { record.deallocate() }
+        record.initialize(to: Span())
+        SpanRef(record).bumpNext = 0x1234_5678
+        XCTAssertEqual(record.pointee.bumpNext, 0x1234_5678)
+        XCTAssertEqual(record.pointee.bumpEnd, 0)
+        XCTAssertEqual(record.pointee.freeObjects, nil)
+    }
+
     func testThreeAdjacentSpansCoalesce() throws {
         var leftovers: [SpanRef] = []
         defer { locked { ph in for span in leftovers { ph.pointee.state.freeSpan(span) } } }

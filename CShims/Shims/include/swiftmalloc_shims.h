@@ -174,6 +174,9 @@ __attribute__((noreturn)) void sm_exit_as_last_thread(void);
 // ---------------------------------------------------------------------------
 static inline uint64_t sm_atomic_load_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void sm_atomic_store_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+// The same on a word Swift sees as UInt (uintptr_t imports as UInt).
+static inline uintptr_t sm_atomic_load_uptr(const uintptr_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void sm_atomic_store_uptr(uintptr_t *p, uintptr_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t sm_atomic_add_u64(uint64_t *p, uint64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t sm_atomic_exchange_u64(uint64_t *p, uint64_t v) { return __atomic_exchange_n(p, v, __ATOMIC_RELAXED); }
 static inline bool sm_atomic_cas_u64(uint64_t *p, uint64_t expected, uint64_t desired) {

@@ -122,9 +122,11 @@ enum Allocator {
     /// cache and be handed out again overlapping a live block. The check is
     /// a multiply and two compares on the span's record, exact for the page
     /// of a live object (its span stays put and `bumpNext` only grows while
-    /// it lives); it feeds only predicted branches, so it adds no latency to
-    /// the chain from one call to the next, and its way out is the large
-    /// path's tail call, so the fast path still needs no frame.
+    /// it lives, so a relaxed atomic load of it, taken while the central
+    /// list advances it, is enough); it feeds only predicted branches, so it
+    /// adds no latency to the chain from one call to the next, and its way
+    /// out is the large path's tail call, so the fast path still needs no
+    /// frame.
     /// (The page map's root comes from `sm_fast`, one RIP-relative load.)
     @inline(__always)
     static func smallObjectClass(_ pointer: UnsafeMutableRawPointer) -> Int {
@@ -167,7 +169,7 @@ enum Allocator {
     /// The bytes of the large or mapped block starting at `pointer`, or nil
     /// if no live one starts there (read without the page heap's lock).
     static func largeBlockSize(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) -> UInt? {
-        heap.pointee.pageHeap.largeSize(at: UInt(bitPattern: pointer), reader: Heap.reader(heap))
+        heap.pointee.pageHeap.largeSize(at: UInt(bitPattern: pointer), pageMap: heap.pointee.pageMap, reader: Heap.reader(heap))
     }
 
     // MARK: calloc / realloc

@@ -60,11 +60,12 @@ extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
     /// The usable bytes of the large allocation that starts at `address`, or
     /// nil if no live one starts there. Reads the span record without the
     /// lock, inside an RCU read-side section, when `reader` can enter one.
-    func largeSize(at address: UInt, reader: RCUReader) -> UInt? {
+    /// `pageMap`: the read-only copy of this heap's map (Heap.pageMap). The
+    /// map's readers need no lock, but the page heap's own copy is the lock
+    /// holder's to change (it counts the leaves it maps).
+    func largeSize(at address: UInt, pageMap: PageMap, reader: RCUReader) -> UInt? {
         let underRCU = reader.enter()
         if !underRCU { sm_lock(lockAddress) }
-        // Only the page map is read (its readers need no lock).
-        let pageMap = state.pointee.pageMap
         var usable: UInt? = nil
         if let span = pageMap.span(ofPage: Page.number(of: address)) {
             if span.state == .poisoned { fatal("read a span record after its grace period") }

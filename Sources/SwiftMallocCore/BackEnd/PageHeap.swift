@@ -20,7 +20,7 @@ struct PageHeap {
     var freeLists: UnsafeMutablePointer<SpanList>
     /// Span records: unlinked ones wait here for a grace period before
     /// reuse (Reclamation), since lock-free readers may still hold them.
-    var records = RecordPool<Span>()
+    var records: RecordPool<Span>
     /// Where new span records come from.
     let metadata: UnsafeMutablePointer<Guarded<MetadataArena>>
     /// Freed direct mappings kept for reuse.
@@ -56,6 +56,7 @@ struct PageHeap {
         guard let map = PageMap() else { return nil }
         spanPageGranules = UInt(spanPageSize >> Page.shift)
         self.metadata = metadata
+        records = RecordPool(metadata: metadata)
         pageMap = map
         mappingCache = MappingCache(metadata: &metadata.state.pointee)
         freeLists = metadata.allocateArray(of: SpanList.self, count: PageHeap.maxListedPages + 1)

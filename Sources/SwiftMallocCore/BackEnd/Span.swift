@@ -9,6 +9,7 @@
 // large allocation mapped directly from the OS. Span records live in metadata
 // memory and are recycled, never unmapped, so a stale page-map entry always
 // points at a readable record (which is why `free` can validate pointers).
+import SwiftMallocShims
 
 enum SpanState: UInt8 {
     case unused = 0      // record on the recycling list
@@ -34,6 +35,8 @@ struct Span {
     // never-used tail [bumpNext, bumpEnd), carved lazily so that a new span
     // touches no memory until its objects are used.
     var freeObjects: ObjectPointer? = nil
+    /// A relaxed atomic word (SpanRef.bumpNext): written under the central
+    /// list's lock, read without it by free's pointer check.
     var bumpNext: UInt = 0
     var bumpEnd: UInt = 0
     var liveObjects: UInt32 = 0     // objects out of the span (in caches or in use)
@@ -96,9 +99,23 @@ struct SpanRef: Hashable {
         get { record.pointee.freeObjects }
         nonmutating set { record.pointee.freeObjects = newValue }
     }
+    /// Loads and stores are relaxed atomics: free's pointer check
+    /// (Allocator.smallObjectClass) reads the word without the central
+    /// list's lock, under which it is written. On x86-64 either is a plain
+    /// mov, but an atomic load is never folded into the instruction that
+    /// uses it (free's compare takes one more instruction). The word is
+    /// reached by its address in the record, never through an `inout`
+    /// access (ThreadSanitizer counts one as a plain write).
     @inline(__always) var bumpNext: UInt {
-        get { record.pointee.bumpNext }
-        nonmutating set { record.pointee.bumpNext = newValue }
+        get { sm_atomic_load_uptr(bumpNextAddress) }
+        nonmutating set { sm_atomic_store_uptr(bumpNextAddress, newValue) }
+    }
+    /// Where `Span.bumpNext` lies in a record. Embedded Swift cannot fold
+    /// `MemoryLayout.offset(of:)` in every context this is inlined into, so
+    /// the offset is written out; UnitPageHeapTests checks it.
+    static let bumpNextOffset = 48
+    @inline(__always) private var bumpNextAddress: UnsafeMutablePointer<UInt> {
+        (UnsafeMutableRawPointer(record) + SpanRef.bumpNextOffset).assumingMemoryBound(to: UInt.self)
     }
     @inline(__always) var bumpEnd: UInt {
         get { record.pointee.bumpEnd }

@@ -4,6 +4,7 @@
 // `unused`, from which new records are taken. The owner (page heap, thread
 // registry) keeps its pool under its own lock; Reclamation moves retired
 // records to `unused` across a grace period.
+import SwiftMallocShims
 
 /// A record kept in a RecordPool, linked through `poolNext` while retired
 /// or unused.
@@ -14,13 +15,25 @@ protocol PoolRecord {
 struct RecordPool<Record: PoolRecord> {
     var unused: UnsafeMutablePointer<Record>? = nil
     var retired: UnsafeMutablePointer<Record>? = nil
-    /// Records in `retired` (read without the lock to decide when a grace
-    /// period is worth waiting for).
-    var retiredPending = 0
+    /// How many records are in `retired`: a relaxed atomic word, written
+    /// under the owner's lock and read without it (Reclamation.flush peeks
+    /// at it to decide when a grace period is worth waiting for). It is a
+    /// word of its own in metadata, reached by pointer, because the pool's
+    /// `mutating` methods could reach a field of theirs only through an
+    /// `inout` access, which ThreadSanitizer counts as a plain write.
+    private let pending: UnsafeMutablePointer<UInt>
     /// Records retired so far, and those whose grace period has ended (the
     /// difference is metadata waiting for grace periods).
     var retiredCount: UInt64 = 0
     var reclaimedCount: UInt64 = 0
+
+    init(metadata: UnsafeMutablePointer<Guarded<MetadataArena>>) {
+        pending = metadata.allocateArray(of: UInt.self, count: 1)
+    }
+
+    /// Records in `retired`; without the owner's lock, a peek that may be
+    /// stale.
+    var retiredPending: Int { Int(bitPattern: sm_atomic_load_uptr(pending)) }
 
     /// A reusable record, or nil when the owner must make a new one.
     mutating func takeUnused() -> UnsafeMutablePointer<Record>? {
@@ -39,7 +52,7 @@ struct RecordPool<Record: PoolRecord> {
     mutating func takeRetired() -> UnsafeMutablePointer<Record>? {
         let chain = retired
         retired = nil
-        retiredPending = 0
+        sm_atomic_store_uptr(pending, 0)
         return chain
     }
 
@@ -66,6 +79,6 @@ struct RecordPool<Record: PoolRecord> {
     private mutating func queue(_ record: UnsafeMutablePointer<Record>) {
         record.pointee.poolNext = retired
         retired = record
-        retiredPending &+= 1
+        sm_atomic_store_uptr(pending, sm_atomic_load_uptr(pending) &+ 1)
     }
 }

@@ -9,7 +9,7 @@ struct ThreadRegistry {
     var live: UnsafeMutablePointer<ThreadState>? = nil
     /// Unlinked records wait here for a grace period (walkers may still be
     /// on them), then are reused.
-    var records = RecordPool<ThreadState>()
+    var records: RecordPool<ThreadState>
     /// Counters of exited threads and of calls made after a thread's exit.
     var exited = ThreadCounters()
     var exitedClasses: ClassCounts
@@ -25,6 +25,7 @@ struct ThreadRegistry {
 
     init(metadata: UnsafeMutablePointer<Guarded<MetadataArena>>, sizeClasses: SizeClassTable, cacheBudget: Int, histogram: Bool) {
         self.metadata = metadata
+        records = RecordPool(metadata: metadata)
         self.sizeClasses = sizeClasses
         self.cacheBudget = cacheBudget
         exitedClasses = ClassCounts(base: metadata.allocateArray(of: UInt64.self, count: 2 * SizeClassTable.maxClasses))

@@ -12,9 +12,11 @@
 // is full or empty does the central list take part.
 
 struct TransferCache {
-    var batchSize: UInt32 = 0
-    /// Batches parked (a stack: the newest on top).
+    /// Batches parked (a stack: the newest on top). First, since only the
+    /// lock holder touches it (see `Guarded`).
     var used: Int = 0
+    /// Read without the lock (it never changes).
+    let batchSize: UInt32
     var capacity: Int = 0
     /// `capacity` batches of `batchSize` pointers each; batch i starts at
     /// `slots + i * batchSize`.

@@ -37,6 +37,9 @@ struct LockCounts {
 /// covered memory that waiting threads write: Swift may pass an `inout`
 /// by copying it in and out, which would write back a stale lock word, and
 /// ThreadSanitizer reported the overlap.)
+/// ThreadSanitizer counts the holder's `inout` access as a write of the
+/// state's first byte, so a field that threads read without the lock (one
+/// that never changes included) must not be the state's first.
 struct Guarded<State>: LockGuarded {
     var lock = Lock()
     var state: State
