@@ -75,7 +75,7 @@ enum Scavenger {
     static func run(_ heap: UnsafeMutablePointer<Heap>) {
         guard sm_trylock(heap.pointee.scavengerLock) else { return }
         heap.pointee.middle.returnIdleBatches()
-        let released = heap.pointee.pageHeap.withLock { $0.decayLocked(floor: floor) }
+        let released = heap.pointee.pageHeap.decay(floor: floor)
         heap.pointee.scavengedBytes &+= UInt64(released)
         heap.pointee.scavengerPasses &+= 1
         sm_unlock(heap.pointee.scavengerLock)
@@ -93,7 +93,7 @@ extension Scavenger {
     static func releaseAll(_ heap: UnsafeMutablePointer<Heap>) -> UInt {
         FrontEnd.flushCaches(heap)
         heap.pointee.middle.drainTransferCaches()
-        let released = heap.pointee.pageHeap.withLock { $0.releaseAllLocked() }
+        let released = heap.pointee.pageHeap.releaseAll()
         Reclamation.reclaimQueued(heap)
         return released
     }
