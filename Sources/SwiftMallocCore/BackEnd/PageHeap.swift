@@ -472,23 +472,29 @@ extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
 
     /// Grows or shrinks a directly mapped allocation in place or by moving it
     /// (mremap). Returns the new start, or nil (the old mapping is intact).
+    /// The allocation is the caller's (realloc), so its record is not
+    /// touched by others; mremap runs without the lock, and the page map
+    /// forgets the old start before it, since once moved, the old range may
+    /// be another mapping's.
     func remapLarge(_ span: SpanRef, bytes: Int) -> UnsafeMutableRawPointer? {
         let systemPage = Int(sm_os_page_size())
         let (rounded, overflow) = bytes.addingReportingOverflow(systemPage - 1)
         if overflow { return nil }
         let length = rounded & ~(systemPage - 1)
+        let oldLength = span.mappedBytes
+        let oldStart = UnsafeMutableRawPointer(bitPattern: span.mappedStart)!
+        withLock { $0.pageMap.clear(page: span.firstPage) }
+        let memory = sm_os_remap(oldStart, Int(oldLength), length)
         return withLock { heap -> UnsafeMutableRawPointer? in
-            let oldLength = span.mappedBytes
-            let oldStart = UnsafeMutableRawPointer(bitPattern: span.mappedStart)!
-            guard let memory = sm_os_remap(oldStart, Int(oldLength), length) else { return nil }
-            // mremap keeps only the system page alignment: the start may lie
-            // inside one of our pages, which is why mapped spans keep mappedStart.
-            heap.pageMap.clear(page: span.firstPage)
-            span.firstPage = Page.number(of: UInt(bitPattern: memory))
-            span.pageCount = UInt(Page.count(for: length)!)
-            span.mappedStart = UInt(bitPattern: memory)
-            span.mappedBytes = UInt(length)
-            heap.directBytes = heap.directBytes &- oldLength &+ UInt(length)
+            if let memory {
+                // mremap keeps only the system page alignment: the start may lie
+                // inside one of our pages, which is why mapped spans keep mappedStart.
+                span.firstPage = Page.number(of: UInt(bitPattern: memory))
+                span.pageCount = UInt(Page.count(for: length)!)
+                span.mappedStart = UInt(bitPattern: memory)
+                span.mappedBytes = UInt(length)
+                heap.directBytes = heap.directBytes &- oldLength &+ UInt(length)
+            }
             heap.pageMap.set(page: span.firstPage, span: span)
             return memory
         }
