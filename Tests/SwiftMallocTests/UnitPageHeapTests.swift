@@ -1,6 +1,7 @@
 // Unit tests of the page heap (BackEnd/PageHeap.swift) through the real heap
 // of this test process: split, coalesce, aligned allocation, accounting.
 // Every call into the page heap holds its lock, as Allocator.swift does.
+import SwiftMallocShims
 import XCTest
 
 @testable import SwiftMallocCoreTestable
@@ -451,25 +452,46 @@ final class UnitPageHeapTests: XCTestCase {
         XCTAssertEqual(ph.pointee.state.freeBytes, regionBytes, "everything free again")
     }
 
-    func testSmallSpanRegistersEveryPage() throws {
+    /// Small spans come and go several per acquisition of the lock, each
+    /// with every page registered with its class while it is small.
+    func testSmallSpansRegisterEveryPage() throws {
         let heap = self.heap
         let table = heap.pointee.sizeClasses
         let c = table.sizeClass(for: 3000)
         let pages = UInt(table.spanGranules(of: c))
         let ph = pageHeap
-        let span = try XCTUnwrap(ph.allocateSmallSpan(pages: pages, sizeClass: UInt8(c)))
-        XCTAssertEqual(span.state, .small)
-        XCTAssertEqual(span.pageCount, pages)
-        for page in span.firstPage...span.lastPage {
-            XCTAssertEqual(heap.pointee.pageMap.span(ofPage: page), span)
-            XCTAssertEqual(Int(heap.pointee.pageMap.sizeClass(ofPage: page)), c)
+        _ = Allocator.releaseFreeMemory()   // so that freeing three spans gives nothing back to the OS
+        let acquisitions = sm_lock_acquisitions(ph.lockAddress)
+        let chain = try XCTUnwrap(ph.allocateSmallSpans(pages: pages, sizeClass: UInt8(c), count: 3))
+        XCTAssertEqual(sm_lock_acquisitions(ph.lockAddress), acquisitions + 1, "three spans, one acquisition")
+        var spans: [SpanRef] = []
+        var cursor: SpanRef? = chain
+        while let span = cursor {
+            spans.append(span)
+            cursor = span.next
         }
-        let first = span.firstPage, last = span.lastPage
-        ph.freeSmallSpan(span)
-        XCTAssertEqual(span.state, .free, "the freed small span's record holds the free run")
-        for page in first...last {
-            XCTAssertEqual(heap.pointee.pageMap.sizeClass(ofPage: page), 0, "freed small span's page \(page) keeps its class")
+        XCTAssertEqual(spans.count, 3)
+        var ranges: [(UInt, UInt)] = []
+        for span in spans {
+            XCTAssertEqual(span.state, .small)
+            XCTAssertEqual(span.pageCount, pages)
+            for page in span.firstPage...span.lastPage {
+                XCTAssertEqual(heap.pointee.pageMap.span(ofPage: page), span)
+                XCTAssertEqual(Int(heap.pointee.pageMap.sizeClass(ofPage: page)), c)
+                XCTAssertEqual(heap.pointee.pageMap.flatClass(ofPage: page).map(Int.init), c)
+            }
+            ranges.append((span.firstPage, span.lastPage))
         }
+        let beforeFree = sm_lock_acquisitions(ph.lockAddress)
+        ph.freeSmallSpans(chain)
+        XCTAssertEqual(sm_lock_acquisitions(ph.lockAddress), beforeFree + 1, "three spans back, one acquisition (none released)")
+        for (first, last) in ranges {
+            for page in first...last {
+                XCTAssertEqual(heap.pointee.pageMap.sizeClass(ofPage: page), 0, "freed small span's page \(page) keeps its class")
+                XCTAssertEqual(heap.pointee.pageMap.flatClass(ofPage: page), 0)
+            }
+        }
+        XCTAssertTrue(spans.allSatisfy { $0.state == .free || isDead($0) }, "free, or absorbed by a free neighbour")
         locked { checkFreeLists($0) }
     }
 }

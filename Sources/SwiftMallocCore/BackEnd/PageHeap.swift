@@ -404,15 +404,39 @@ struct PageHeap {
 extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
     // MARK: small spans (called by central free lists)
 
-    /// A span for `pages` pages of objects of `sizeClass`, every page mapped
-    /// to it in the page map.
-    func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> SpanRef? {
-        withLock { $0.allocateSmallSpanLocked(pages: pages, sizeClass: sizeClass) }
+    /// Up to `count` spans of `pages` pages for objects of `sizeClass`,
+    /// every page mapped to its span in the page map, as a chain through
+    /// `next` (one acquisition of the lock for all).
+    func allocateSmallSpans(pages: UInt, sizeClass: UInt8, count: UInt) -> SpanRef? {
+        withLock { heap in
+            var chain: SpanRef? = nil
+            var made: UInt = 0
+            while made < count, let span = heap.allocateSmallSpanLocked(pages: pages, sizeClass: sizeClass) {
+                span.next = chain
+                chain = span
+                made &+= 1
+            }
+            return chain
+        }
     }
 
-    /// Takes back a small span whose objects have all come home.
-    func freeSmallSpan(_ span: SpanRef) {
-        release(withLock { $0.freeSmallSpanLocked(span) })
+    /// Takes back small spans whose objects have all come home (a chain
+    /// through `next`), with one acquisition of the lock; the runs to give
+    /// back to the OS are given back after it.
+    func freeSmallSpans(_ spans: SpanRef) {
+        release(withLock { heap in
+            var runs: SpanRef? = nil
+            var cursor: SpanRef? = spans
+            while let span = cursor {
+                cursor = span.next
+                span.next = nil
+                if let run = heap.freeSmallSpanLocked(span) {
+                    run.next = runs
+                    runs = run
+                }
+            }
+            return runs
+        })
     }
 
     // MARK: giving pages back (without the lock)
