@@ -72,6 +72,8 @@ void *sm_os_map(size_t bytes) {
 
 int sm_os_unmap(void *p, size_t bytes) { return munmap(p, bytes); }
 
+int sm_os_exclude_from_dumps(void *p, size_t bytes) { return madvise(p, bytes, MADV_DONTDUMP); }
+
 int sm_os_release(void *p, size_t bytes) { return madvise(p, bytes, MADV_DONTNEED); }
 
 void *sm_os_remap(void *p, size_t old_bytes, size_t new_bytes) {

@@ -111,6 +111,8 @@ struct Heap {
         let fast = sm_fast_get().unsafelyUnwrapped
         fast.pointee.class_index = UnsafePointer(table.classIndex)
         fast.pointee.page_map_root = UnsafeRawPointer(ph.pageMap.root).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+        fast.pointee.class_map = UnsafePointer(ph.pageMap.classMap)
+        fast.pointee.class_map_pages = ph.pageMap.classMapCoverage
         fast.pointee.slab_base = percpu.base
         fast.pointee.slab_count = percpu.slabCount
         sm_heap_set(UnsafeMutableRawPointer(heap))

@@ -6,11 +6,14 @@
 // used, and free pages stay resident up to the page heap's dirty limit,
 // until malloc_trim.
 //
-// The pass on the slow paths. Each thread counts the objects it moves
+// The pass. While the idle-release thread below runs (a multi-threaded
+// process), it runs the pass once per `idle_release_ms` in which the
+// allocator was used, so that no program thread stalls for it. Otherwise
+// the slow paths run it: each thread counts the objects it moves
 // through the middle (ThreadState.middleObjects: refills and overflows of
 // the cached front ends, every call of the global one, as the front ends
 // report them); every `interval` of them (SWIFTMALLOC_SCAVENGE_INTERVAL,
-// default 32768; 0 turns the scavenger off), at its next lock-free slow
+// default 32768; 0 turns the scavenger off, the thread's passes too), at its next lock-free slow
 // path (Heap.reclaim), it runs one pass, unless another thread is running
 // one:
 //
@@ -23,8 +26,8 @@
 //   keep their pages (no page faults for a program that cycles memory).
 //
 // A program that keeps allocating the same classes keeps its batches (they
-// do not sit idle) and pays one pass per `interval` objects through the
-// middle: a walk over the classes under their locks, a few microseconds.
+// do not sit idle). A pass walks the classes under their locks (a few
+// microseconds) and gives pages back after the page heap's lock is released.
 //
 // The idle-release thread. A process that stops calling the allocator runs
 // no slow path, so the pass above never comes. Once the process is
@@ -60,7 +63,8 @@ enum Scavenger {
     /// last thread.
     static let pollMilliseconds: UInt64 = 50
 
-    /// Runs a pass if the calling thread's count says one is due. Call with
+    /// Runs a pass if the calling thread's count says one is due and the
+    /// idle-release thread is not running (it runs them then). Call with
     /// no allocator lock held.
     @inline(__always)
     static func runIfDue(_ heap: UnsafeMutablePointer<Heap>) {
@@ -68,14 +72,14 @@ enum Scavenger {
         let interval = heap.pointee.config.scavengeInterval
         // Interval 0 (SWIFTMALLOC_SCAVENGE_INTERVAL=0): never again.
         state.pointee.nextScavenge = interval == 0 ? .max : state.pointee.middleObjects &+ interval
-        if interval != 0 { run(heap) }
+        if interval != 0 && sm_atomic_load_u64(&heap.pointee.idle.running) == 0 { run(heap) }
     }
 
     @inline(never)
     static func run(_ heap: UnsafeMutablePointer<Heap>) {
         guard sm_trylock(heap.pointee.scavengerLock) else { return }
         heap.pointee.middle.returnIdleBatches()
-        let released = heap.pointee.pageHeap.withLock { $0.decayLocked(floor: floor) }
+        let released = heap.pointee.pageHeap.decay(floor: floor)
         heap.pointee.scavengedBytes &+= UInt64(released)
         heap.pointee.scavengerPasses &+= 1
         sm_unlock(heap.pointee.scavengerLock)
@@ -93,7 +97,7 @@ extension Scavenger {
     static func releaseAll(_ heap: UnsafeMutablePointer<Heap>) -> UInt {
         FrontEnd.flushCaches(heap)
         heap.pointee.middle.drainTransferCaches()
-        let released = heap.pointee.pageHeap.withLock { $0.releaseAllLocked() }
+        let released = heap.pointee.pageHeap.releaseAll()
         Reclamation.reclaimQueued(heap)
         return released
     }
@@ -112,6 +116,8 @@ struct IdleRelease {
     var listening: UInt64 = 0
     /// 1 once a slow path took on starting the thread (this process).
     var started: UInt64 = 0
+    /// 1 while the thread runs: the scavenger's passes are then its.
+    var running: UInt64 = 0
     /// Passes that found the process idle, and the bytes they gave back.
     var passes: UInt64 = 0
     var releasedBytes: UInt64 = 0
@@ -122,6 +128,7 @@ struct IdleRelease {
     /// fork child).
     mutating func reset(config: Configuration) {
         started = 0
+        running = 0
         listening = config.idleReleaseMilliseconds > 0 ? 1 : 0
     }
 }
@@ -154,10 +161,14 @@ extension Scavenger {
     }
 }
 
-/// The idle-release thread (started by Scavenger.activitySeen).
+/// The idle-release thread (started by Scavenger.activitySeen). Each
+/// period: the scavenger's pass if the allocator was used in it, everything
+/// back if it was not.
 private func idleReleaseMain() {
     let heap = Heap.shared
     let period = heap.pointee.config.idleReleaseMilliseconds
+    let scavenging = heap.pointee.config.scavengeInterval != 0
+    sm_atomic_store_u64(&heap.pointee.idle.running, 1)
     var waited: UInt64 = 0
     // A pass gave back all there was: the next waits for new activity.
     var releasedSinceActivity = false
@@ -171,6 +182,7 @@ private func idleReleaseMain() {
         let quiet = sm_atomic_exchange_u64(&heap.pointee.idle.listening, 1) != 0
         if !quiet {
             releasedSinceActivity = false
+            if scavenging { Scavenger.run(heap) }
             continue
         }
         if releasedSinceActivity { continue }

@@ -5,10 +5,17 @@
 // then churns small objects of another size (the slow-path calls that drive
 // the library's scavenger). Prints the resident set after each phase:
 // "rss_after_free <bytes> rss_after_churn <bytes>".
+//
+// Usage: scavenge [threaded MS]
+//   threaded MS: first start and join a thread, so that the process is
+//   multi-threaded (the library's idle-release thread runs the scavenger's
+//   passes then), and churn for at least MS milliseconds.
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static long rss_bytes(void) {
@@ -20,8 +27,28 @@ static long rss_bytes(void) {
     return resident * sysconf(_SC_PAGESIZE);
 }
 
-int main(void) {
+static long now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void *touch(void *arg) {
+    free(malloc(64));
+    return arg;
+}
+
+int main(int argc, char **argv) {
     enum { BIG = 512, COUNT = (48 << 20) / 512, SMALL = 64, BATCH = 20000 };
+    long churn_ms = 0;
+    if (argc == 3 && strcmp(argv[1], "threaded") == 0) {
+        churn_ms = atol(argv[2]);
+        pthread_t t;
+        if (pthread_create(&t, NULL, touch, NULL) != 0 || pthread_join(t, NULL) != 0) return 2;
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: scavenge [threaded MS]\n");
+        return 2;
+    }
     static void *objects[COUNT];
     for (int i = 0; i < COUNT; i++) {
         objects[i] = malloc(BIG);
@@ -31,7 +58,8 @@ int main(void) {
     for (int i = 0; i < COUNT; i++) free(objects[i]);
     long after_free = rss_bytes();
     static void *small[BATCH];
-    for (int round = 0; round < 200; round++) {
+    long start = now_ms();
+    for (int round = 0; round < 200 || now_ms() - start < churn_ms; round++) {
         for (int i = 0; i < BATCH; i++) { small[i] = malloc(SMALL); if (!small[i]) return 1; *(char *)small[i] = 1; }
         for (int i = 0; i < BATCH; i++) free(small[i]);
     }

@@ -39,21 +39,39 @@ final class StubSpans: SpanSource {
         base = OSMemory.mapAligned(pages * Page.size, alignment: Page.size)!
     }
 
-    func allocateSmallSpan(pages count: UInt, sizeClass: UInt8) -> SpanRef? {
-        guard nextPage + Int(count) <= pages else { return nil }
-        let record = UnsafeMutablePointer<Span>.allocate(capacity: 1)
-        record.initialize(to: Span(firstPage: Page.number(of: UInt(bitPattern: base)) + UInt(nextPage), pageCount: count,
-                                   sizeClass: sizeClass, state: .small))
-        let span = SpanRef(record)
-        for p in 0..<count { byPage[span.firstPage + p] = span }
-        nextPage += Int(count)
-        allocated.append(span)
-        return span
+    /// Calls of allocateSmallSpans and freeSmallSpans, and the spans each moved.
+    private(set) var allocateCalls: [Int] = []
+    private(set) var freeCalls: [Int] = []
+
+    func allocateSmallSpans(pages count: UInt, sizeClass: UInt8, count spans: UInt) -> SpanRef? {
+        var chain: SpanRef? = nil
+        var made = 0
+        while made < Int(spans), nextPage + Int(count) <= pages {
+            let record = UnsafeMutablePointer<Span>.allocate(capacity: 1)
+            record.initialize(to: Span(firstPage: Page.number(of: UInt(bitPattern: base)) + UInt(nextPage), pageCount: count,
+                                       sizeClass: sizeClass, state: .small))
+            let span = SpanRef(record)
+            for p in 0..<count { byPage[span.firstPage + p] = span }
+            nextPage += Int(count)
+            allocated.append(span)
+            span.next = chain
+            chain = span
+            made += 1
+        }
+        allocateCalls.append(made)
+        return chain
     }
 
-    func freeSmallSpan(_ span: SpanRef) {
-        freed.append(span)
-        span.state = .free
+    func freeSmallSpans(_ spans: SpanRef) {
+        var cursor: SpanRef? = spans
+        var count = 0
+        while let span = cursor {
+            cursor = span.next
+            freed.append(span)
+            span.state = .free
+            count += 1
+        }
+        freeCalls.append(count)
     }
 
     func span(ofPage page: UInt) -> SpanRef? { byPage[page] }

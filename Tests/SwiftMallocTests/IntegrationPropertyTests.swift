@@ -12,12 +12,19 @@ final class IntegrationPropertyTests: XCTestCase {
     private static let threads = 4
     private static let operationsPerThread = 50_000
 
-    private func runProperty(frontend: String, seed: UInt64, file: StaticString = #filePath,
-                             line: UInt = #line) throws {
+    /// The address-space limit (RLIMIT_AS) under which the library cannot
+    /// reserve its flat class map (32 GiB) and free classifies every small
+    /// object through the page map's tree; everything else fits easily.
+    private static let limitWithoutFlatClassMap = 8 << 30
+
+    /// `addressSpaceLimit`: run the program under `prlimit --as` with it.
+    private func runProperty(frontend: String, seed: UInt64, addressSpaceLimit: Int? = nil,
+                             file: StaticString = #filePath, line: UInt = #line) throws {
         let program = try Preload.cProgram("api_property", file: file, line: line)
+        let arguments = [program, "\(Self.threads)", "\(Self.operationsPerThread)", "\(seed)"]
+        let command = addressSpaceLimit.map { ["prlimit", "--as=\($0)", "--"] + arguments } ?? arguments
         let (result, statsDir) = try Preload.runPreloaded(
-            [program, "\(Self.threads)", "\(Self.operationsPerThread)", "\(seed)"],
-            environment: ["SWIFTMALLOC_FRONTEND": frontend], timeout: 120, file: file, line: line)
+            command, environment: ["SWIFTMALLOC_FRONTEND": frontend], timeout: 120, file: file, line: line)
         let reported = lines(of: result.stdout, startingWith: "frontend: ").first
             .map { String($0.dropFirst("frontend: ".count)) }
         if let reported, reported != frontend {
@@ -56,6 +63,8 @@ final class IntegrationPropertyTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(Preload.number(stats, "allocations") ?? 0, operations / 2, "\(stats)",
                                     file: file, line: line)
         XCTAssertGreaterThan(Preload.number(stats, "large_allocations") ?? 0, 0, "\(stats)", file: file, line: line)
+        XCTAssertEqual(Preload.number(stats, "class_map_pages"), addressSpaceLimit == nil ? 1 << 35 : 0,
+                       "the flat class map is there exactly when the address space allows it", file: file, line: line)
     }
 
     private func runSeeds(_ frontend: String, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -68,4 +77,12 @@ final class IntegrationPropertyTests: XCTestCase {
     func testPropertyThreadFrontEnd() throws { try runSeeds("thread") }
     func testPropertyArenasFrontEnd() throws { try runSeeds("arenas") }
     func testPropertyGlobalFrontEnd() throws { try runSeeds("global") }
+
+    /// Without the flat class map every small free takes the exact lookup:
+    /// the same checks hold under every front end.
+    func testPropertyWithoutTheFlatClassMap() throws {
+        for frontend in ["percpu", "thread", "arenas", "global"] {
+            try runProperty(frontend: frontend, seed: 7, addressSpaceLimit: Self.limitWithoutFlatClassMap)
+        }
+    }
 }

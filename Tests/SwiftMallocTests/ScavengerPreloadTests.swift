@@ -1,13 +1,17 @@
-// The scavenger (Middle/Scavenger.swift) under LD_PRELOAD: memory a program
+// The scavenger (Scavenger.swift) under LD_PRELOAD: memory a program
 // freed in one phase goes back to the OS while it keeps allocating other
 // things, with no malloc_trim, under every front end; and
-// SWIFTMALLOC_SCAVENGE_INTERVAL=0 turns it off (the memory stays).
+// SWIFTMALLOC_SCAVENGE_INTERVAL=0 turns it off (the memory stays). In a
+// multi-threaded program the passes are the idle-release thread's, one per
+// idle_release_ms in which the allocator was used, and the slow paths run
+// none.
 import XCTest
 
 final class ScavengerPreloadTests: XCTestCase {
-    private func run(_ environment: [String: String]) throws -> (afterFree: Int, afterChurn: Int, stats: [String: Any]) {
+    private func run(_ environment: [String: String], arguments: [String] = []) throws
+        -> (afterFree: Int, afterChurn: Int, stats: [String: Any]) {
         let program = try Preload.cProgram("scavenge")
-        let (result, statsDir) = try Preload.runPreloaded([program], environment: environment, timeout: 120)
+        let (result, statsDir) = try Preload.runPreloaded([program] + arguments, environment: environment, timeout: 120)
         XCTAssertEqual(result.exitStatus, 0, result.summary)
         let words = result.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard words.count >= 4, let afterFree = Int(words[1]), let afterChurn = Int(words[3]) else {
@@ -27,6 +31,24 @@ final class ScavengerPreloadTests: XCTestCase {
             // stays resident (the page heap keeps up to 32 MiB of free pages).
             XCTAssertLessThan(on.afterChurn, off.afterChurn - (16 << 20),
                               "\(frontEnd): resident \(on.afterChurn >> 20) MiB with the scavenger, \(off.afterChurn >> 20) MiB without")
+        }
+    }
+
+    func testMultiThreadedProgramsGetTheirPassesFromTheIdleReleaseThread() throws {
+        let churn = ["threaded", "800"]
+        for frontEnd in ["percpu", "thread"] {
+            let paced = try run(["SWIFTMALLOC_FRONTEND": frontEnd, "SWIFTMALLOC_IDLE_RELEASE_MS": "100"], arguments: churn)
+            let off = try run(["SWIFTMALLOC_FRONTEND": frontEnd, "SWIFTMALLOC_IDLE_RELEASE_MS": "100",
+                               "SWIFTMALLOC_SCAVENGE_INTERVAL": "0"], arguments: churn)
+            // A period longer than the run: no pass at all, so none came from a slow path.
+            let later = try run(["SWIFTMALLOC_FRONTEND": frontEnd, "SWIFTMALLOC_IDLE_RELEASE_MS": "60000"], arguments: churn)
+            XCTAssertGreaterThanOrEqual(Preload.number(paced.stats, "scavenger_passes") ?? 0, 2, "\(frontEnd): \(paced.stats)")
+            XCTAssertGreaterThan(Preload.number(paced.stats, "scavenged_bytes") ?? 0, 16 << 20, "\(frontEnd): \(paced.stats)")
+            XCTAssertEqual(Preload.number(paced.stats, "idle_release_passes"), 0, "the program was never idle: \(paced.stats)")
+            XCTAssertEqual(Preload.number(off.stats, "scavenger_passes"), 0, "\(frontEnd): \(off.stats)")
+            XCTAssertEqual(Preload.number(later.stats, "scavenger_passes"), 0, "\(frontEnd): \(later.stats)")
+            XCTAssertLessThan(paced.afterChurn, off.afterChurn - (16 << 20),
+                              "\(frontEnd): resident \(paced.afterChurn >> 20) MiB with the thread's passes, \(off.afterChurn >> 20) MiB without")
         }
     }
 }

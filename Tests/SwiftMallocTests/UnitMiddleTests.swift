@@ -194,15 +194,16 @@ final class UnitMiddleTests: XCTestCase {
     }
 
     /// A central list over a back end that is not the page heap: it asks for
-    /// a span only when it has no free object, gives a span back exactly
-    /// when all its objects are home, and stops handing out objects when the
-    /// back end has no more memory.
+    /// spans only when it has no free object, all that a batch needs in one
+    /// call; gives spans back exactly when all their objects are home, all
+    /// that a batch empties in one call; and stops handing out objects when
+    /// the back end has no more memory.
     func testCentralListOverAStubBackEnd() {
         let table = heap.table
         let c = table.sizeClass(for: 512)
         let size = table.size(of: c)
         let perSpan = table.spanGranules(of: c) * Page.size / size
-        let stub = StubSpans(pages: 2 * table.spanGranules(of: c))
+        let stub = StubSpans(pages: 4 * table.spanGranules(of: c))
         // Shared structures are used through their address (Guarded).
         let central = UnsafeMutablePointer<Guarded<CentralFreeList>>.allocate(capacity: 1)
         central.initialize(to: Guarded(CentralFreeList(sizeClass: c, table: table)))
@@ -210,22 +211,29 @@ final class UnitMiddleTests: XCTestCase {
 
         let (first, n) = central.removeRange(UInt32(perSpan - 1), from: stub)
         XCTAssertEqual(Int(n), perSpan - 1)
-        XCTAssertEqual(stub.allocated.count, 1, "one span carved")
+        XCTAssertEqual(stub.allocateCalls, [1], "one span carved")
         let (second, m) = central.removeRange(2, from: stub)
         XCTAssertEqual(m, 2)
-        XCTAssertEqual(stub.allocated.count, 2, "the first span ran out: a second one")
+        XCTAssertEqual(stub.allocateCalls, [1, 1], "the first span ran out: a second one")
         let (third, k) = central.removeRange(UInt32(2 * perSpan), from: stub)
-        XCTAssertEqual(Int(k), perSpan - 1, "the stub has no third span: what is left, and no more")
+        XCTAssertEqual(Int(k), 2 * perSpan)
+        XCTAssertEqual(stub.allocateCalls, [1, 1, 2], "the two spans the rest needs, in one call")
+        let (fourth, l) = central.removeRange(UInt32(perSpan), from: stub)
+        XCTAssertEqual(Int(l), perSpan - 1, "the stub has no fifth span: what is left, and no more")
+        XCTAssertEqual(stub.allocateCalls, [1, 1, 2, 0])
         let all = objects(of: first, count: n) + objects(of: second, count: m) + objects(of: third, count: k)
-        XCTAssertEqual(Set(all.map { UInt(bitPattern: $0) }).count, 2 * perSpan, "every object once")
-        XCTAssertEqual(central.pointee.state.spanCount, 2)
+            + objects(of: fourth, count: l)
+        XCTAssertEqual(Set(all.map { UInt(bitPattern: $0) }).count, 4 * perSpan, "every object once")
+        XCTAssertEqual(central.pointee.state.spanCount, 4)
 
-        // Home again: each span goes back once its last object is in.
+        // Home again: the spans go back once their last object is in, all
+        // that one batch empties in one call.
         central.insertRange(chain(Array(all.prefix(perSpan - 1)))!, to: stub)
-        XCTAssertEqual(stub.freed.count, 0, "the first span still has an object out")
+        XCTAssertEqual(stub.freeCalls, [], "the first span still has an object out")
         central.insertRange(chain(Array(all.dropFirst(perSpan - 1)))!, to: stub)
-        XCTAssertEqual(Set(stub.freed), Set(stub.allocated), "both spans back, once each")
-        XCTAssertEqual(stub.freed.count, 2)
+        XCTAssertEqual(stub.freeCalls, [4], "the four spans back in one call")
+        XCTAssertEqual(Set(stub.freed), Set(stub.allocated), "every span back, once")
+        XCTAssertEqual(stub.freed.count, 4)
         XCTAssertEqual(central.pointee.state.spanCount, 0)
     }
 }

@@ -1,6 +1,7 @@
 // Unit tests of the page heap (BackEnd/PageHeap.swift) through the real heap
 // of this test process: split, coalesce, aligned allocation, accounting.
 // Every call into the page heap holds its lock, as Allocator.swift does.
+import SwiftMallocShims
 import XCTest
 
 @testable import SwiftMallocCoreTestable
@@ -17,6 +18,16 @@ final class UnitPageHeapTests: XCTestCase {
         ph.lock()
         defer { ph.unlock() }
         return try body(ph)
+    }
+
+    /// Frees `span` with the lock held, as `freeSpan`'s callers do after
+    /// letting go of it: a run to give back to the OS is given back (here
+    /// at once, under the lock) and returned to the heap, clean.
+    private func freeNow(_ ph: UnsafeMutablePointer<Guarded<PageHeap>>, _ span: SpanRef) {
+        guard let run = ph.pointee.state.freeSpan(span) else { return }
+        XCTAssertEqual(run.state, .releasing)
+        OSMemory.release(run.start, Int(run.byteCount))
+        ph.pointee.state.returnReleasedLocked(run)
     }
 
     /// Allocates spans of `sizes` pages that lie next to each other, in order
@@ -108,9 +119,57 @@ final class UnitPageHeapTests: XCTestCase {
         XCTAssertEqual(record.pointee.freeObjects, nil)
     }
 
+    /// A run freed long enough to be given back leaves the lists while the
+    /// caller gives it back without the lock: nothing allocates it or
+    /// coalesces with it meanwhile, and once returned it is free, clean, and
+    /// joins what was freed next to it in the meantime.
+    func testRunGivenBackOutsideTheLockIsUntouchableUntilReturned() throws {
+        var leftovers: [SpanRef] = []
+        defer { locked { ph in for span in leftovers { freeNow(ph, span) } } }
+        let runPages = UInt(PageHeap.releaseRunPages)
+        try locked { ph in
+            let spans = try XCTUnwrap(allocateAdjacent(ph, [u, runPages, u, u], leftovers: &leftovers),
+                                      "no adjacent spans")
+            let (left, run, right, guardSpan) = (spans[0], spans[1], spans[2], spans[3])
+            leftovers.append(guardSpan)
+            run.start.initializeMemory(as: UInt8.self, repeating: 7, count: Int(run.byteCount))
+            let freeBefore = ph.pointee.state.freeBytes
+            let runFirst = run.firstPage
+
+            let taken = try XCTUnwrap(ph.pointee.state.freeSpan(run), "a \(runPages)-page run is given back at once")
+            XCTAssertEqual(taken, run)
+            XCTAssertEqual(run.state, .releasing)
+            XCTAssertFalse(isListed(ph, run))
+            XCTAssertEqual(ph.pointee.state.freeBytes, freeBefore, "not free until returned")
+            checkFreeLists(ph)
+
+            // Meanwhile: its neighbours are freed (they stay apart from it),
+            // and a request of its size is served elsewhere.
+            freeNow(ph, left)
+            freeNow(ph, right)
+            XCTAssertEqual(left.state, .free)
+            XCTAssertEqual(left.lastPage + 1, run.firstPage, "the left neighbour did not absorb the run")
+            XCTAssertEqual(right.firstPage, run.lastPage + 1, "the right neighbour did not absorb the run")
+            let other = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: runPages))
+            leftovers.append(other)
+            XCTAssertTrue(other.lastPage < run.firstPage || other.firstPage > run.lastPage, "allocated over a run being given back")
+            checkFreeLists(ph)
+
+            OSMemory.release(run.start, Int(run.byteCount))
+            XCTAssertEqual(run.start.load(as: UInt8.self), 0, "given back: reads as zero")
+            ph.pointee.state.returnReleasedLocked(run)
+            XCTAssertEqual(run.state, .free)
+            XCTAssertTrue(isDead(left) && isDead(right), "returned, it joins both neighbours")
+            XCTAssertLessThanOrEqual(run.firstPage, runFirst - u)
+            XCTAssertGreaterThanOrEqual(run.lastPage, runFirst + runPages + u - 1)
+            XCTAssertLessThanOrEqual(run.dirtyPages, run.pageCount - runPages, "the run's own pages are clean")
+            checkFreeLists(ph)
+        }
+    }
+
     func testThreeAdjacentSpansCoalesce() throws {
         var leftovers: [SpanRef] = []
-        defer { locked { ph in for span in leftovers { ph.pointee.state.freeSpan(span) } } }
+        defer { locked { ph in for span in leftovers { freeNow(ph, span) } } }
         let (freeBefore, regionBefore) = locked { ($0.pointee.state.freeBytes, $0.pointee.state.regionBytes) }
         try locked { ph in
             let spans = try XCTUnwrap(allocateAdjacent(ph, [3 * u, 5 * u, 7 * u], leftovers: &leftovers),
@@ -131,8 +190,8 @@ final class UnitPageHeapTests: XCTestCase {
             c.start.advanced(by: Int(c.byteCount) - 8).storeBytes(of: 0x5A5A, as: UInt64.self)
 
             // Free the outer two: each is free, but cannot join the middle one.
-            ph.pointee.state.freeSpan(a)
-            ph.pointee.state.freeSpan(c)
+            freeNow(ph, a)
+            freeNow(ph, c)
             XCTAssertEqual(a.state, .free)
             XCTAssertEqual(a.lastPage, bFirst - 1, "left span ends before the middle one")
             XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: bFirst - 1), a)
@@ -144,7 +203,7 @@ final class UnitPageHeapTests: XCTestCase {
             XCTAssertTrue(isListed(ph, c))
 
             // Free the middle one: one free span covers all three.
-            ph.pointee.state.freeSpan(b)
+            freeNow(ph, b)
             XCTAssertEqual(b.state, .free)
             XCTAssertLessThanOrEqual(b.firstPage, aFirst)
             XCTAssertGreaterThanOrEqual(b.lastPage, cLast)
@@ -167,7 +226,7 @@ final class UnitPageHeapTests: XCTestCase {
             }
             checkFreeLists(ph)
 
-            for span in leftovers { ph.pointee.state.freeSpan(span) }
+            for span in leftovers { freeNow(ph, span) }
             leftovers = []
             checkFreeLists(ph)
             let grown = ph.pointee.state.regionBytes - regionBefore
@@ -177,7 +236,7 @@ final class UnitPageHeapTests: XCTestCase {
 
     func testSplitLeavesRegisteredRemainder() throws {
         var leftovers: [SpanRef] = []
-        defer { locked { ph in for span in leftovers { ph.pointee.state.freeSpan(span) } } }
+        defer { locked { ph in for span in leftovers { freeNow(ph, span) } } }
         let (freeBefore, regionBefore) = locked { ($0.pointee.state.freeBytes, $0.pointee.state.regionBytes) }
         try locked { ph in
             // A free span of exactly `total` pages with in-use neighbours (guards).
@@ -188,7 +247,7 @@ final class UnitPageHeapTests: XCTestCase {
                 let (left, x, right) = (spans[0], spans[1], spans[2])
                 leftovers += [left, right]
                 let first = x.firstPage
-                ph.pointee.state.freeSpan(x)
+                freeNow(ph, x)
                 XCTAssertEqual(x.state, .free)
                 XCTAssertEqual(x.firstPage, first, "guarded span cannot coalesce")
                 XCTAssertEqual(x.pageCount, total)
@@ -224,7 +283,7 @@ final class UnitPageHeapTests: XCTestCase {
                 XCTAssertTrue(isListed(ph, rest))
                 checkFreeLists(ph)
                 // Free it again: it joins its remainder back to `total` pages.
-                ph.pointee.state.freeSpan(s)
+                freeNow(ph, s)
                 XCTAssertEqual(s.state, .free)
                 XCTAssertEqual(s.firstPage, first)
                 XCTAssertEqual(s.pageCount, total)
@@ -232,7 +291,7 @@ final class UnitPageHeapTests: XCTestCase {
                 done = true
             }
             XCTAssertTrue(done, "could not set up a split through best fit")
-            for span in leftovers { ph.pointee.state.freeSpan(span) }
+            for span in leftovers { freeNow(ph, span) }
             leftovers = []
             checkFreeLists(ph)
             XCTAssertEqual(ph.pointee.state.freeBytes, freeBefore + (ph.pointee.state.regionBytes - regionBefore))
@@ -267,7 +326,7 @@ final class UnitPageHeapTests: XCTestCase {
             for i in ranges.indices.dropFirst() {
                 XCTAssertLessThanOrEqual(ranges[i - 1].0 + ranges[i - 1].1, ranges[i].0)
             }
-            for span in spans { ph.pointee.state.freeSpan(span) }
+            for span in spans { freeNow(ph, span) }
             checkFreeLists(ph)
             XCTAssertEqual(ph.pointee.state.freeBytes, freeBefore + (ph.pointee.state.regionBytes - regionBefore))
         }
@@ -293,7 +352,7 @@ final class UnitPageHeapTests: XCTestCase {
             let neighbourBytes = right.byteCount
             XCTAssertLessThan(ph.pointee.state.freeBytes - ph.pointee.state.releasedBytes, UInt(Page.size), "nothing dirty yet")
             s.start.initializeMemory(as: UInt8.self, repeating: 7, count: Int(s.byteCount))   // now dirty
-            ph.pointee.state.freeSpan(s)
+            freeNow(ph, s)
             let dirty = ph.pointee.state.freeBytes - ph.pointee.state.releasedBytes
             XCTAssertLessThanOrEqual(dirty, pages * UInt(Page.size),
                                      "dirty free bytes \(dirty) after freeing \(pages) touched pages next to \(neighbourBytes) released bytes")
@@ -308,13 +367,13 @@ final class UnitPageHeapTests: XCTestCase {
     func testSmallAllocateFreeLoopDoesNotMadviseAfterTrim() throws {
         _ = Allocator.releaseFreeMemory()
         var leftovers: [SpanRef] = []
-        defer { locked { ph in for span in leftovers { ph.pointee.state.freeSpan(span) } } }
+        defer { locked { ph in for span in leftovers { freeNow(ph, span) } } }
         try locked { ph in
             // A pocket of released pages the loop will use: 129 free pages between two in-use guards.
             let parts = try XCTUnwrap(allocateAdjacent(ph, [u, 129 * u, u], leftovers: &leftovers))
             leftovers += [parts[0], parts[2]]
             let pocket = parts[1]
-            ph.pointee.state.freeSpan(pocket)                          // >= 128 pages: released at once
+            freeNow(ph, pocket)                          // >= 128 pages: released at once
             XCTAssertTrue((pocket.dirtyPages == 0), "setup: the pocket is released")
 
             // Elsewhere, touch a few pages in each of many released regions and free them.
@@ -327,9 +386,9 @@ final class UnitPageHeapTests: XCTestCase {
                     s.start.initializeMemory(as: UInt8.self, repeating: 1, count: Int(s.byteCount))
                     small.append(s)
                 }
-                for s in big { ph.pointee.state.freeSpan(s) }          // >= 128 pages: released at once
+                for s in big { freeNow(ph, s) }          // >= 128 pages: released at once
                 for s in small {
-                    ph.pointee.state.freeSpan(s)
+                    freeNow(ph, s)
                     if s.dirtyPages > 0 { trulyDirtyPages += 8 * u }
                 }
             }
@@ -353,7 +412,7 @@ final class UnitPageHeapTests: XCTestCase {
                     break
                 }
                 s.start.initializeMemory(as: UInt8.self, repeating: 2, count: Int(s.byteCount))
-                ph.pointee.state.freeSpan(s)                            // joins the released rest of the pocket
+                freeNow(ph, s)                            // joins the released rest of the pocket
                 if (s.dirtyPages == 0) { madvised += 1 }
             }
             XCTAssertEqual(madvised, 0, "of 20 frees of \(k) touched pages next to released pages, these madvised the coalesced run (dirty by the books: \((ph.pointee.state.freeBytes - ph.pointee.state.releasedBytes) >> 10) KiB, really at most \(trulyDirtyPages + k) pages)")
@@ -401,30 +460,51 @@ final class UnitPageHeapTests: XCTestCase {
             }
         }
         let regionBytes = ph.pointee.state.regionBytes
-        for span in spans { ph.pointee.state.freeSpan(span) }
+        for span in spans { freeNow(ph, span) }
         checkFreeLists(ph)
         XCTAssertEqual(ph.pointee.state.freeBytes, regionBytes, "everything free again")
     }
 
-    func testSmallSpanRegistersEveryPage() throws {
+    /// Small spans come and go several per acquisition of the lock, each
+    /// with every page registered with its class while it is small.
+    func testSmallSpansRegisterEveryPage() throws {
         let heap = self.heap
         let table = heap.pointee.sizeClasses
         let c = table.sizeClass(for: 3000)
         let pages = UInt(table.spanGranules(of: c))
         let ph = pageHeap
-        let span = try XCTUnwrap(ph.allocateSmallSpan(pages: pages, sizeClass: UInt8(c)))
-        XCTAssertEqual(span.state, .small)
-        XCTAssertEqual(span.pageCount, pages)
-        for page in span.firstPage...span.lastPage {
-            XCTAssertEqual(heap.pointee.pageMap.span(ofPage: page), span)
-            XCTAssertEqual(Int(heap.pointee.pageMap.sizeClass(ofPage: page)), c)
+        _ = Allocator.releaseFreeMemory()   // so that freeing three spans gives nothing back to the OS
+        let acquisitions = sm_lock_acquisitions(ph.lockAddress)
+        let chain = try XCTUnwrap(ph.allocateSmallSpans(pages: pages, sizeClass: UInt8(c), count: 3))
+        XCTAssertEqual(sm_lock_acquisitions(ph.lockAddress), acquisitions + 1, "three spans, one acquisition")
+        var spans: [SpanRef] = []
+        var cursor: SpanRef? = chain
+        while let span = cursor {
+            spans.append(span)
+            cursor = span.next
         }
-        let first = span.firstPage, last = span.lastPage
-        ph.freeSmallSpan(span)
-        XCTAssertEqual(span.state, .free, "the freed small span's record holds the free run")
-        for page in first...last {
-            XCTAssertEqual(heap.pointee.pageMap.sizeClass(ofPage: page), 0, "freed small span's page \(page) keeps its class")
+        XCTAssertEqual(spans.count, 3)
+        var ranges: [(UInt, UInt)] = []
+        for span in spans {
+            XCTAssertEqual(span.state, .small)
+            XCTAssertEqual(span.pageCount, pages)
+            for page in span.firstPage...span.lastPage {
+                XCTAssertEqual(heap.pointee.pageMap.span(ofPage: page), span)
+                XCTAssertEqual(Int(heap.pointee.pageMap.sizeClass(ofPage: page)), c)
+                XCTAssertEqual(heap.pointee.pageMap.flatClass(ofPage: page).map(Int.init), c)
+            }
+            ranges.append((span.firstPage, span.lastPage))
         }
+        let beforeFree = sm_lock_acquisitions(ph.lockAddress)
+        ph.freeSmallSpans(chain)
+        XCTAssertEqual(sm_lock_acquisitions(ph.lockAddress), beforeFree + 1, "three spans back, one acquisition (none released)")
+        for (first, last) in ranges {
+            for page in first...last {
+                XCTAssertEqual(heap.pointee.pageMap.sizeClass(ofPage: page), 0, "freed small span's page \(page) keeps its class")
+                XCTAssertEqual(heap.pointee.pageMap.flatClass(ofPage: page), 0)
+            }
+        }
+        XCTAssertTrue(spans.allSatisfy { $0.state == .free || isDead($0) }, "free, or absorbed by a free neighbour")
         locked { checkFreeLists($0) }
     }
 }

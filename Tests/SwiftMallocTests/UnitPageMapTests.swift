@@ -1,5 +1,6 @@
 // Unit tests of the page map (BackEnd/PageMap.swift) on a standalone map with
 // fake span records: nothing here touches the allocator's own heap.
+import SwiftMallocShims
 import XCTest
 
 @testable import SwiftMallocCoreTestable
@@ -152,9 +153,75 @@ final class UnitPageMapTests: XCTestCase {
         XCTAssertNil(map.span(ofPage: wrapped))
     }
 
+    /// The flat class map holds the tree's class for every page below 2^47
+    /// through set, setRange, setEnds and clear, and nothing above.
+    func testFlatClassMapFollowsTheTree() throws {
+        var map = try XCTUnwrap(PageMap())
+        XCTAssertNotNil(map.classMap, "the 32 GiB reserve (MAP_NORESERVE) is refused here")
+        XCTAssertEqual(map.classMapCoverage, UInt(1) << 35)
+        let topCovered = UInt(PageMap.classMapPages) - 1
+        let boundary = UInt(PageMap.leafEntries) * 3
+        let small = fakeSpan(first: boundary - 1, count: 3)
+        let top = fakeSpan(first: topCovered, count: 1)
+        let above = fakeSpan(first: topCovered + 1, count: 1)
+        func expectAgreement(_ pages: [UInt], line: UInt = #line) {
+            for page in pages {
+                XCTAssertEqual(map.flatClass(ofPage: page), map.sizeClass(ofPage: page), "page \(page)", line: line)
+            }
+        }
+        let watched = [boundary - 2, boundary - 1, boundary, boundary + 1, boundary + 2, topCovered, 0]
+
+        map.setRange(small, sizeClass: 17)
+        map.set(page: topCovered, span: top, sizeClass: 4)
+        expectAgreement(watched)
+        XCTAssertEqual(map.flatClass(ofPage: boundary + 1), 17)
+        XCTAssertEqual(map.flatClass(ofPage: topCovered), 4)
+
+        // Pages above 2^47 live in the tree only; the flat map has no byte for them.
+        map.set(page: topCovered + 1, span: above, sizeClass: 9)
+        XCTAssertEqual(map.sizeClass(ofPage: topCovered + 1), 9)
+        XCTAssertNil(map.flatClass(ofPage: topCovered + 1))
+        XCTAssertNil(map.flatClass(ofPage: UInt.max))
+
+        // Given back to the page heap (class 0, span kept), then forgotten.
+        map.setRange(small, sizeClass: 0)
+        expectAgreement(watched)
+        XCTAssertEqual(map.flatClass(ofPage: boundary), 0)
+        map.setRange(small, sizeClass: 23)
+        map.clear(page: boundary)
+        expectAgreement(watched)
+        XCTAssertEqual(map.flatClass(ofPage: boundary), 0)
+        XCTAssertEqual(map.flatClass(ofPage: boundary + 1), 23)
+        map.setEnds(small)
+        expectAgreement(watched)
+        XCTAssertEqual(map.flatClass(ofPage: boundary - 1), 0, "a free span's ends have no class")
+
+        // free's own reading of a classified page: the span from the tree.
+        XCTAssertEqual(PageMap.span(root: map.root, ofClassifiedPage: boundary + 1), small)
+    }
+
+    /// Without the flat class map (the OS refused the reserve) the tree
+    /// works alone and free's fast lookup covers no page.
+    func testMapWithoutFlatClassMap() throws {
+        var map = try XCTUnwrap(PageMap(flatClassMap: false))
+        XCTAssertNil(map.classMap)
+        XCTAssertEqual(map.classMapCoverage, 0)
+        let page: UInt = 0x4321
+        let s = fakeSpan(first: page, count: 1)
+        map.set(page: page, span: s, sizeClass: 11)
+        XCTAssertEqual(map.sizeClass(ofPage: page), 11)
+        XCTAssertEqual(map.span(ofPage: page), s)
+        XCTAssertNil(map.flatClass(ofPage: page))
+        map.clear(page: page)
+        XCTAssertEqual(map.sizeClass(ofPage: page), 0)
+    }
+
     func testRealHeapPageMapSharesTheTreeWithThePageHeap() {
         let heap = Heap.ensureInitialized()
         XCTAssertEqual(heap.pointee.pageMap.root, heap.pointee.pageHeap.pointee.state.pageMap.root,
                        "Heap.pageMap must be a copy of the page heap's map (same tree)")
+        let fast = sm_fast_get().unsafelyUnwrapped.pointee
+        XCTAssertEqual(fast.class_map_pages, heap.pointee.pageMap.classMapCoverage, "free reads the map the heap writes")
+        XCTAssertEqual(UnsafeRawPointer(fast.class_map), UnsafeRawPointer(heap.pointee.pageMap.classMap))
     }
 }

@@ -102,6 +102,8 @@ extern void *sm_heap_root SM_HIDDEN;
 typedef struct sm_fast_paths {
     const uint8_t *class_index;     // SizeClassTable.classIndex
     void *const *page_map_root;     // PageMap.root
+    const uint8_t *class_map;       // PageMap.classMap (NULL without one)
+    uintptr_t class_map_pages;      // pages it covers (0 without one)
     char *slab_base;                // the per-CPU slabs (NULL unless percpu)
     uint32_t slab_count;            // how many (0 unless percpu)
 } sm_fast_paths_t;
@@ -110,6 +112,17 @@ extern sm_fast_paths_t sm_fast SM_HIDDEN;
 static inline sm_fast_paths_t *sm_fast_get(void) { return &sm_fast; }
 static inline uint8_t sm_fast_class(size_t index) { return sm_fast.class_index[index]; }
 static inline void *const *sm_fast_page_map_root(void) { return sm_fast.page_map_root; }
+// The size class of `page` from the flat class map (PageMap), for free's
+// fast path: 0 for a page that is not a small span's, and for every page
+// the map does not cover (above it, or all pages when there is no map), so
+// that the caller's exact lookup decides. One load after the shift: the
+// bound is a predicted branch, and the map's base a RIP-relative load.
+// Acquire pairs with PageMap's release store of the class, made after the
+// span's tree entry: a thread that sees the class sees the span.
+static inline uintptr_t sm_fast_page_class(uintptr_t page) {
+    if (__builtin_expect(page >= sm_fast.class_map_pages, 0)) return 0;
+    return __atomic_load_n(&sm_fast.class_map[page], __ATOMIC_ACQUIRE);
+}
 // The per-CPU pop and push of the fast paths, on the process's slabs.
 static inline __attribute__((always_inline))
 sm_pop_result_t sm_fast_percpu_pop(size_t cl, uint64_t *aborts) {
@@ -184,11 +197,15 @@ static inline bool sm_atomic_cas_u64(uint64_t *p, uint64_t expected, uint64_t de
 }
 static inline void *sm_atomic_load_ptr(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void sm_atomic_store_ptr(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint8_t sm_atomic_load_u8(const uint8_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void sm_atomic_store_u8(uint8_t *p, uint8_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
 // ---------------------------------------------------------------------------
 // Memory from the OS. sm_os_map returns NULL on failure (never MAP_FAILED).
 // ---------------------------------------------------------------------------
 void *sm_os_map(size_t bytes);
+// Leaves a mapping out of core dumps (metadata that is mostly untouched).
+int sm_os_exclude_from_dumps(void *p, size_t bytes);
 int sm_os_unmap(void *p, size_t bytes);
 // Gives pages back to the OS; they read as zero when touched again.
 int sm_os_release(void *p, size_t bytes);

@@ -5,7 +5,9 @@
 // to the page heap (whole pages) or, from `mapThreshold` up, to their own
 // mapping. `free` finds what it holds through the page map: a size class
 // means a small object, anything else must be the start of a live large
-// allocation or the process stops ("invalid pointer").
+// allocation or the process stops ("invalid pointer"). Its fast path asks
+// the flat class map (one load); what that does not classify goes to
+// `deallocateUnclassified`, which asks the page map's tree.
 import SwiftMallocShims
 
 enum Allocator {
@@ -86,7 +88,7 @@ enum Allocator {
     /// percpu (a constant at each call).
     @inline(__always)
     static func deallocate(_ pointer: UnsafeMutableRawPointer, _ state: UnsafeMutablePointer<ThreadState>, perCPU: Bool) {
-        let sizeClass = smallObjectClass(pointer)
+        let sizeClass = fastObjectClass(pointer)
         if _fastPath(sizeClass != 0) {
             if perCPU {
                 PerCPUFrontEnd.deallocate(state, pointer, sizeClass)
@@ -95,20 +97,41 @@ enum Allocator {
             }
             return
         }
-        deallocateLarge(Heap.shared, pointer)
+        deallocateUnclassified(Heap.shared, pointer)
     }
 
     /// free from a thread without a record.
     @inline(never)
     static func deallocateGeneral(_ pointer: UnsafeMutableRawPointer) {
         guard let root = sm_heap_get() else { fatal(FreeProblem.invalidPointer.message, pointer: pointer) }
-        let heap = root.assumingMemoryBound(to: Heap.self)
+        deallocateUnclassified(root.assumingMemoryBound(to: Heap.self), pointer)
+    }
+
+    /// free of what the fast path's lookup did not classify: a large block,
+    /// a small object on a page the flat class map does not cover (or of a
+    /// process without the map), or an invalid pointer (the process stops).
+    @inline(never)
+    static func deallocateUnclassified(_ heap: UnsafeMutablePointer<Heap>, _ pointer: UnsafeMutableRawPointer) {
         let sizeClass = smallObjectClass(pointer)
         if sizeClass != 0 {
             FrontEnd.deallocateSlow(heap, pointer, sizeClass)
             return
         }
         deallocateLarge(heap, pointer)
+    }
+
+    /// free's fast lookup: `smallObjectClass`'s answer from the flat class
+    /// map where it has one, else 0 (then `deallocateUnclassified` asks the
+    /// tree). From the pointer to the class, a shift and one load: the span
+    /// check's loads feed only predicted branches.
+    @inline(__always)
+    static func fastObjectClass(_ pointer: UnsafeMutableRawPointer) -> Int {
+        let address = UInt(bitPattern: pointer)
+        let page = Page.number(of: address)
+        let sizeClass = Int(bitPattern: sm_fast_page_class(page))
+        guard sizeClass != 0 else { return 0 }
+        let span = PageMap.span(root: sm_fast_page_map_root().unsafelyUnwrapped, ofClassifiedPage: page)
+        return startsObject(address, span) ? sizeClass : 0
     }
 
     /// The size class of the small object that starts at `pointer`, or 0
@@ -125,8 +148,7 @@ enum Allocator {
     /// it lives, so a relaxed atomic load of it, taken while the central
     /// list advances it, is enough); it feeds only predicted branches, so it
     /// adds no latency to the chain from one call to the next, and its way
-    /// out is the large path's tail call, so the fast path still needs no
-    /// frame.
+    /// out is a tail call, so free's fast path still needs no frame.
     /// (The page map's root comes from `sm_fast`, one RIP-relative load.)
     @inline(__always)
     static func smallObjectClass(_ pointer: UnsafeMutableRawPointer) -> Int {
@@ -134,12 +156,15 @@ enum Allocator {
         let entry = PageMap.smallObjectEntry(root: sm_fast_page_map_root().unsafelyUnwrapped, ofPage: Page.number(of: address))
         let sizeClass = Int(entry.sizeClass)
         guard sizeClass != 0 else { return 0 }
-        let span = entry.span.unsafelyUnwrapped
-        guard _fastPath(SizeClassTable.isMultiple(address &- span.startAddress,
-                                                  divisibility: span.objectDivisibility)),
-              _fastPath(address < span.bumpNext)
-        else { return 0 }
-        return sizeClass
+        return startsObject(address, entry.span.unsafelyUnwrapped) ? sizeClass : 0
+    }
+
+    /// Whether `address`, on a page of the small span `span`, is where one
+    /// of its objects starts and was carved (smallObjectClass).
+    @inline(__always)
+    static func startsObject(_ address: UInt, _ span: SpanRef) -> Bool {
+        _fastPath(SizeClassTable.isMultiple(address &- span.startAddress, divisibility: span.objectDivisibility))
+            && _fastPath(address < span.bumpNext)
     }
 
     @inline(never)

@@ -77,6 +77,7 @@ struct StatsSnapshot {
         sm_lock(pageHeap.lockAddress)
         let metadata = UInt64(heap.pointee.metadata.state.pointee.mappedBytes) &+ UInt64(pageHeap.state.pointee.pageMap.mappedBytes)
         counters.metadata_bytes = metadata
+        counters.class_map_pages = UInt64(pageHeap.state.pointee.pageMap.classMapCoverage)
         counters.scavenger_passes = heap.pointee.scavengerPasses
         counters.scavenged_bytes = heap.pointee.scavengedBytes
         counters.idle_release_passes = heap.pointee.idle.passes

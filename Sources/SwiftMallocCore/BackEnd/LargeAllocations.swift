@@ -39,21 +39,21 @@ extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
     /// Takes back the large allocation that starts at `address`. Returns its
     /// bytes, or nil when no live one starts there.
     func freeLarge(at address: UInt) -> UInt? {
-        // A mapping the cache does not keep is unmapped after the lock is
-        // released; the page map forgets it under the lock, so a racing
-        // double free finds nothing.
-        let freed = withLock { heap -> (bytes: UInt, unmap: (UnsafeMutableRawPointer, UInt)?)? in
+        // Mappings the cache does not keep are unmapped, and runs given back,
+        // after the lock is released; the page map forgets the block under
+        // the lock, so a racing double free finds nothing.
+        let freed = withLock { heap -> (bytes: UInt, unmap: Unmappings, release: SpanRef?)? in
             guard let span = heap.largeSpan(startingAt: address) else { return nil }
             if span.state == .mapped {
                 let bytes = span.mappedBytes
-                return (bytes, heap.freeMappedLocked(span))
+                return (bytes, heap.freeMappedLocked(span), nil)
             }
             let bytes = span.byteCount
-            heap.freeSpan(span)
-            return (bytes, nil)
+            return (bytes, Unmappings(), heap.freeSpan(span))
         }
         guard let freed else { return nil }
-        if let (start, length) = freed.unmap { OSMemory.unmap(start, Int(length)) }
+        freed.unmap.unmapAll()
+        release(freed.release)
         return freed.bytes
     }
 
@@ -88,15 +88,16 @@ extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
     /// Takes back span pages from `allocatePages`. Returns the bytes freed,
     /// or what is wrong with the call.
     func freePages(at address: UInt, spanPages: UInt) -> (bytes: UInt, problem: PageFreeProblem?) {
-        withLock { heap in
+        let freed = withLock { heap -> (bytes: UInt, problem: PageFreeProblem?, release: SpanRef?) in
             guard let span = heap.largeSpan(startingAt: address), span.state == .large else {
-                return (0, .invalidPointer)
+                return (0, .invalidPointer, nil)
             }
             let (pages, overflow) = spanPages.multipliedReportingOverflow(by: heap.spanPageGranules)
-            if overflow || span.pageCount != pages { return (0, .pageCountMismatch) }
+            if overflow || span.pageCount != pages { return (0, .pageCountMismatch, nil) }
             let bytes = span.byteCount
-            heap.freeSpan(span)
-            return (bytes, nil)
+            return (bytes, nil, heap.freeSpan(span))
         }
+        release(freed.release)
+        return (freed.bytes, freed.problem)
     }
 }

@@ -10,10 +10,40 @@
 // The oldest go when room is needed; `malloc_trim` unmaps them all;
 // SWIFTMALLOC_LARGE_CACHE_BYTES sets the cap (0: unmap at once, as before).
 //
-// Everything here runs under the page heap lock. A cached mapping is not an
-// allocation: the page map forgets it when it is freed, so freeing it again
-// is still caught.
+// Everything here runs under the page heap lock, except munmap: what is to
+// be unmapped is handed to the caller (Unmappings), which unmaps it after
+// releasing the lock. A cached mapping is not an allocation: the page map
+// forgets it when it is freed, so freeing it again is still caught.
 import SwiftMallocShims
+
+/// Mappings to unmap once the page heap's lock is released: a chain through
+/// the mappings themselves (the first two words of each hold the next one's
+/// start and its own length), so that handing them out needs no memory.
+struct Unmappings {
+    private var head: UInt = 0
+    private(set) var bytes: UInt = 0
+
+    mutating func add(start: UInt, length: UInt) {
+        let link = UnsafeMutablePointer<UInt>(bitPattern: start).unsafelyUnwrapped
+        link[0] = head
+        link[1] = length
+        head = start
+        bytes &+= length
+    }
+
+    /// Unmaps every one (no lock held); returns their bytes.
+    @discardableResult
+    func unmapAll() -> UInt {
+        var cursor = head
+        while cursor != 0 {
+            let link = UnsafeMutablePointer<UInt>(bitPattern: cursor).unsafelyUnwrapped
+            let next = link[0]
+            OSMemory.unmap(UnsafeMutableRawPointer(bitPattern: cursor).unsafelyUnwrapped, Int(link[1]))
+            cursor = next
+        }
+        return bytes
+    }
+}
 
 struct CachedMapping {
     var start: UInt = 0
@@ -57,10 +87,15 @@ struct MappingCache {
         return found
     }
 
-    /// Keeps a freed mapping; false if it is not worth keeping (bigger than
-    /// the cap): the caller unmaps it. Makes room by unmapping the oldest.
-    mutating func put(start: UInt, length: UInt) -> Bool {
-        guard length <= capBytes else { return false }
+    /// Keeps a freed mapping, making room by evicting the oldest. Returns
+    /// what the caller unmaps: those, and the mapping itself when it is not
+    /// worth keeping (bigger than the cap).
+    mutating func put(start: UInt, length: UInt) -> Unmappings {
+        var unmappings = Unmappings()
+        guard length <= capBytes else {
+            unmappings.add(start: start, length: length)
+            return unmappings
+        }
         while count > 0 && (count == MappingCache.slots || bytes &+ length > capBytes) {
             var oldest = 0
             var i = 1
@@ -70,24 +105,24 @@ struct MappingCache {
             }
             let e = entries[oldest]
             remove(at: oldest)
-            OSMemory.unmap(UnsafeMutableRawPointer(bitPattern: e.start).unsafelyUnwrapped, Int(e.length))
+            unmappings.add(start: e.start, length: e.length)
         }
         clock &+= 1
         entries[count] = CachedMapping(start: start, length: length, freedAt: clock)
         count += 1
         bytes &+= length
-        return true
+        return unmappings
     }
 
-    /// Unmaps everything cached (malloc_trim); returns the bytes.
-    mutating func releaseAll() -> UInt {
-        let released = bytes
+    /// Empties the cache (malloc_trim): the caller unmaps what it returns.
+    mutating func removeAll() -> Unmappings {
+        var unmappings = Unmappings()
         while count > 0 {
             let e = entries[count - 1]
             remove(at: count - 1)
-            OSMemory.unmap(UnsafeMutableRawPointer(bitPattern: e.start).unsafelyUnwrapped, Int(e.length))
+            unmappings.add(start: e.start, length: e.length)
         }
-        return released
+        return unmappings
     }
 
     private mutating func remove(at index: Int) {

@@ -6,6 +6,14 @@
 // Long free runs are given back to the OS with madvise as they form; the
 // rest on demand (malloc_trim / swiftmalloc_release_free_memory).
 //
+// madvise and munmap never run under the lock: each can take tens of
+// microseconds (a TLB shootdown on every CPU the process runs on), and every
+// thread that needs pages would wait for it. A run to give back leaves the
+// free lists as `.releasing` (no list, no coalescing, no allocation sees
+// it); the caller gives it back after unlocking and then returns it to the
+// heap, clean (`release(_:)`). Mappings to unmap are handed out the same
+// way (MappingCache).
+//
 // Allocations too big for the page heap's regions are mapped on their own
 // (`mapLarge`); freed, they wait in the mapping cache for reuse, or are
 // unmapped (MappingCache).
@@ -82,6 +90,17 @@ struct PageHeap {
 
     @inline(__always)
     private func listIndex(_ pages: UInt) -> Int { pages <= UInt(PageHeap.maxListedPages) ? Int(pages) : 0 }
+
+    /// Takes `span` (out of every list) to be given back to the OS without
+    /// the lock, in front of the chain `runs` (linked through `next`).
+    private mutating func markReleasing(_ span: SpanRef, onto runs: SpanRef?) -> SpanRef {
+        span.state = .releasing
+        span.sizeClass = 0
+        pageMap.setEnds(span)
+        span.prev = nil
+        span.next = runs
+        return span
+    }
 
     private mutating func insertFree(_ span: SpanRef) {
         span.state = .free
@@ -212,8 +231,10 @@ struct PageHeap {
     /// Returns a span's pages to the heap, coalescing with free neighbours.
     /// `dirtyPages`: how many may hold data (default: all, as for a span that
     /// was in use). `release`: give the run back to the OS now if the policy
-    /// below says so.
-    mutating func freeSpan(_ span: SpanRef, dirtyPages: UInt? = nil, release: Bool = true) {
+    /// below says so; the run is then returned instead of kept, for the
+    /// caller to hand to `release(_:)` once it has let go of the lock.
+    @discardableResult
+    mutating func freeSpan(_ span: SpanRef, dirtyPages: UInt? = nil, release: Bool = true) -> SpanRef? {
         var first = span.firstPage
         var count = span.pageCount
         let freedPages = count
@@ -250,10 +271,21 @@ struct PageHeap {
         let dirtyAfter = dirtyBytes &+ (span.dirtyPages << UInt(Page.shift))
         if release && span.dirtyPages > 0
             && (freedPages >= UInt(PageHeap.releaseRunPages) || dirtyAfter > PageHeap.maxDirtyBytes) {
-            OSMemory.release(span.start, Int(span.byteCount))
-            span.dirtyPages = 0
+            return markReleasing(span, onto: nil)
         }
         insertFree(span)
+        return nil
+    }
+
+    /// Returns runs given back to the OS (a chain from `markReleasing`) to
+    /// the free lists, clean, coalescing with their neighbours.
+    mutating func returnReleasedLocked(_ runs: SpanRef?) {
+        var cursor = runs
+        while let span = cursor {
+            cursor = span.next
+            span.next = nil
+            freeSpan(span, dirtyPages: 0, release: false)
+        }
     }
 
     /// Gives back the resident pages of free spans that have stayed free
@@ -262,10 +294,11 @@ struct PageHeap {
     /// resident (Scavenger). Spans freed and reused in between are left
     /// alone, so a program that keeps cycling memory does not pay for
     /// page faults. Returns the bytes released.
-    mutating func decayLocked(floor: UInt) -> UInt {
+    /// Takes those spans out of the lists, as a chain for `release(_:)`.
+    mutating func takeIdleRunsLocked(floor: UInt) -> SpanRef? {
         defer { scavengePass &+= 1 }
-        guard dirtyBytes > floor else { return 0 }
-        var released: UInt = 0
+        guard dirtyBytes > floor else { return nil }
+        var runs: SpanRef? = nil
         // freeLists[0] holds the longest spans, then maxListedPages down to 1.
         var list = 0
         while dirtyBytes > floor {
@@ -273,35 +306,31 @@ struct PageHeap {
             while let span = cursor, dirtyBytes > floor {
                 cursor = span.next
                 if span.dirtyPages > 0 && span.freedAtPass != scavengePass {
-                    OSMemory.release(span.start, Int(span.byteCount))
-                    let bytes = span.dirtyPages << UInt(Page.shift)
-                    dirtyBytes &-= bytes
-                    released &+= bytes
-                    span.dirtyPages = 0
+                    removeFree(span)
+                    runs = markReleasing(span, onto: runs)
                 }
             }
             list = list == 0 ? PageHeap.maxListedPages : list - 1
             if list == 0 { break }
         }
-        return released
+        return runs
     }
 
-    /// Gives every free page back to the OS. Returns the bytes released.
-    mutating func releaseAllLocked() -> UInt {
-        var released: UInt = mappingCache.releaseAll()
+    /// Takes every free span with resident pages out of the lists, as a
+    /// chain for `release(_:)` (giving every free page back).
+    mutating func takeDirtyRunsLocked() -> SpanRef? {
+        var runs: SpanRef? = nil
         for i in 0...PageHeap.maxListedPages {
             var cursor = freeLists[i].head
             while let span = cursor {
                 cursor = span.next
                 if span.dirtyPages > 0 {
-                    OSMemory.release(span.start, Int(span.byteCount))
-                    dirtyBytes &-= span.dirtyPages << UInt(Page.shift)
-                    released &+= span.dirtyPages << UInt(Page.shift)
-                    span.dirtyPages = 0
+                    removeFree(span)
+                    runs = markReleasing(span, onto: runs)
                 }
             }
         }
-        return released
+        return runs
     }
 
     // MARK: small spans (called by central free lists)
@@ -316,10 +345,11 @@ struct PageHeap {
         return span
     }
 
-    /// Takes back a small span whose objects have all come home (lock held).
-    mutating func freeSmallSpanLocked(_ span: SpanRef) {
+    /// Takes back a small span whose objects have all come home (lock held);
+    /// a run to give back as `freeSpan` says.
+    mutating func freeSmallSpanLocked(_ span: SpanRef) -> SpanRef? {
         pageMap.setRange(span, sizeClass: 0)
-        freeSpan(span)
+        return freeSpan(span)
     }
 
     fileprivate mutating func recordMappedLocked(_ memory: UnsafeMutableRawPointer, length: Int) -> SpanRef {
@@ -338,15 +368,14 @@ struct PageHeap {
     /// page map forgets it (a racing double free finds nothing) and the
     /// mapping goes to the cache. Returns a range the caller unmaps after
     /// releasing the lock, when the cache did not keep it.
-    mutating func freeMappedLocked(_ span: SpanRef) -> (UnsafeMutableRawPointer, UInt)? {
-        let start = UnsafeMutableRawPointer(bitPattern: span.mappedStart)!
+    mutating func freeMappedLocked(_ span: SpanRef) -> Unmappings {
+        let start = span.mappedStart
         let length = span.mappedBytes
         pageMap.clear(page: span.firstPage)
         directBytes &-= length
         directCount &-= 1
         retire(span)
-        if mappingCache.put(start: UInt(bitPattern: start), length: length) { return nil }
-        return (start, length)
+        return mappingCache.put(start: start, length: length)
     }
 
     // MARK: lookups
@@ -376,15 +405,71 @@ struct PageHeap {
 extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
     // MARK: small spans (called by central free lists)
 
-    /// A span for `pages` pages of objects of `sizeClass`, every page mapped
-    /// to it in the page map.
-    func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> SpanRef? {
-        withLock { $0.allocateSmallSpanLocked(pages: pages, sizeClass: sizeClass) }
+    /// Up to `count` spans of `pages` pages for objects of `sizeClass`,
+    /// every page mapped to its span in the page map, as a chain through
+    /// `next` (one acquisition of the lock for all).
+    func allocateSmallSpans(pages: UInt, sizeClass: UInt8, count: UInt) -> SpanRef? {
+        withLock { heap in
+            var chain: SpanRef? = nil
+            var made: UInt = 0
+            while made < count, let span = heap.allocateSmallSpanLocked(pages: pages, sizeClass: sizeClass) {
+                span.next = chain
+                chain = span
+                made &+= 1
+            }
+            return chain
+        }
     }
 
-    /// Takes back a small span whose objects have all come home.
-    func freeSmallSpan(_ span: SpanRef) {
-        withLock { $0.freeSmallSpanLocked(span) }
+    /// Takes back small spans whose objects have all come home (a chain
+    /// through `next`), with one acquisition of the lock; the runs to give
+    /// back to the OS are given back after it.
+    func freeSmallSpans(_ spans: SpanRef) {
+        release(withLock { heap in
+            var runs: SpanRef? = nil
+            var cursor: SpanRef? = spans
+            while let span = cursor {
+                cursor = span.next
+                span.next = nil
+                if let run = heap.freeSmallSpanLocked(span) {
+                    run.next = runs
+                    runs = run
+                }
+            }
+            return runs
+        })
+    }
+
+    // MARK: giving pages back (without the lock)
+
+    /// Gives the runs of a chain from the locked methods back to the OS,
+    /// then returns them to the heap, clean. Returns the bytes released.
+    @discardableResult
+    func release(_ runs: SpanRef?) -> UInt {
+        guard let runs else { return 0 }
+        var released: UInt = 0
+        var cursor: SpanRef? = runs
+        while let span = cursor {
+            // `.releasing` spans are the caller's alone until returned.
+            OSMemory.release(span.start, Int(span.byteCount))
+            released &+= span.dirtyPages << UInt(Page.shift)
+            cursor = span.next
+        }
+        withLock { $0.returnReleasedLocked(runs) }
+        return released
+    }
+
+    /// The scavenger's pass: gives back the resident pages of free spans
+    /// idle since the previous pass, down to `floor` (`takeIdleRunsLocked`).
+    func decay(floor: UInt) -> UInt {
+        release(withLock { $0.takeIdleRunsLocked(floor: floor) })
+    }
+
+    /// Gives every free page and every cached mapping back to the OS.
+    /// Returns the bytes released.
+    func releaseAll() -> UInt {
+        let (runs, unmappings) = withLock { ($0.takeDirtyRunsLocked(), $0.mappingCache.removeAll()) }
+        return unmappings.unmapAll() &+ release(runs)
     }
 
     // MARK: directly mapped allocations
@@ -412,23 +497,29 @@ extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
 
     /// Grows or shrinks a directly mapped allocation in place or by moving it
     /// (mremap). Returns the new start, or nil (the old mapping is intact).
+    /// The allocation is the caller's (realloc), so its record is not
+    /// touched by others; mremap runs without the lock, and the page map
+    /// forgets the old start before it, since once moved, the old range may
+    /// be another mapping's.
     func remapLarge(_ span: SpanRef, bytes: Int) -> UnsafeMutableRawPointer? {
         let systemPage = Int(sm_os_page_size())
         let (rounded, overflow) = bytes.addingReportingOverflow(systemPage - 1)
         if overflow { return nil }
         let length = rounded & ~(systemPage - 1)
+        let oldLength = span.mappedBytes
+        let oldStart = UnsafeMutableRawPointer(bitPattern: span.mappedStart)!
+        withLock { $0.pageMap.clear(page: span.firstPage) }
+        let memory = sm_os_remap(oldStart, Int(oldLength), length)
         return withLock { heap -> UnsafeMutableRawPointer? in
-            let oldLength = span.mappedBytes
-            let oldStart = UnsafeMutableRawPointer(bitPattern: span.mappedStart)!
-            guard let memory = sm_os_remap(oldStart, Int(oldLength), length) else { return nil }
-            // mremap keeps only the system page alignment: the start may lie
-            // inside one of our pages, which is why mapped spans keep mappedStart.
-            heap.pageMap.clear(page: span.firstPage)
-            span.firstPage = Page.number(of: UInt(bitPattern: memory))
-            span.pageCount = UInt(Page.count(for: length)!)
-            span.mappedStart = UInt(bitPattern: memory)
-            span.mappedBytes = UInt(length)
-            heap.directBytes = heap.directBytes &- oldLength &+ UInt(length)
+            if let memory {
+                // mremap keeps only the system page alignment: the start may lie
+                // inside one of our pages, which is why mapped spans keep mappedStart.
+                span.firstPage = Page.number(of: UInt(bitPattern: memory))
+                span.pageCount = UInt(Page.count(for: length)!)
+                span.mappedStart = UInt(bitPattern: memory)
+                span.mappedBytes = UInt(length)
+                heap.directBytes = heap.directBytes &- oldLength &+ UInt(length)
+            }
             heap.pageMap.set(page: span.firstPage, span: span)
             return memory
         }

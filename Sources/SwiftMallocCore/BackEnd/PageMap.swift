@@ -7,6 +7,18 @@
 // and never freed, so lock-free readers (free, malloc_usable_size) always
 // read valid memory. Writers hold the page heap lock.
 //
+// Beside the tree, the flat class map: one size-class byte per page of the
+// low 47 bits (x86-64's user space), `classMap[page]`, a 32 GiB reserve of
+// which only the bytes of pages the heap has used are ever touched. It is
+// free's lookup: a shift and one load, where the tree takes two dependent
+// loads (leaf, then entry). In a loop of malloc and free each call waits for
+// the previous one's result, so that load chain is most of a pair's time on
+// Intel: with the flat map a pair takes 0.81-0.89x as long (docs/benchmarks.md).
+// It is an accelerator only: where it is missing (the OS refused the
+// reserve, as under a low RLIMIT_AS or valgrind's 32 GiB limit on single
+// mappings above 2^35 bytes) or does not cover a page, free's fast path sees class 0 and
+// the exact lookup through the tree decides.
+//
 // What is recorded: every page of a small span (objects anywhere in it are
 // freed through it), the first page of an in-use large span (only its start
 // is a valid pointer), and the first and last page of a free span (its
@@ -23,16 +35,45 @@ struct PageMap {
     static let rootEntries = 1 << rootBits
     static let leafBytes = leafEntries * (MemoryLayout<SpanRef?>.stride + 1)
 
+    /// Pages the flat class map covers: every page below 2^47.
+    static let classMapPages = 1 << (47 - Page.shift)
+
     /// root[i] is the base of leaf i: `leafEntries` span pointers followed by
     /// `leafEntries` size-class bytes.
     var root: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     var mappedBytes: UInt = 0
+    /// The flat class map, or nil when the OS refused its reserve.
+    private(set) var classMap: UnsafeMutablePointer<UInt8>?
 
-    init?() {
+    /// `flatClassMap`: whether to reserve the flat class map (unit tests
+    /// build maps without one as well).
+    init?(flatClassMap: Bool = true) {
         let bytes = PageMap.rootEntries * MemoryLayout<UnsafeMutableRawPointer?>.stride
         guard let memory = OSMemory.map(bytes) else { return nil }
         root = memory.bindMemory(to: UnsafeMutableRawPointer?.self, capacity: PageMap.rootEntries)
         mappedBytes = UInt(bytes)
+        if flatClassMap, let flat = OSMemory.map(PageMap.classMapPages) {
+            // 32 GiB of mostly untouched zeros has no place in a core file.
+            OSMemory.excludeFromDumps(flat, PageMap.classMapPages)
+            classMap = flat.bindMemory(to: UInt8.self, capacity: PageMap.classMapPages)
+        }
+    }
+
+    /// Pages the flat class map covers: free's fast path reads it below this.
+    var classMapCoverage: UInt { classMap == nil ? 0 : UInt(PageMap.classMapPages) }
+
+    /// The flat class map's byte for `page`, or nil where it has none.
+    func flatClass(ofPage page: UInt) -> UInt8? {
+        guard let classMap, page < UInt(PageMap.classMapPages) else { return nil }
+        return sm_atomic_load_u8(classMap + Int(bitPattern: page))
+    }
+
+    /// Stores the flat class map's byte for `page` (where it has one) with
+    /// release order: after the tree's entry, which free reads once it has
+    /// seen the class.
+    private func setFlatClass(_ page: UInt, _ sizeClass: UInt8) {
+        guard let classMap, page < UInt(PageMap.classMapPages) else { return }
+        sm_atomic_store_u8(classMap + Int(bitPattern: page), sizeClass)
     }
 
     @inline(__always)
@@ -51,18 +92,29 @@ struct PageMap {
         return classes.load(fromByteOffset: Int(page & UInt(PageMap.leafEntries - 1)), as: UInt8.self)
     }
 
+    /// The span of `page`, a page the flat class map gives a class: such a
+    /// page is below 2^47, and its leaf and span were stored before its class
+    /// (free's fast path, after `sm_fast_page_class`).
+    /// `root`: this map's `root` (free passes it from `sm_fast`).
+    @inline(__always)
+    static func span(root: UnsafePointer<UnsafeMutableRawPointer?>, ofClassifiedPage page: UInt) -> SpanRef {
+        let leaf = root[Int(bitPattern: page >> UInt(PageMap.leafBits))].unsafelyUnwrapped
+        let spans = leaf.assumingMemoryBound(to: SpanRef?.self)
+        return spans[Int(bitPattern: page & UInt(PageMap.leafEntries - 1))].unsafelyUnwrapped
+    }
+
     /// The size class of `page` (as `sizeClass(ofPage:)`) and, for a small
     /// span's page, its span, from one leaf lookup. Every page of a small
     /// span is recorded and its record stays put while any of its objects is
     /// live, so for the page of a live object both are exact.
     ///
-    /// This is free's lookup, so it is pared down: the root index is masked
+    /// This is the exact lookup of free's slow path, pared down: the root index is masked
     /// instead of range-checked (an address above 48 bits reads the entry of
     /// its low 48 bits, and the caller's `bumpNext` bound rejects it), and
     /// the span is only meaningful when the class is not 0 (a page with a
     /// class always has a span: `set` stores the span before the class and
     /// `clear` the class before the span).
-    /// `root`: this map's `root` (free passes it from `sm_fast`).
+    /// `root`: this map's `root` (from `sm_fast`).
     @inline(__always)
     static func smallObjectEntry(root: UnsafePointer<UnsafeMutableRawPointer?>,
                                  ofPage page: UInt) -> (sizeClass: UInt8, span: SpanRef?) {
@@ -102,7 +154,9 @@ struct PageMap {
         if span != nil {
             leaf.storeBytes(of: span, toByteOffset: slot &* 8, as: SpanRef?.self)
             leaf.storeBytes(of: sizeClass, toByteOffset: PageMap.leafEntries &* 8 &+ slot, as: UInt8.self)
+            setFlatClass(page, sizeClass)
         } else {
+            setFlatClass(page, 0)
             leaf.storeBytes(of: 0, toByteOffset: PageMap.leafEntries &* 8 &+ slot, as: UInt8.self)
             leaf.storeBytes(of: nil, toByteOffset: slot &* 8, as: SpanRef?.self)
         }
@@ -130,6 +184,7 @@ struct PageMap {
         let slot = Int(page & UInt(PageMap.leafEntries - 1))
         // The class first: a page with a class always has a span (free
         // reads the span only where the class is not 0).
+        setFlatClass(page, 0)
         leaf.storeBytes(of: 0, toByteOffset: PageMap.leafEntries &* 8 &+ slot, as: UInt8.self)
         leaf.storeBytes(of: nil, toByteOffset: slot &* 8, as: SpanRef?.self)
     }

@@ -18,6 +18,7 @@ enum SpanState: UInt8 {
     case large = 3       // one allocation of whole pages from the page heap
     case mapped = 4      // one allocation mapped directly with mmap
     case retired = 5     // unlinked, waiting for an RCU grace period
+    case releasing = 6   // free pages being given back to the OS without the lock: in no list
     case poisoned = 0xEE // debug mode: grace period over, record not reused yet
 }
 
@@ -48,7 +49,7 @@ struct Span {
     /// from the free span they were carved from.
     var dirtyPages: UInt = 0
     /// Free spans: the scavenger pass during which the span became free
-    /// (PageHeap.decayLocked releases those free since an earlier pass).
+    /// (PageHeap.takeIdleRunsLocked gives back those free since an earlier pass).
     var freedAtPass: UInt32 = 0
     /// Small spans: linked in the central list's partial list.
     var inPartialList: Bool = false

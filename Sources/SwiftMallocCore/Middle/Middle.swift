@@ -150,11 +150,13 @@ struct Middle {
 /// `PageHeapSpans`; unit tests give a central list a stub over memory of
 /// their own.
 protocol SpanSource {
-    /// A span of `pages` pages for objects of `sizeClass`, each page mapped
-    /// to it in the page map; nil when the OS has no memory.
-    func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> SpanRef?
-    /// Takes back a small span whose objects have all come home.
-    func freeSmallSpan(_ span: SpanRef)
+    /// Up to `count` spans of `pages` pages for objects of `sizeClass`, each
+    /// page mapped to its span in the page map, as a chain through `next`;
+    /// fewer, or nil, when the OS has no memory.
+    func allocateSmallSpans(pages: UInt, sizeClass: UInt8, count: UInt) -> SpanRef?
+    /// Takes back small spans whose objects have all come home: a chain
+    /// through `next`.
+    func freeSmallSpans(_ spans: SpanRef)
     /// The span that holds `page`, or nil.
     func span(ofPage page: UInt) -> SpanRef?
 }
@@ -172,12 +174,12 @@ struct PageHeapSpans: SpanSource {
     }
 
     @inline(__always)
-    func allocateSmallSpan(pages: UInt, sizeClass: UInt8) -> SpanRef? {
-        pageHeap.allocateSmallSpan(pages: pages, sizeClass: sizeClass)
+    func allocateSmallSpans(pages: UInt, sizeClass: UInt8, count: UInt) -> SpanRef? {
+        pageHeap.allocateSmallSpans(pages: pages, sizeClass: sizeClass, count: count)
     }
 
     @inline(__always)
-    func freeSmallSpan(_ span: SpanRef) { pageHeap.freeSmallSpan(span) }
+    func freeSmallSpans(_ spans: SpanRef) { pageHeap.freeSmallSpans(spans) }
 
     @inline(__always)
     func span(ofPage page: UInt) -> SpanRef? { pageMap.span(ofPage: page) }

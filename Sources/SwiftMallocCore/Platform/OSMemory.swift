@@ -45,6 +45,11 @@ enum OSMemory {
         return UnsafeMutableRawPointer(bitPattern: aligned)
     }
 
+    /// Leaves the mapping out of core dumps.
+    static func excludeFromDumps(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
+        _ = sm_os_exclude_from_dumps(p, bytes)
+    }
+
     @inline(__always)
     static func unmap(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
         _ = sm_os_unmap(p, bytes)
