@@ -1,13 +1,14 @@
 // The idle-release thread's system glue (see Scavenger.swift): starting it
 // with every signal blocked, telling whether any other thread is still
-// alive, sleeping, and ending the process as glibc does after its last
-// thread. Nothing here allocates.
+// alive, waiting on its doorbell, and ending the process as glibc does after
+// its last thread. Nothing here allocates.
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "swiftmalloc_shims.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -43,9 +44,24 @@ int sm_idle_thread_start(void (*body)(void)) {
     return rc == 0 ? 0 : -1;
 }
 
-void sm_sleep_ms(uint32_t ms) {
-    struct timespec left = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&left, &left) != 0 && errno == EINTR) {}
+void sm_idle_ring(uint32_t *bell) {
+    if (__atomic_exchange_n(bell, 1, __ATOMIC_RELEASE) == 0)
+        syscall(SYS_futex, bell, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+bool sm_idle_wait(uint32_t *bell, uint32_t ms) {
+    if (__atomic_exchange_n(bell, 0, __ATOMIC_ACQUIRE) != 0) return true;
+    struct timespec timeout = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    // Returns when rung, at the timeout, or on a spurious wake-up: all fine,
+    // the caller reads the clock.
+    syscall(SYS_futex, bell, FUTEX_WAIT_PRIVATE, 0, &timeout, NULL, 0);
+    return __atomic_exchange_n(bell, 0, __ATOMIC_ACQUIRE) != 0;
+}
+
+uint64_t sm_monotonic_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 }
 
 // Reads up to capacity - 1 bytes of a small /proc file into `text`

@@ -37,6 +37,8 @@ struct Heap {
     let scavengerLock: UnsafeMutablePointer<Lock>
     var scavengerPasses: UInt64 = 0
     var scavengedBytes: UInt64 = 0
+    /// Of those passes, the idle-release thread's.
+    var scavengerThreadPasses: UInt64 = 0
     /// The idle-release thread's state and counters (Scavenger).
     var idle = IdleRelease()
     /// liburcu's grace periods work (set once, after start-up).

@@ -6,16 +6,16 @@
 // used, and free pages stay resident up to the page heap's dirty limit,
 // until malloc_trim.
 //
-// The pass. While the idle-release thread below runs (a multi-threaded
-// process), it runs the pass once per `idle_release_ms` in which the
-// allocator was used, so that no program thread stalls for it. Otherwise
-// the slow paths run it: each thread counts the objects it moves
-// through the middle (ThreadState.middleObjects: refills and overflows of
-// the cached front ends, every call of the global one, as the front ends
-// report them); every `interval` of them (SWIFTMALLOC_SCAVENGE_INTERVAL,
-// default 32768; 0 turns the scavenger off, the thread's passes too), at its next lock-free slow
-// path (Heap.reclaim), it runs one pass, unless another thread is running
-// one:
+// The pass. Each thread counts the objects it moves through the middle
+// (ThreadState.middleObjects: refills and overflows of the cached front
+// ends, every call of the global one, as the front ends report them);
+// every `interval` of them (SWIFTMALLOC_SCAVENGE_INTERVAL, default 32768;
+// 0 turns the scavenger off), at its next lock-free slow path
+// (Heap.reclaim), a pass is due. While the idle-release thread below runs
+// (a multi-threaded process), the slow path only rings its doorbell
+// (`IdleRelease.bell`: a futex wake, once per ring) and the thread runs the
+// pass: no program thread stalls for it. Otherwise the slow path runs it,
+// unless another thread is running one:
 //
 // - every transfer cache hands the batches that sat untouched since the
 //   previous pass (its low-water mark) to the central list, where spans
@@ -63,25 +63,32 @@ enum Scavenger {
     /// last thread.
     static let pollMilliseconds: UInt64 = 50
 
-    /// Runs a pass if the calling thread's count says one is due and the
-    /// idle-release thread is not running (it runs them then). Call with
-    /// no allocator lock held.
+    /// Runs a pass if the calling thread's count says one is due, or asks
+    /// the idle-release thread for it while that runs. Call with no
+    /// allocator lock held.
     @inline(__always)
     static func runIfDue(_ heap: UnsafeMutablePointer<Heap>) {
         guard let state = ThreadState.current, state.pointee.middleObjects >= state.pointee.nextScavenge else { return }
         let interval = heap.pointee.config.scavengeInterval
         // Interval 0 (SWIFTMALLOC_SCAVENGE_INTERVAL=0): never again.
         state.pointee.nextScavenge = interval == 0 ? .max : state.pointee.middleObjects &+ interval
-        if interval != 0 && sm_atomic_load_u64(&heap.pointee.idle.running) == 0 { run(heap) }
+        guard interval != 0 else { return }
+        if sm_atomic_load_u64(&heap.pointee.idle.running) != 0 {
+            sm_idle_ring(&heap.pointee.idle.bell)
+        } else {
+            run(heap)
+        }
     }
 
+    /// `onThread`: run by the idle-release thread (counted apart).
     @inline(never)
-    static func run(_ heap: UnsafeMutablePointer<Heap>) {
+    static func run(_ heap: UnsafeMutablePointer<Heap>, onThread: Bool = false) {
         guard sm_trylock(heap.pointee.scavengerLock) else { return }
         heap.pointee.middle.returnIdleBatches()
         let released = heap.pointee.pageHeap.decay(floor: floor)
         heap.pointee.scavengedBytes &+= UInt64(released)
         heap.pointee.scavengerPasses &+= 1
+        if onThread { heap.pointee.scavengerThreadPasses &+= 1 }
         sm_unlock(heap.pointee.scavengerLock)
     }
 }
@@ -118,6 +125,9 @@ struct IdleRelease {
     var started: UInt64 = 0
     /// 1 while the thread runs: the scavenger's passes are then its.
     var running: UInt64 = 0
+    /// The thread's doorbell: 1 when a slow path found a pass due and left
+    /// it to the thread.
+    var bell: UInt32 = 0
     /// Passes that found the process idle, and the bytes they gave back.
     var passes: UInt64 = 0
     var releasedBytes: UInt64 = 0
@@ -129,6 +139,7 @@ struct IdleRelease {
     mutating func reset(config: Configuration) {
         started = 0
         running = 0
+        bell = 0
         listening = config.idleReleaseMilliseconds > 0 ? 1 : 0
     }
 }
@@ -161,28 +172,29 @@ extension Scavenger {
     }
 }
 
-/// The idle-release thread (started by Scavenger.activitySeen). Each
-/// period: the scavenger's pass if the allocator was used in it, everything
-/// back if it was not.
+/// The idle-release thread (started by Scavenger.activitySeen): the
+/// scavenger's passes the slow paths ring for, and everything back after a
+/// period in which the allocator was not used.
 private func idleReleaseMain() {
     let heap = Heap.shared
     let period = heap.pointee.config.idleReleaseMilliseconds
-    let scavenging = heap.pointee.config.scavengeInterval != 0
     sm_atomic_store_u64(&heap.pointee.idle.running, 1)
-    var waited: UInt64 = 0
+    var periodStart = sm_monotonic_ms()
     // A pass gave back all there was: the next waits for new activity.
     var releasedSinceActivity = false
     while true {
-        let step = min(Scavenger.pollMilliseconds, period &- waited)
-        sm_sleep_ms(UInt32(step))
+        if sm_idle_wait(&heap.pointee.idle.bell, UInt32(Scavenger.pollMilliseconds)) {
+            // Rung: the program's threads are busy allocating.
+            Scavenger.run(heap, onThread: true)
+            continue
+        }
         if sm_other_threads_alive() == 0 { sm_exit_as_last_thread() }
-        waited &+= step
-        if waited < period { continue }
-        waited = 0
+        let now = sm_monotonic_ms()
+        if now &- periodStart < period { continue }
+        periodStart = now
         let quiet = sm_atomic_exchange_u64(&heap.pointee.idle.listening, 1) != 0
         if !quiet {
             releasedSinceActivity = false
-            if scavenging { Scavenger.run(heap) }
             continue
         }
         if releasedSinceActivity { continue }

@@ -4,7 +4,7 @@
 // Phase 1 allocates 48 MiB of 512-byte objects and frees them all; phase 2
 // then churns small objects of another size (the slow-path calls that drive
 // the library's scavenger). Prints the resident set after each phase:
-// "rss_after_free <bytes> rss_after_churn <bytes>".
+// "rss_after_free <bytes> rss_after_churn <bytes> churn_ms <milliseconds>".
 //
 // Usage: scavenge [threaded MS]
 //   threaded MS: first start and join a thread, so that the process is
@@ -63,6 +63,6 @@ int main(int argc, char **argv) {
         for (int i = 0; i < BATCH; i++) { small[i] = malloc(SMALL); if (!small[i]) return 1; *(char *)small[i] = 1; }
         for (int i = 0; i < BATCH; i++) free(small[i]);
     }
-    printf("rss_after_free %ld rss_after_churn %ld\n", after_free, rss_bytes());
+    printf("rss_after_free %ld rss_after_churn %ld churn_ms %ld\n", after_free, rss_bytes(), now_ms() - start);
     return 0;
 }

@@ -173,8 +173,14 @@ int32_t sm_gettid(void);
 // `body`; 0, or -1 if it could not be created. Call with no allocator lock
 // held: pthread_create allocates.
 int sm_idle_thread_start(void (*body)(void));
-// Sleeps `ms` milliseconds (the whole time, across signals).
-void sm_sleep_ms(uint32_t ms);
+// The thread's doorbell, a word in the heap: a slow path that leaves a
+// scavenger pass to the thread rings it (a futex wake, only when it was not
+// already ringing); the thread waits on it for at most `ms` milliseconds
+// and learns whether it rang (which clears it).
+void sm_idle_ring(uint32_t *bell);
+bool sm_idle_wait(uint32_t *bell, uint32_t ms);
+// CLOCK_MONOTONIC in milliseconds.
+uint64_t sm_monotonic_ms(void);
 // Whether a thread other than the caller is alive (a main thread that ended
 // with pthread_exit is not): 1 or 0, or -1 when /proc cannot tell.
 int sm_other_threads_alive(void);

@@ -80,6 +80,7 @@ struct StatsSnapshot {
         counters.class_map_pages = UInt64(pageHeap.state.pointee.pageMap.classMapCoverage)
         counters.scavenger_passes = heap.pointee.scavengerPasses
         counters.scavenged_bytes = heap.pointee.scavengedBytes
+        counters.scavenger_thread_passes = heap.pointee.scavengerThreadPasses
         counters.idle_release_passes = heap.pointee.idle.passes
         counters.idle_released_bytes = heap.pointee.idle.releasedBytes
         counters.large_cache_bytes = UInt64(pageHeap.state.pointee.mappingCache.bytes)
