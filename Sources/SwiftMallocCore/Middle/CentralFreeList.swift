@@ -13,12 +13,14 @@
 // page heap, nor for the system calls it makes when pages go back to the OS.
 
 struct CentralFreeList {
-    var sizeClass: UInt8 = 0
-    var objectSize: UInt = 0
-    var spanPages: UInt = 0
+    // What changes comes first: the fields below are read without the lock
+    // (Guarded).
     var partial = SpanList()
     /// Spans this list owns (lock held to write).
     var spanCount: UInt = 0
+    let sizeClass: UInt8
+    let objectSize: UInt
+    let spanPages: UInt
 
     init(sizeClass: Int, table: SizeClassTable) {
         self.sizeClass = UInt8(sizeClass)
@@ -128,10 +130,11 @@ extension UnsafeMutablePointer where Pointee == Guarded<CentralFreeList> {
     func removeRange<Spans: SpanSource>(_ count: UInt32, from spans: Spans) -> (head: ObjectPointer?, count: UInt32) {
         let (head, taken) = withLock { $0.removeRangeLocked(count, onto: nil) }
         if taken == count { return (head, taken) }
-        let list = state.pointee   // sizeClass, spanPages, objectSize: fixed at start-up
-        let perSpan = list.objectsPerSpan
+        // Fixed at start-up, so read without the lock.
+        let perSpan = state.pointee.objectsPerSpan
         let wanted = (UInt(count &- taken) &+ perSpan &- 1) / perSpan
-        guard let fresh = spans.allocateSmallSpans(pages: list.spanPages, sizeClass: list.sizeClass, count: wanted) else {
+        guard let fresh = spans.allocateSmallSpans(pages: state.pointee.spanPages, sizeClass: state.pointee.sizeClass,
+                                                   count: wanted) else {
             return (head, taken)
         }
         return withLock { list in
