@@ -507,4 +507,42 @@ final class UnitPageHeapTests: XCTestCase {
         XCTAssertTrue(spans.allSatisfy { $0.state == .free || isDead($0) }, "free, or absorbed by a free neighbour")
         locked { checkFreeLists($0) }
     }
+
+    /// The mapping cache hands what it evicts to the caller, to unmap after
+    /// the page heap's lock: one or several mappings, all unmapped by
+    /// `unmapAll`.
+    func testMappingCacheHandsEvictedMappingsOut() throws {
+        let metadata = UnsafeMutablePointer<Guarded<MetadataArena>>.allocate(capacity: 1)
+        metadata.initialize(to: Guarded(MetadataArena()))
+        var cache = MappingCache(metadata: &metadata.state.pointee)
+        let mib = 1 << 20
+        cache.capBytes = UInt(2 * mib)
+        func mapping(_ bytes: Int) throws -> UInt { UInt(bitPattern: try XCTUnwrap(OSMemory.map(bytes))) }
+        func isMapped(_ start: UInt, _ bytes: Int) -> Bool {
+            msync(UnsafeMutableRawPointer(bitPattern: start), bytes, MS_ASYNC) == 0
+        }
+        let a = try mapping(mib), b = try mapping(mib)
+        XCTAssertEqual(cache.put(start: a, length: UInt(mib)).bytes, 0)
+        XCTAssertEqual(cache.put(start: b, length: UInt(mib)).bytes, 0)
+        // Room for a 2 MiB mapping: both others go, in one hand-out.
+        let c = try mapping(2 * mib)
+        let evicted = cache.put(start: c, length: UInt(2 * mib))
+        XCTAssertEqual(evicted.bytes, UInt(2 * mib))
+        XCTAssertTrue(isMapped(a, mib) && isMapped(b, mib), "nothing is unmapped under the lock")
+        XCTAssertEqual(evicted.unmapAll(), UInt(2 * mib))
+        XCTAssertFalse(isMapped(a, mib))
+        XCTAssertFalse(isMapped(b, mib))
+        XCTAssertTrue(isMapped(c, 2 * mib))
+        // Bigger than the cap: handed straight back, untouched.
+        let d = try mapping(3 * mib)
+        let refused = cache.put(start: d, length: UInt(3 * mib))
+        XCTAssertEqual(refused.bytes, UInt(3 * mib))
+        XCTAssertEqual(refused.unmapAll(), UInt(3 * mib))
+        XCTAssertFalse(isMapped(d, 3 * mib))
+        let all = cache.removeAll()
+        XCTAssertEqual(all.bytes, UInt(2 * mib))
+        all.unmapAll()
+        XCTAssertFalse(isMapped(c, 2 * mib))
+        XCTAssertEqual(cache.bytes, 0)
+    }
 }

@@ -16,25 +16,35 @@
 // forgets it when it is freed, so freeing it again is still caught.
 import SwiftMallocShims
 
-/// Mappings to unmap once the page heap's lock is released: a chain through
-/// the mappings themselves (the first two words of each hold the next one's
-/// start and its own length), so that handing them out needs no memory.
+/// Mappings to unmap once the page heap's lock is released. The first is
+/// held here; any further ones are chained through the mappings themselves
+/// (the first two words of each hold the next one's start and its own
+/// length), so that handing them out needs no memory, and the usual single
+/// one (a freed block the cache does not keep) is not touched.
 struct Unmappings {
-    private var head: UInt = 0
+    private var firstStart: UInt = 0
+    private var firstLength: UInt = 0
+    private var chain: UInt = 0
     private(set) var bytes: UInt = 0
 
     mutating func add(start: UInt, length: UInt) {
-        let link = UnsafeMutablePointer<UInt>(bitPattern: start).unsafelyUnwrapped
-        link[0] = head
-        link[1] = length
-        head = start
         bytes &+= length
+        if firstStart == 0 {
+            firstStart = start
+            firstLength = length
+            return
+        }
+        let link = UnsafeMutablePointer<UInt>(bitPattern: start).unsafelyUnwrapped
+        link[0] = chain
+        link[1] = length
+        chain = start
     }
 
     /// Unmaps every one (no lock held); returns their bytes.
     @discardableResult
     func unmapAll() -> UInt {
-        var cursor = head
+        if firstStart != 0 { OSMemory.unmap(UnsafeMutableRawPointer(bitPattern: firstStart).unsafelyUnwrapped, Int(firstLength)) }
+        var cursor = chain
         while cursor != 0 {
             let link = UnsafeMutablePointer<UInt>(bitPattern: cursor).unsafelyUnwrapped
             let next = link[0]
