@@ -29,7 +29,7 @@ say() { printf '==> %s\n' "$*"; }
 
 # The tests that never enter rseq: the ones on a PrivateHeap
 # (Tests/SwiftMallocTests/ComponentHeap.swift) and the back end's own.
-DEFAULT_FILTER='UnitMiddleTests|UnitObjectCacheTests|UnitPageHeapTests|UnitPageMapTests|UnitSizeClassTests|UnitConfigurationTests|UnitConfigFileTests|UnitHistogramTests|UnitLockTests|UnitConcurrencyTests\.(testThreadsShareTheMiddle|testRemappedBlocksStayUsable)'
+DEFAULT_FILTER='UnitMiddleTests|UnitObjectCacheTests|UnitPageHeapTests|UnitPageMapTests|UnitSizeClassTests|UnitConfigurationTests|UnitConfigFileTests|UnitHistogramTests|UnitLockTests|UnitConcurrencyTests\.(testThreadsShareTheMiddle|testThreadsHandBatchesAcrossShards|testRemappedBlocksStayUsable)'
 FILTER=${SWIFTMALLOC_TSAN_FILTER:-$DEFAULT_FILTER}
 
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/scripts/tsan-suppressions.txt ${TSAN_OPTIONS:-}"

@@ -104,11 +104,11 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
 // The struct grows at its end from version to version, and fields keep
 // their offsets (version 1 ended at metadata_bytes, version 2 at
 // rcu_reclaimed_spans, version 3 at lock_contended_metadata, version 4 at
-// peak_resident_bytes):
+// peak_resident_bytes, version 5 at idle_released_bytes):
 // swiftmalloc_get_stats
 // is a macro that passes the size of the caller's struct, and the library
 // writes no more than that.
-#define SWIFTMALLOC_STATS_VERSION 5
+#define SWIFTMALLOC_STATS_VERSION 6
 #define SWIFTMALLOC_STATS_FIELDS(X) \
     X(allocations, "successful allocation calls (all entry points)") \
     X(frees, "free calls with a non-NULL pointer") \
@@ -151,7 +151,8 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
     X(handed_out_bytes, "usable bytes of every allocation so far (size-class or page-rounded sizes)") \
     X(peak_resident_bytes, "the process's peak resident set size (VmHWM), read when the stats are taken") \
     X(idle_release_passes, "passes of the idle-release thread, each after a quiet idle_release_ms") \
-    X(idle_released_bytes, "bytes those passes gave back to the OS")
+    X(idle_released_bytes, "bytes those passes gave back to the OS") \
+    X(transfer_shards, "shards of the transfer caches, each serving a group of CPUs (transfer_shards)")
 
 struct swiftmalloc_stats {
     uint64_t version;
