@@ -30,7 +30,7 @@ say() { printf '==> %s\n' "$*"; }
 # The tests that never enter rseq: the ones on a PrivateHeap
 # (Tests/SwiftMallocTests/ComponentHeap.swift), the back end's own, and the
 # concurrency tests on the test process's (thread front end) Heap.
-DEFAULT_FILTER='UnitMiddleTests|UnitObjectCacheTests|UnitPageHeapTests|UnitPageMapTests|UnitSizeClassTests|UnitConfigurationTests|UnitConfigFileTests|UnitHistogramTests|UnitLockTests|UnitConcurrencyTests\.(testThreadsShareTheMiddle|testRemappedBlocksStayUsable|testThreadsAllocateAndFreeThenEverythingComesHome)'
+DEFAULT_FILTER='UnitMiddleTests|UnitObjectCacheTests|UnitPageHeapTests|UnitPageMapTests|UnitSizeClassTests|UnitConfigurationTests|UnitConfigFileTests|UnitHistogramTests|UnitLockTests|UnitConcurrencyTests\.(testThreadsShareTheMiddle|testThreadsHandBatchesAcrossShards|testRemappedBlocksStayUsable|testThreadsAllocateAndFreeThenEverythingComesHome)'
 FILTER=${SWIFTMALLOC_TSAN_FILTER:-$DEFAULT_FILTER}
 
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/scripts/tsan-suppressions.txt ${TSAN_OPTIONS:-}"

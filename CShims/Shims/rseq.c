@@ -2,6 +2,8 @@
 #include "swiftmalloc_rseq.h"
 #include "swiftmalloc_shims.h"
 
+#include <sched.h>
+
 sm_rseq_config_t sm_rseq_config = {0};
 
 #if defined(__x86_64__)
@@ -130,3 +132,10 @@ int32_t sm_rseq_current_id(void) { return -1; }
 int32_t sm_rseq_fence(int32_t cpu) { return -1; }
 
 #endif
+
+int32_t sm_current_cpu(void) {
+    int32_t id = sm_rseq_current_id();
+    if (id >= 0) return id;
+    id = sched_getcpu();
+    return id >= 0 ? id : 0;
+}

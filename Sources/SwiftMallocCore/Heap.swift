@@ -85,13 +85,15 @@ struct Heap {
         guard let ph = PageHeap(metadata: arena, spanPageSize: config.spanPageSize) else { fatal("cannot map the page map") }
         pageHeap.initialize(to: Guarded(ph))
         pageHeap.state.pointee.mappingCache.capBytes = UInt(config.largeCacheBytes)
+        let cpus = Int(sm_online_cpus())
         let middle = Middle(table: table, spans: PageHeapSpans(pageHeap), metadata: arena,
-                            maxTransferSlots: config.maxTransferSlots)
-        let sharedCount = config.frontEnd == .arenas ? 4 * Int(sm_online_cpus()) : config.frontEnd == .global ? 1 : 0
+                            maxTransferSlots: config.maxTransferSlots,
+                            shards: Middle.shardCount(configured: config.transferShards, cpus: cpus), cpus: cpus)
+        let sharedCount = config.frontEnd == .arenas ? 4 * cpus : config.frontEnd == .global ? 1 : 0
         let shared = SharedCaches(count: sharedCount, classCount: table.count, sizes: table.sizes, metadata: &arena.state.pointee)
         var percpu = PerCPUSlabs()
         if config.frontEnd == .percpu {
-            guard let slabs = PerCPUSlabs(slabCount: Int(sm_online_cpus()), table: table,
+            guard let slabs = PerCPUSlabs(slabCount: cpus, table: table,
                                           budgetBytes: config.perCPUCacheBytes,
                                           rebalanceInterval: config.perCPURebalanceInterval, metadata: &arena.state.pointee) else {
                 fatal("cannot map per-CPU slabs")
@@ -156,7 +158,7 @@ struct Heap {
         var i = 0
         while i < shared.count { body((shared.caches.unsafelyUnwrapped + i).lockAddress); i += 1 }
         body(threads.lockAddress)
-        for c in 0..<sizeClasses.count { body((middle.transfer + c).lockAddress) }
+        for i in 0..<middle.transferCacheCount { body((middle.transfer + i).lockAddress) }
         for c in 0..<sizeClasses.count { body((middle.central + c).lockAddress) }
         body(pageHeap.lockAddress)
         body(metadata.lockAddress)

@@ -12,13 +12,14 @@ struct PrivateHeap {
     let table: SizeClassTable
     let middle: Middle
 
-    init() {
+    /// `shards` transfer-cache shards over `cpus` CPUs (Middle).
+    init(shards: Int = 1, cpus: Int = 1) {
         metadata = .allocate(capacity: 1)
         metadata.initialize(to: Guarded(MetadataArena()))
         table = SizeClassTable(metadata: &metadata.state.pointee, spanPageSize: Page.defaultSpanPageSize)
         pageHeap = .allocate(capacity: 1)
         pageHeap.initialize(to: Guarded(PageHeap(metadata: metadata, spanPageSize: Page.defaultSpanPageSize)!))
-        middle = Middle(table: table, spans: PageHeapSpans(pageHeap), metadata: metadata)
+        middle = Middle(table: table, spans: PageHeapSpans(pageHeap), metadata: metadata, shards: shards, cpus: cpus)
     }
 
     var pageMap: PageMap { pageHeap.pointee.state.pageMap }

@@ -2,7 +2,10 @@
 // LD_PRELOAD: random sequences of malloc, calloc, realloc, the memalign
 // family and free on 4 threads, with cross-thread hand-offs, checked step by
 // step against a shadow model (content, alignment, usable size, no overlap).
-// Run under each front end SWIFTMALLOC_FRONTEND can name, with two seeds.
+// Run under each front end SWIFTMALLOC_FRONTEND can name, with two seeds,
+// and once more with the transfer caches in 2 shards
+// (SWIFTMALLOC_TRANSFER_SHARDS=2: on a 2-CPU machine each CPU has its own,
+// and hand-offs cross shards).
 // A failure prints the seed; `api_property 4 N SEED` under the same front
 // end repeats the run.
 import Foundation
@@ -18,13 +21,16 @@ final class IntegrationPropertyTests: XCTestCase {
     private static let limitWithoutFlatClassMap = 8 << 30
 
     /// `addressSpaceLimit`: run the program under `prlimit --as` with it.
-    private func runProperty(frontend: String, seed: UInt64, addressSpaceLimit: Int? = nil,
+    /// `transferShards`: SWIFTMALLOC_TRANSFER_SHARDS, checked in the stats file; nil: the default.
+    private func runProperty(frontend: String, seed: UInt64, addressSpaceLimit: Int? = nil, transferShards: Int? = nil,
                              file: StaticString = #filePath, line: UInt = #line) throws {
         let program = try Preload.cProgram("api_property", file: file, line: line)
         let arguments = [program, "\(Self.threads)", "\(Self.operationsPerThread)", "\(seed)"]
         let command = addressSpaceLimit.map { ["prlimit", "--as=\($0)", "--"] + arguments } ?? arguments
+        var environment = ["SWIFTMALLOC_FRONTEND": frontend]
+        if let transferShards { environment["SWIFTMALLOC_TRANSFER_SHARDS"] = "\(transferShards)" }
         let (result, statsDir) = try Preload.runPreloaded(
-            command, environment: ["SWIFTMALLOC_FRONTEND": frontend], timeout: 120, file: file, line: line)
+            command, environment: environment, timeout: 120, file: file, line: line)
         let reported = lines(of: result.stdout, startingWith: "frontend: ").first
             .map { String($0.dropFirst("frontend: ".count)) }
         if let reported, reported != frontend {
@@ -65,6 +71,11 @@ final class IntegrationPropertyTests: XCTestCase {
         XCTAssertGreaterThan(Preload.number(stats, "large_allocations") ?? 0, 0, "\(stats)", file: file, line: line)
         XCTAssertEqual(Preload.number(stats, "class_map_pages"), addressSpaceLimit == nil ? 1 << 35 : 0,
                        "the flat class map is there exactly when the address space allows it", file: file, line: line)
+        if let transferShards {
+            XCTAssertEqual(Preload.number(stats, "transfer_shards"), UInt64(transferShards), "\(stats)", file: file, line: line)
+            XCTAssertGreaterThan(Preload.number(stats, "lock_acquisitions_transfer") ?? 0, 0,
+                                 "batches went through the transfer caches: \(stats)", file: file, line: line)
+        }
     }
 
     private func runSeeds(_ frontend: String, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -81,8 +92,16 @@ final class IntegrationPropertyTests: XCTestCase {
     /// Without the flat class map every small free takes the exact lookup:
     /// the same checks hold under every front end.
     func testPropertyWithoutTheFlatClassMap() throws {
-        for frontend in ["percpu", "thread", "arenas", "global"] {
+        // percpu last: where rseq is missing it skips the rest.
+        for frontend in ["thread", "arenas", "global", "percpu"] {
             try runProperty(frontend: frontend, seed: 7, addressSpaceLimit: Self.limitWithoutFlatClassMap)
+        }
+    }
+
+    func testPropertyWithTwoTransferShards() throws {
+        // percpu last: where rseq is missing it skips the rest.
+        for frontend in ["thread", "arenas", "global", "percpu"] {
+            try runProperty(frontend: frontend, seed: 7, transferShards: 2)
         }
     }
 }

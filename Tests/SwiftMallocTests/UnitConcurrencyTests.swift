@@ -168,6 +168,41 @@ final class UnitConcurrencyTests: XCTestCase {
         XCTAssertEqual(middle.central[c].state.spanCount, 0, "every span went back")
     }
 
+    func testThreadsHandBatchesAcrossShards() {
+        // Each thread fetches on one shard and releases on the other (what a
+        // producer's and a consumer's CPU groups do), so batches cross
+        // shards and the central list under every shard's lock at once;
+        // no object is handed out twice and all of them come home.
+        let h = PrivateHeap(shards: 2, cpus: 4)
+        let middle = h.middle
+        let c = h.table.sizeClass(for: 96)
+        let batch = UInt32(h.table.batch[c])
+        let bad = UnsafeMutablePointer<Int>.allocate(capacity: 4)
+        bad.initialize(repeating: 0, count: 4)
+        defer { bad.deallocate() }
+        let badAddress = UInt(bitPattern: bad)
+        unitRunThreads(4) { index in
+            let bad = UnsafeMutablePointer<Int>(bitPattern: badAddress)!
+            let objects = UnsafeMutablePointer<ObjectPointer?>.allocate(capacity: Int(batch))
+            defer { objects.deallocate() }
+            var random = UnitRandom(state: 91 &+ UInt64(index))
+            for _ in 0..<3000 {
+                let want = random.below(4) == 0 ? UInt32(1 + random.below(Int(batch))) : batch
+                let n = middle.fetch(c, count: want, into: objects, shard: index % 2)
+                if n != want { bad[index] += 1 }
+                for k in 0..<Int(n) { objects[k]!.storeBytes(of: UInt64(index), toByteOffset: 8, as: UInt64.self) }
+                for k in 0..<Int(n) where objects[k]!.load(fromByteOffset: 8, as: UInt64.self) != UInt64(index) {
+                    bad[index] += 1
+                }
+                middle.release(c, objects: objects, count: n, shard: (index + 1) % 2)
+            }
+        }
+        for i in 0..<4 { XCTAssertEqual(bad[i], 0, "thread \(i)") }
+        middle.drainTransferCaches()
+        for s in 0..<2 { XCTAssertEqual(middle.transferCache(c, shard: s).pointee.state.used, 0, "shard \(s)") }
+        XCTAssertEqual(middle.central[c].state.spanCount, 0, "every span went back")
+    }
+
     func testRemappedBlocksStayUsable() throws {
         // Grow and shrink mapped blocks by odd numbers of 4 KiB pages, several
         // at once, so that mremap moves them, possibly to addresses that are

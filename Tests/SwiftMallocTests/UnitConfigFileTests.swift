@@ -159,6 +159,7 @@ final class UnitConfigFileTests: XCTestCase {
         XCTAssertEqual(parsed.config.threadCacheBytes, defaults.threadCacheBytes)
         XCTAssertEqual(parsed.config.perCPUCacheBytes, defaults.perCPUCacheBytes)
         XCTAssertEqual(parsed.config.maxTransferSlots, defaults.maxTransferSlots)
+        XCTAssertEqual(parsed.config.transferShards, defaults.transferShards)
         XCTAssertEqual(parsed.config.largeCacheBytes, defaults.largeCacheBytes)
         XCTAssertEqual(parsed.config.scavengeInterval, defaults.scavengeInterval)
         XCTAssertEqual(parsed.config.idleReleaseMilliseconds, defaults.idleReleaseMilliseconds)
@@ -178,6 +179,7 @@ final class UnitConfigFileTests: XCTestCase {
             ("[config]\n\nscavenge_interval = 2_000_000_000_000_000\n", 3,
              "scavenge_interval must be within 0...1125899906842624"),
             ("[config]\nidle_release_ms = 100_000_000\n", 2, "idle_release_ms must be within 0...86400000"),
+            ("[config]\ntransfer_shards = 65\n", 2, "transfer_shards must be within 0...64"),
             ("[config]\npage_size = 1000\n", 2, "page_size must be within 4096...1048576"),
             ("[config]\npage_size = 12288\n", 2, "page_size must be a power of two"),
             ("[config]\npage_size = 2097152\n", 2, "page_size must be within 4096...1048576"),
@@ -303,10 +305,13 @@ final class UnitConfigFileTests: XCTestCase {
             frontend = "arenas"
             scavenge_interval = 100
             idle_release_ms = 300
+            transfer_shards = 3
             """)
         XCTAssertEqual(parsed.result, .parsed(classCount: nil), parsed.message)
+        XCTAssertEqual(parsed.config.transferShards, 3)
         let variables = ["SWIFTMALLOC_THREAD_CACHE_BYTES": "128K", "SWIFTMALLOC_MAX_TRANSFER_SLOTS": "100000",
-                         "SWIFTMALLOC_FRONTEND": "global", "SWIFTMALLOC_IDLE_RELEASE_MS": "0"]
+                         "SWIFTMALLOC_FRONTEND": "global", "SWIFTMALLOC_IDLE_RELEASE_MS": "0",
+                         "SWIFTMALLOC_TRANSFER_SHARDS": "2"]
         for (name, value) in variables { setenv(name, value, 1) }
         defer { for name in variables.keys { unsetenv(name) } }
         var config = parsed.config
@@ -316,6 +321,7 @@ final class UnitConfigFileTests: XCTestCase {
                        "a variable's value is brought within the range")
         XCTAssertEqual(config.requestedFrontEnd, .global)
         XCTAssertEqual(config.idleReleaseMilliseconds, 0, "a variable can turn the thread off")
+        XCTAssertEqual(config.transferShards, 2)
         XCTAssertEqual(config.scavengeInterval, 100, "what no variable sets stays as the file says")
     }
 

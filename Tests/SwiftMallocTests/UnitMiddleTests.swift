@@ -32,8 +32,9 @@ final class UnitMiddleTests: XCTestCase {
     }
 
     /// Checks that every object is a distinct, properly placed object of `sizeClass`.
-    private func checkObjects(_ objects: [ObjectPointer], sizeClass c: Int, file: StaticString = #filePath, line: UInt = #line) {
-        let h = heap
+    private func checkObjects(_ objects: [ObjectPointer], sizeClass c: Int, heap other: PrivateHeap? = nil,
+                              file: StaticString = #filePath, line: UInt = #line) {
+        let h = other ?? heap
         let size = UInt(h.table.size(of: c))
         var seen = Set<UInt>()
         for object in objects {
@@ -191,6 +192,170 @@ final class UnitMiddleTests: XCTestCase {
         h.middle.drainTransferCaches()
         XCTAssertEqual(h.middle.transfer[c].state.used, 0)
         XCTAssertEqual(h.middle.central[c].state.spanCount, spansBefore)
+    }
+
+    // MARK: shards
+
+    /// Two shards over 2 CPUs: what each shard parks, for class `c`.
+    private func parked(_ h: PrivateHeap, _ c: Int) -> [Int] {
+        (0..<h.middle.shardCount).map { h.middle.transferCache(c, shard: $0).pointee.state.used }
+    }
+
+    private func addresses(_ objects: [ObjectPointer]) -> Set<UInt> { Set(objects.map { UInt(bitPattern: $0) }) }
+
+    func testShardCountAndCPUGroups() {
+        XCTAssertEqual(Middle.shardCount(configured: 0, cpus: 1), 1)
+        XCTAssertEqual(Middle.shardCount(configured: 0, cpus: 2), 1, "automatic: one shard per 8 CPUs")
+        XCTAssertEqual(Middle.shardCount(configured: 0, cpus: 8), 1)
+        XCTAssertEqual(Middle.shardCount(configured: 0, cpus: 16), 2)
+        XCTAssertEqual(Middle.shardCount(configured: 0, cpus: 17), 3, "rounded up")
+        XCTAssertEqual(Middle.shardCount(configured: 5, cpus: 2), 5, "a configured count is used as it is")
+
+        let h = PrivateHeap(shards: 2, cpus: 16)
+        XCTAssertEqual(h.middle.shardCount, 2)
+        XCTAssertEqual((0..<16).map { h.middle.shard(ofCPU: $0) }, Array(repeating: 0, count: 8) + Array(repeating: 1, count: 8))
+        XCTAssertEqual(h.middle.shard(ofCPU: 40), 1, "an id past the last group goes to the last shard")
+        XCTAssertEqual(h.middle.transferCacheCount, 2 * h.table.count)
+        XCTAssertEqual(PrivateHeap().middle.currentShard(), 0, "one shard: always shard 0")
+        let current = h.middle.currentShard()
+        XCTAssertTrue((0..<2).contains(current), "the calling thread's shard, \(current), exists")
+
+        // The class's parking room is shared out among its shards.
+        let one = PrivateHeap()
+        for size in [16, 256, 4096, 32768] {
+            let c = h.table.sizeClass(for: size)
+            let whole = one.middle.transferCache(c, shard: 0).pointee.state.capacity
+            let shard = h.middle.transferCache(c, shard: 1).pointee.state.capacity
+            XCTAssertEqual(shard, max(2, whole / 2), "size \(size)")
+            XCTAssertEqual(h.middle.transferCache(c, shard: 0).pointee.state.capacity, shard)
+        }
+    }
+
+    func testABatchReleasedOnAShardIsFetchedFromThatShard() {
+        let h = PrivateHeap(shards: 2, cpus: 2)
+        let c = h.table.sizeClass(for: 64)
+        let batch = UInt32(h.table.batch[c])
+        let (headA, _) = h.middle.fetch(c, count: batch, shard: 0)
+        let (headB, _) = h.middle.fetch(c, count: batch, shard: 1)
+        let a = objects(of: headA, count: batch), b = objects(of: headB, count: batch)
+        checkObjects(a + b, sizeClass: c, heap: h)
+
+        h.middle.release(c, chain: headA!, count: batch, shard: 0)
+        XCTAssertEqual(parked(h, c), [1, 0], "a batch freed on shard 0 is parked there")
+        h.middle.release(c, chain: headB!, count: batch, shard: 1)
+        XCTAssertEqual(parked(h, c), [1, 1])
+
+        // Each shard hands back its own batch, as pointers (the array form) too.
+        let scratch = UnsafeMutablePointer<ObjectPointer?>.allocate(capacity: Int(batch))
+        defer { scratch.deallocate() }
+        XCTAssertEqual(h.middle.fetch(c, count: batch, into: scratch, shard: 1), batch)
+        XCTAssertEqual(addresses((0..<Int(batch)).map { scratch[$0]! }), addresses(b), "shard 1's batch")
+        XCTAssertEqual(parked(h, c), [1, 0])
+        let (again, n) = h.middle.fetch(c, count: batch, shard: 0)
+        XCTAssertEqual(n, batch)
+        XCTAssertEqual(addresses(objects(of: again, count: n)), addresses(a), "shard 0's batch")
+        XCTAssertEqual(parked(h, c), [0, 0])
+
+        h.middle.release(c, objects: scratch, count: batch, shard: 1)
+        h.middle.release(c, chain: again!, count: batch, shard: 0)
+        h.middle.drainTransferCaches()
+        XCTAssertEqual(h.middle.central[c].state.spanCount, 0, "all objects came home")
+    }
+
+    func testAFetchThatMissesItsShardTakesAnotherShardsBatchThenTheCentralList() {
+        let h = PrivateHeap(shards: 2, cpus: 2)
+        let c = h.table.sizeClass(for: 512)
+        let batch = UInt32(h.table.batch[c])
+        let (head, _) = h.middle.fetch(c, count: batch, shard: 1)
+        let parkedObjects = objects(of: head, count: batch)
+        let spans = Set(parkedObjects.map { h.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: $0)))! })
+        let live = spans.reduce(0) { $0 + $1.liveObjects }
+        h.middle.release(c, chain: head!, count: batch, shard: 1)
+        XCTAssertEqual(parked(h, c), [0, 1])
+
+        // Shard 0 is empty: shard 1's batch, not new objects from the central list.
+        let (stolen, n) = h.middle.fetch(c, count: batch, shard: 0)
+        XCTAssertEqual(addresses(objects(of: stolen, count: n)), addresses(parkedObjects))
+        XCTAssertEqual(parked(h, c), [0, 0])
+        XCTAssertEqual(spans.reduce(0) { $0 + $1.liveObjects }, live, "the central list was not asked")
+
+        // No shard has a batch: the central list hands out other objects.
+        let (fresh, m) = h.middle.fetch(c, count: batch, shard: 0)
+        XCTAssertEqual(m, batch)
+        let freshObjects = objects(of: fresh, count: m)
+        XCTAssertTrue(addresses(freshObjects).isDisjoint(with: addresses(parkedObjects)))
+        checkObjects(parkedObjects + freshObjects, sizeClass: c, heap: h)
+
+        h.middle.release(c, chain: stolen!, count: n, shard: 0)
+        h.middle.release(c, chain: fresh!, count: m, shard: 1)
+        h.middle.drainTransferCaches()
+        XCTAssertEqual(parked(h, c), [0, 0])
+        XCTAssertEqual(h.middle.central[c].state.spanCount, 0, "all objects came home")
+    }
+
+    func testAReleaseOnAFullShardGoesToTheCentralList() {
+        let h = PrivateHeap(shards: 2, cpus: 2)
+        // 48-byte objects: batches do not line up with spans, so the batch
+        // kept out below holds the overflowing batch's span.
+        let c = h.table.sizeClass(for: 48)
+        let batch = UInt32(h.table.batch[c])
+        let capacity = h.middle.transferCache(c, shard: 0).pointee.state.capacity
+        var chains: [ObjectPointer] = []
+        for _ in 0..<(capacity + 2) {
+            let (head, n) = h.middle.fetch(c, count: batch, shard: 0)
+            XCTAssertEqual(n, batch)
+            chains.append(head!)
+        }
+        let kept = chains.removeLast()
+        let overflowing = chains.removeLast()
+        for head in chains { h.middle.release(c, chain: head, count: batch, shard: 0) }
+        XCTAssertEqual(parked(h, c), [capacity, 0], "shard 0 full, shard 1 untouched")
+        let spans = Set(objects(of: overflowing, count: batch).map { h.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: $0)))! })
+        let live = spans.reduce(0) { $0 + $1.liveObjects }
+        h.middle.release(c, chain: overflowing, count: batch, shard: 0)
+        XCTAssertEqual(parked(h, c), [capacity, 0], "the overflow is not parked in the other shard")
+        XCTAssertTrue(spans.allSatisfy { $0.state == .small })
+        XCTAssertEqual(spans.reduce(0) { $0 + $1.liveObjects }, live - batch, "the central list took the batch back")
+        h.middle.release(c, chain: kept, count: batch, shard: 1)
+        h.middle.drainTransferCaches()
+        XCTAssertEqual(h.middle.central[c].state.spanCount, 0, "all objects came home")
+    }
+
+    func testDrainIdleBatchesAndFootprintCoverEveryShard() {
+        let h = PrivateHeap(shards: 3, cpus: 3)
+        let classes = [h.table.sizeClass(for: 32), h.table.sizeClass(for: 2048)]
+        var parkedBytes: UInt64 = 0
+        func parkOneBatchPerShard() {
+            for c in classes {
+                let batch = UInt32(h.table.batch[c])
+                // All out first: a fetch on an empty shard would take another shard's batch.
+                let chains = (0..<3).map { h.middle.fetch(c, count: batch, shard: $0).head! }
+                for (s, head) in chains.enumerated() { h.middle.release(c, chain: head, count: batch, shard: s) }
+            }
+        }
+        parkOneBatchPerShard()
+        for c in classes {
+            XCTAssertEqual(parked(h, c), [1, 1, 1])
+            parkedBytes += 3 * UInt64(h.table.batch[c]) * UInt64(h.table.size(of: c))
+        }
+        XCTAssertEqual(h.middle.footprint(sizes: h.table.sizes).transferBytes, parkedBytes, "every shard's batches counted")
+
+        // The scavenger: a first pass marks, the second takes what sat untouched since, in every shard.
+        h.middle.returnIdleBatches()
+        for c in classes { XCTAssertEqual(parked(h, c), [1, 1, 1], "nothing idle yet") }
+        h.middle.returnIdleBatches()
+        for c in classes {
+            XCTAssertEqual(parked(h, c), [0, 0, 0], "idle batches of every shard went to the central list")
+            XCTAssertEqual(h.middle.central[c].state.spanCount, 0, "all objects came home")
+        }
+        XCTAssertEqual(h.middle.footprint(sizes: h.table.sizes).transferBytes, 0)
+
+        parkOneBatchPerShard()
+        h.middle.drainTransferCaches()
+        for c in classes {
+            XCTAssertEqual(parked(h, c), [0, 0, 0], "every shard drained")
+            XCTAssertEqual(h.middle.central[c].state.spanCount, 0, "all objects came home")
+        }
     }
 
     /// A central list over a back end that is not the page heap: it asks for

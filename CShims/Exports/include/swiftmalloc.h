@@ -153,7 +153,8 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
     X(idle_release_passes, "passes of the idle-release thread, each after a quiet idle_release_ms") \
     X(idle_released_bytes, "bytes those passes gave back to the OS") \
     X(class_map_pages, "pages the flat class map covers (free's one-load class lookup; 0 when the OS refused its 32 GiB reserve)") \
-    X(scavenger_thread_passes, "of scavenger_passes, those the idle-release thread ran (slow paths leave passes to it while it runs)")
+    X(scavenger_thread_passes, "of scavenger_passes, those the idle-release thread ran (slow paths leave passes to it while it runs)") \
+    X(transfer_shards, "shards of the transfer caches, each serving a group of CPUs (transfer_shards)")
 
 struct swiftmalloc_stats {
     uint64_t version;

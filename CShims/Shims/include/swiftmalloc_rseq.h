@@ -124,6 +124,10 @@ int32_t sm_rseq_thread_register(void);
 int32_t sm_rseq_thread_unregister(void);
 // The calling thread's current slab index (cpu id or mm_cid), or -1.
 int32_t sm_rseq_current_id(void);
+// The calling thread's current slab index where rseq works for it, else
+// its CPU from sched_getcpu, else 0: an id to group CPUs by (the middle's
+// transfer-cache shards), never negative.
+int32_t sm_current_cpu(void);
 // Restart any critical section running on `cpu` (cpu mode), or on every CPU
 // this process runs on (cpu < 0, or mm_cid mode). Returns 0 on success.
 int32_t sm_rseq_fence(int32_t cpu);

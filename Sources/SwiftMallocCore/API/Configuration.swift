@@ -55,6 +55,10 @@ struct Configuration {
     /// Batches each class's transfer cache parks, at most (max_transfer_slots,
     /// SWIFTMALLOC_MAX_TRANSFER_SLOTS).
     var maxTransferSlots: Int = TransferCache.defaultMaxSlots
+    /// Shards of the transfer caches, each serving a group of CPUs
+    /// (transfer_shards, SWIFTMALLOC_TRANSFER_SHARDS; 0: automatic, see
+    /// Middle.shardCount).
+    var transferShards: Int = 0
     /// The span page in bytes (page_size): spans are whole numbers of them.
     var spanPageSize: Int = Page.defaultSpanPageSize
     /// SWIFTMALLOC_DEBUG=1: poison retired metadata and check for it.
@@ -315,7 +319,7 @@ func writeStderr(_ message: StaticString) {
 /// within it.
 enum Knob: UInt32 {
     case pageSize, threadCacheSize, perCPUCacheSize, maxTransferSlots, largeCacheSize, scavengeInterval, idleRelease
-    case perCPURebalance
+    case perCPURebalance, transferShards
 
     /// Every knob, in declaration order.
     static func forEach(_ body: (Knob) -> Void) {
@@ -334,6 +338,7 @@ enum Knob: UInt32 {
         case .scavengeInterval: return "scavenge_interval"
         case .idleRelease: return "idle_release_ms"
         case .perCPURebalance: return nil
+        case .transferShards: return "transfer_shards"
         }
     }
 
@@ -349,6 +354,7 @@ enum Knob: UInt32 {
         case .scavengeInterval: return "SWIFTMALLOC_SCAVENGE_INTERVAL"
         case .idleRelease: return "SWIFTMALLOC_IDLE_RELEASE_MS"
         case .perCPURebalance: return "SWIFTMALLOC_PERCPU_REBALANCE"
+        case .transferShards: return "SWIFTMALLOC_TRANSFER_SHARDS"
         }
     }
 
@@ -362,6 +368,7 @@ enum Knob: UInt32 {
         case .scavengeInterval: return 0...(1 << 50)
         case .idleRelease: return 0...86_400_000
         case .perCPURebalance: return 0...(1 << 40)
+        case .transferShards: return 0...64
         }
     }
 
@@ -376,6 +383,7 @@ enum Knob: UInt32 {
         case .scavengeInterval: config.scavengeInterval = UInt64(value)
         case .idleRelease: config.idleReleaseMilliseconds = UInt64(value)
         case .perCPURebalance: config.perCPURebalanceInterval = UInt64(value)
+        case .transferShards: config.transferShards = value
         }
     }
 }

@@ -83,6 +83,7 @@ struct StatsSnapshot {
         counters.scavenger_thread_passes = heap.pointee.scavengerThreadPasses
         counters.idle_release_passes = heap.pointee.idle.passes
         counters.idle_released_bytes = heap.pointee.idle.releasedBytes
+        counters.transfer_shards = UInt64(heap.pointee.middle.shardCount)
         counters.large_cache_bytes = UInt64(pageHeap.state.pointee.mappingCache.bytes)
         counters.large_cache_hits = pageHeap.state.pointee.mappingCache.hits
         counters.mapped_bytes = UInt64(pageHeap.state.pointee.regionBytes &+ pageHeap.state.pointee.directBytes)
@@ -184,11 +185,9 @@ extension Heap {
     mutating func addLockCounts(to counters: inout swiftmalloc_stats) {
         var transfer = LockCounts(), central = LockCounts(), arenas = LockCounts(), global = LockCounts()
         var c = 0
-        while c < sizeClasses.count {
-            transfer.add((middle.transfer + c).lockAddress)
-            central.add((middle.central + c).lockAddress)
-            c += 1
-        }
+        while c < middle.transferCacheCount { transfer.add((middle.transfer + c).lockAddress); c += 1 }
+        c = 0
+        while c < sizeClasses.count { central.add((middle.central + c).lockAddress); c += 1 }
         var shared = LockCounts()
         var i = 0
         while i < self.shared.count { shared.add((self.shared.caches.unsafelyUnwrapped + i).lockAddress); i += 1 }

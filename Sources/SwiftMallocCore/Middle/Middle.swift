@@ -1,39 +1,113 @@
-// The middle: per size class, a transfer cache in front of a central free
+// The middle: per size class, transfer caches in front of a central free
 // list. A front end asks for `count` objects of a class and gets a chain; it
-// hands back chains. Whole batches go through the transfer cache; anything
+// hands back chains. Whole batches go through a transfer cache; anything
 // else (a partial batch, a full transfer cache) goes to the central list,
 // which gets its spans from the back end (`spans`).
+//
+// The transfer caches come in shards, one per group of CPUs (tcmalloc's
+// sharded transfer caches): a batch goes to and comes from the shard of the
+// CPU the calling thread runs on, so CPUs of different groups share a
+// transfer cache lock only when one group's shard runs dry; the central
+// list is still one lock per class. A release that finds its shard full goes to the central list;
+// a fetch that finds its shard empty takes a batch parked in another shard
+// before it goes to the central list: the objects moving from a producer's
+// group to a consumer's (remote frees) are then still copied as pointers,
+// under the other shard's lock, instead of being walked one by one into and
+// out of spans under the central list's lock.
+
+import SwiftMallocShims
 
 struct Middle {
+    /// `shardCount` x `classCount` transfer caches: class c of shard s at
+    /// `transfer + s * classCount + c` (shard 0 first).
     let transfer: UnsafeMutablePointer<Guarded<TransferCache>>
     let central: UnsafeMutablePointer<Guarded<CentralFreeList>>
     /// Classes 1 ..< classCount exist (class 0 means "not small").
     let classCount: Int
+    let shardCount: Int
+    /// CPU ids (or mm_cids) per shard: shard = id / cpusPerShard.
+    let cpusPerShard: Int
     let spans: PageHeapSpans
 
-    /// `maxTransferSlots`: batches each transfer cache parks, at most.
+    /// CPUs per shard when the configuration leaves the shard count to the
+    /// allocator (transfer_shards = 0).
+    static let automaticCPUsPerShard = 8
+
+    /// The shard count for `configured` shards (0: automatic) on a machine
+    /// of `cpus` possible CPUs: automatic is one shard per
+    /// `automaticCPUsPerShard` CPUs, rounded up.
+    static func shardCount(configured: Int, cpus: Int) -> Int {
+        configured > 0 ? configured : max(1, (cpus + automaticCPUsPerShard - 1) / automaticCPUsPerShard)
+    }
+
+    /// `maxTransferSlots`: batches each class parks in its transfer caches,
+    /// at most, all shards together; `shards` groups of the `cpus` CPUs.
     init(table: SizeClassTable, spans: PageHeapSpans, metadata: UnsafeMutablePointer<Guarded<MetadataArena>>,
-         maxTransferSlots: Int = TransferCache.defaultMaxSlots) {
+         maxTransferSlots: Int = TransferCache.defaultMaxSlots, shards: Int = 1, cpus: Int = 1) {
         classCount = table.count
+        shardCount = max(1, shards)
+        cpusPerShard = max(1, (cpus + shardCount - 1) / shardCount)
         self.spans = spans
         central = metadata.allocateArray(of: Guarded<CentralFreeList>.self, count: table.count)
-        transfer = metadata.allocateArray(of: Guarded<TransferCache>.self, count: table.count)
+        transfer = metadata.allocateArray(of: Guarded<TransferCache>.self, count: shardCount * table.count)
         for c in 0..<table.count {
             central.advanced(by: c).initialize(to: Guarded(CentralFreeList(sizeClass: c, table: table)))
-            let size = c == 0 ? 8 : table.size(of: c)
-            let batch = c == 0 ? 2 : Int(table.batch[c])
-            transfer.advanced(by: c).initialize(to: Guarded(TransferCache(batchSize: batch, objectSize: size,
-                                                                          maxSlots: maxTransferSlots,
-                                                                          metadata: &metadata.state.pointee)))
+        }
+        for s in 0..<shardCount {
+            for c in 0..<table.count {
+                let size = c == 0 ? 8 : table.size(of: c)
+                let batch = c == 0 ? 2 : Int(table.batch[c])
+                transfer.advanced(by: s * table.count + c).initialize(to: Guarded(TransferCache(
+                    batchSize: batch, objectSize: size, maxSlots: maxTransferSlots, shards: shardCount,
+                    metadata: &metadata.state.pointee)))
+            }
         }
     }
 
+    /// The transfer cache of `sizeClass` in `shard`.
+    @inline(__always)
+    func transferCache(_ sizeClass: Int, shard: Int) -> UnsafeMutablePointer<Guarded<TransferCache>> {
+        transfer + (shard &* classCount &+ sizeClass)
+    }
+
+    /// Every transfer cache, all shards (for the walks over all of them:
+    /// drains, the scavenger, statistics, locks).
+    var transferCacheCount: Int { shardCount &* classCount }
+
+    /// The shard of the CPU the calling thread runs on: under the per-CPU
+    /// front end the slab it works on (the rseq id), elsewhere its CPU.
+    @inline(__always)
+    func currentShard() -> Int {
+        shardCount == 1 ? 0 : shard(ofCPU: Int(sm_current_cpu()))
+    }
+
+    /// The shard of CPU (or mm_cid) `id`; ids past the last group (a CPU
+    /// brought online later) go to the last shard.
+    @inline(__always)
+    func shard(ofCPU id: Int) -> Int { min(id / cpusPerShard, shardCount &- 1) }
+
+    /// Copies a batch parked in `shard`'s transfer cache of `sizeClass`, or
+    /// else in another shard's, to `objects`; returns whether it is also a
+    /// chain, or nil when no shard has one.
+    private func takeParkedBatch(_ sizeClass: Int, shard: Int, into objects: UnsafeMutablePointer<ObjectPointer?>) -> Bool? {
+        var s = shard
+        repeat {
+            if let linked = transferCache(sizeClass, shard: s).removeBatch(into: objects) { return linked }
+            s = s &+ 1 == shardCount ? 0 : s &+ 1
+        } while s != shard
+        return nil
+    }
+
     /// Up to `count` objects of `sizeClass`, stored at `objects`; returns
-    /// how many (0 only when the OS has no memory). A whole batch from the
+    /// how many (0 only when the OS has no memory). A whole batch from a
     /// transfer cache is copied without touching the objects.
     func fetch(_ sizeClass: Int, count: UInt32, into objects: UnsafeMutablePointer<ObjectPointer?>) -> UInt32 {
-        let transfer = self.transfer + sizeClass
-        if count == transfer.state.pointee.batchSize && transfer.removeBatch(into: objects) != nil { return count }
+        fetch(sizeClass, count: count, into: objects, shard: currentShard())
+    }
+
+    /// The same for a caller of `shard` (the unit tests choose it).
+    func fetch(_ sizeClass: Int, count: UInt32, into objects: UnsafeMutablePointer<ObjectPointer?>, shard: Int) -> UInt32 {
+        if count == batchSize(sizeClass) && takeParkedBatch(sizeClass, shard: shard, into: objects) != nil { return count }
         let (chain, taken) = (central + sizeClass).removeRange(count, from: spans)
         Middle.unlink(chain, into: objects, count: taken)
         return taken
@@ -42,12 +116,16 @@ struct Middle {
     /// Up to `count` objects of `sizeClass` as a NULL-terminated chain (for
     /// caches that keep chains).
     func fetch(_ sizeClass: Int, count: UInt32) -> (head: ObjectPointer?, count: UInt32) {
-        let transfer = self.transfer + sizeClass
-        let batch = transfer.state.pointee.batchSize
+        fetch(sizeClass, count: count, shard: currentShard())
+    }
+
+    /// The same for a caller of `shard`.
+    func fetch(_ sizeClass: Int, count: UInt32, shard: Int) -> (head: ObjectPointer?, count: UInt32) {
+        let batch = batchSize(sizeClass)
         if count == batch {
             let parked = withUnsafeTemporaryAllocation(of: ObjectPointer?.self, capacity: Int(batch)) { objects -> ObjectPointer? in
                 let base = objects.baseAddress.unsafelyUnwrapped
-                guard let linked = transfer.removeBatch(into: base) else { return nil }
+                guard let linked = takeParkedBatch(sizeClass, shard: shard, into: base) else { return nil }
                 // A batch parked as a chain is one still: no object touched.
                 return linked ? base[0] : Middle.link(base, count: batch)
             }
@@ -58,16 +136,25 @@ struct Middle {
 
     /// Takes back the `count` objects of `sizeClass` stored at `objects`.
     func release(_ sizeClass: Int, objects: UnsafeMutablePointer<ObjectPointer?>, count: UInt32) {
-        let transfer = self.transfer + sizeClass
-        if count == transfer.state.pointee.batchSize && transfer.insertBatch(objects, linked: false) { return }
+        release(sizeClass, objects: objects, count: count, shard: currentShard())
+    }
+
+    /// The same for a caller of `shard`.
+    func release(_ sizeClass: Int, objects: UnsafeMutablePointer<ObjectPointer?>, count: UInt32, shard: Int) {
+        if count == batchSize(sizeClass) && transferCache(sizeClass, shard: shard).insertBatch(objects, linked: false) { return }
         (central + sizeClass).insertRange(Middle.link(objects, count: count), to: spans)
     }
 
     /// Takes back a NULL-terminated chain of `count` objects of `sizeClass`.
     func release(_ sizeClass: Int, chain: ObjectPointer, count: UInt32) {
-        let transfer = self.transfer + sizeClass
-        let batch = transfer.state.pointee.batchSize
+        release(sizeClass, chain: chain, count: count, shard: currentShard())
+    }
+
+    /// The same for a caller of `shard`.
+    func release(_ sizeClass: Int, chain: ObjectPointer, count: UInt32, shard: Int) {
+        let batch = batchSize(sizeClass)
         if count == batch {
+            let transfer = transferCache(sizeClass, shard: shard)
             let parked = withUnsafeTemporaryAllocation(of: ObjectPointer?.self, capacity: Int(batch)) { objects -> Bool in
                 let base = objects.baseAddress.unsafelyUnwrapped
                 Middle.unlink(chain, into: base, count: batch)
@@ -107,29 +194,32 @@ struct Middle {
     @inline(__always)
     func batchSize(_ sizeClass: Int) -> UInt32 { transfer[sizeClass].state.batchSize }
 
-    /// Empties every transfer cache into the central lists, so that spans
-    /// whose objects are all free go back to the page heap (for trimming).
+    /// Empties every transfer cache, every shard, into the central lists,
+    /// so that spans whose objects are all free go back to the page heap
+    /// (for trimming).
     func drainTransferCaches() {
-        var c = 1
-        while c < classCount {
-            let (chain, _) = (transfer + c).removeAll()
-            if let chain { (central + c).insertRange(chain, to: spans) }
-            c += 1
+        var i = 0
+        while i < transferCacheCount {
+            let c = i % classCount
+            if c != 0, let chain = (transfer + i).removeAll().head { (central + c).insertRange(chain, to: spans) }
+            i += 1
         }
     }
 
-    /// Hands the batches that sat in the transfer caches untouched since the
-    /// previous call to the central lists (the scavenger's pass).
+    /// Hands the batches that sat in the transfer caches (every shard)
+    /// untouched since the previous call to the central lists (the
+    /// scavenger's pass).
     func returnIdleBatches() {
-        var c = 1
-        while c < classCount {
-            if let chain = (transfer + c).takeIdle() { (central + c).insertRange(chain, to: spans) }
-            c += 1
+        var i = 0
+        while i < transferCacheCount {
+            let c = i % classCount
+            if c != 0, let chain = (transfer + i).takeIdle() { (central + c).insertRange(chain, to: spans) }
+            i += 1
         }
     }
 
     /// Statistics: bytes in small spans, bytes of free objects left in them,
-    /// bytes parked in transfer caches (one class's locks at a time).
+    /// bytes parked in transfer caches of every shard (one lock at a time).
     func footprint(sizes: UnsafeMutablePointer<UInt32>) -> (spanBytes: UInt64, centralFreeBytes: UInt64, transferBytes: UInt64) {
         var spanBytes: UInt64 = 0
         var freeBytes: UInt64 = 0
@@ -139,7 +229,11 @@ struct Middle {
             let (span, free) = (central + c).footprint()
             spanBytes &+= UInt64(span)
             freeBytes &+= UInt64(free)
-            parked &+= UInt64((transfer + c).parkedObjects()) &* UInt64(sizes[c])
+            var s = 0
+            while s < shardCount {
+                parked &+= UInt64(transferCache(c, shard: s).parkedObjects()) &* UInt64(sizes[c])
+                s += 1
+            }
             c += 1
         }
         return (spanBytes, freeBytes, parked)

@@ -33,9 +33,16 @@ struct TransferCache {
     /// (Configuration.maxTransferSlots).
     static let defaultMaxSlots = 64
 
-    init(batchSize: Int, objectSize: Int, maxSlots: Int, metadata: inout MetadataArena) {
+    /// One of `shards` transfer caches of a class (Middle). The class's
+    /// bound (`maxSlots` batches, `capacityBytes`) is shared out among its
+    /// shards rather than given to each: a shard serves 1/shards of the
+    /// CPUs, so each CPU has as much parking room as with one cache, and
+    /// the bytes a class can park stay what they were with one cache, so
+    /// sharding adds no footprint (only the floor of 2 batches per shard
+    /// can add some, for the largest classes).
+    init(batchSize: Int, objectSize: Int, maxSlots: Int, shards: Int, metadata: inout MetadataArena) {
         self.batchSize = UInt32(batchSize)
-        capacity = max(2, min(maxSlots, TransferCache.capacityBytes / (batchSize * objectSize)))
+        capacity = max(2, min(maxSlots, TransferCache.capacityBytes / (batchSize * objectSize)) / shards)
         slots = metadata.allocateArray(of: ObjectPointer?.self, count: capacity * batchSize)
         linked = metadata.allocateArray(of: Bool.self, count: capacity)
     }
