@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,8 @@ void *sm_os_map(size_t bytes) {
 int sm_os_unmap(void *p, size_t bytes) { return munmap(p, bytes); }
 
 int sm_os_exclude_from_dumps(void *p, size_t bytes) { return madvise(p, bytes, MADV_DONTDUMP); }
+
+void sm_yield(void) { sched_yield(); }
 
 int sm_os_release(void *p, size_t bytes) { return madvise(p, bytes, MADV_DONTNEED); }
 

@@ -182,7 +182,13 @@ private func forkPrepare() {
     guard let root = sm_heap_get() else { return }
     let heap = root.assumingMemoryBound(to: Heap.self)
     if heap.pointee.rcuReady { sm_rcu_before_fork() }
-    heap.pointee.forEachLock { sm_lock($0) }
+    let pageHeap = heap.pointee.pageHeap
+    heap.pointee.forEachLock { lock in
+        sm_lock(lock)
+        // Before the metadata lock, which a thread holding the page heap's
+        // may wait for.
+        if lock == pageHeap.lockAddress { pageHeap.waitForReleases() }
+    }
 }
 
 private func forkParent() {

@@ -545,4 +545,43 @@ final class UnitPageHeapTests: XCTestCase {
         XCTAssertFalse(isMapped(c, 2 * mib))
         XCTAssertEqual(cache.bytes, 0)
     }
+
+    /// fork's prepare handler waits, with the page heap's lock let go, until
+    /// every run out being given back has come back.
+    func testForkWaitsForRunsBeingGivenBack() throws {
+        let metadata = UnsafeMutablePointer<Guarded<MetadataArena>>.allocate(capacity: 1)
+        metadata.initialize(to: Guarded(MetadataArena()))
+        let ph = UnsafeMutablePointer<Guarded<PageHeap>>.allocate(capacity: 1)
+        ph.initialize(to: Guarded(try XCTUnwrap(PageHeap(metadata: metadata, spanPageSize: Page.defaultSpanPageSize))))
+        ph.lock()
+        let span = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: UInt(PageHeap.releaseRunPages)))
+        let run = try XCTUnwrap(ph.pointee.state.freeSpan(span), "a long run is given back at once")
+        XCTAssertEqual(ph.pointee.state.releasingSpans, 1)
+        ph.unlock()
+
+        // Pointers cross to the waiting thread as addresses (not Sendable).
+        let finished = DispatchSemaphore(value: 0)
+        let seen = UnsafeMutablePointer<UInt>.allocate(capacity: 2)
+        seen.initialize(repeating: 99, count: 2)
+        defer { seen.deallocate() }
+        let (heapAddress, runAddress, seenAddress) =
+            (UInt(bitPattern: ph), UInt(bitPattern: run.record), UInt(bitPattern: seen))
+        let waiter = Thread {
+            let ph = UnsafeMutablePointer<Guarded<PageHeap>>(bitPattern: heapAddress)!
+            let run = SpanRef(UnsafeMutablePointer<Span>(bitPattern: runAddress)!)
+            let seen = UnsafeMutablePointer<UInt>(bitPattern: seenAddress)!
+            ph.lock()
+            ph.waitForReleases()
+            seen[0] = ph.pointee.state.releasingSpans
+            seen[1] = UInt(run.state.rawValue)
+            ph.unlock()
+            finished.signal()
+        }
+        waiter.start()
+        XCTAssertEqual(finished.wait(timeout: .now() + 0.2), .timedOut, "waited while the run was out")
+        XCTAssertEqual(ph.release(run), UInt(PageHeap.releaseRunPages) << UInt(Page.shift))
+        XCTAssertEqual(finished.wait(timeout: .now() + 10), .success, "done once it came back")
+        XCTAssertEqual(seen[0], 0)
+        XCTAssertEqual(seen[1], UInt(SpanState.free.rawValue))
+    }
 }

@@ -218,6 +218,8 @@ int sm_os_release(void *p, size_t bytes);
 // Grows or moves a mapping (mremap with MREMAP_MAYMOVE); NULL on failure.
 void *sm_os_remap(void *p, size_t old_bytes, size_t new_bytes);
 size_t sm_os_page_size(void);
+// Lets other threads run (sched_yield).
+void sm_yield(void);
 int sm_online_cpus(void);
 
 // ---------------------------------------------------------------------------

@@ -47,6 +47,9 @@ struct PageHeap {
     var directCount: UInt = 0        // how many directly mapped allocations are live
     var freeBytes: UInt = 0          // in free spans
     var dirtyBytes: UInt = 0         // of those, pages that may be resident
+    /// Spans out of the lists while callers give their pages back
+    /// (`.releasing`); fork waits for them to come back.
+    var releasingSpans: UInt = 0
 
     /// Free bytes given back to the OS (or never touched).
     var releasedBytes: UInt { freeBytes &- dirtyBytes }
@@ -94,6 +97,7 @@ struct PageHeap {
     /// Takes `span` (out of every list) to be given back to the OS without
     /// the lock, in front of the chain `runs` (linked through `next`).
     private mutating func markReleasing(_ span: SpanRef, onto runs: SpanRef?) -> SpanRef {
+        releasingSpans &+= 1
         span.state = .releasing
         span.sizeClass = 0
         pageMap.setEnds(span)
@@ -284,6 +288,7 @@ struct PageHeap {
         while let span = cursor {
             cursor = span.next
             span.next = nil
+            releasingSpans &-= 1
             freeSpan(span, dirtyPages: 0, release: false)
         }
     }
@@ -457,6 +462,19 @@ extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
         }
         withLock { $0.returnReleasedLocked(runs) }
         return released
+    }
+
+    /// With the lock held (fork's prepare handler, holding no lock that
+    /// comes after this one): lets go of it and takes it again until no run
+    /// is out being given back, so that a forked child does not inherit
+    /// spans that the thread giving them back, absent in the child, would
+    /// never return. Such a run needs only this lock to come back.
+    func waitForReleases() {
+        while state.pointee.releasingSpans != 0 {
+            unlock()
+            sm_yield()
+            lock()
+        }
     }
 
     /// The scavenger's pass: gives back the resident pages of free spans
