@@ -298,8 +298,8 @@ struct PageHeap {
     /// longest spans first, while more than `floor` bytes of free pages are
     /// resident (Scavenger). Spans freed and reused in between are left
     /// alone, so a program that keeps cycling memory does not pay for
-    /// page faults. Returns the bytes released.
-    /// Takes those spans out of the lists, as a chain for `release(_:)`.
+    /// page faults. Takes those spans out of the lists, as a chain for
+    /// `release(_:)`, which gives them back.
     mutating func takeIdleRunsLocked(floor: UInt) -> SpanRef? {
         defer { scavengePass &+= 1 }
         guard dirtyBytes > floor else { return nil }
