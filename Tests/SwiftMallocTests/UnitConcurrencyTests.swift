@@ -34,6 +34,22 @@ private func unitRunThreads(_ count: Int, _ body: @escaping (Int) -> Void) {
     for thread in threads { pthread_join(thread, nil) }
 }
 
+/// `unitRunThreads` with a failure count per thread: `body(index, failures)`
+/// adds to `failures` (its own thread's counter, an address that crosses
+/// to the thread as a number); each thread whose count is not 0 fails the
+/// test with `what`.
+private func unitRunCountingFailures(_ count: Int, _ what: String, file: StaticString = #filePath, line: UInt = #line,
+                                     _ body: @escaping (Int, UnsafeMutablePointer<Int>) -> Void) {
+    let failures = UnsafeMutablePointer<Int>.allocate(capacity: count)
+    failures.initialize(repeating: 0, count: count)
+    defer { failures.deallocate() }
+    let failuresAddress = UInt(bitPattern: failures)
+    unitRunThreads(count) { index in
+        body(index, UnsafeMutablePointer<Int>(bitPattern: failuresAddress)! + index)
+    }
+    for i in 0..<count { XCTAssertEqual(failures[i], 0, "thread \(i): \(what)", file: file, line: line) }
+}
+
 /// A small deterministic generator (xorshift), one per thread.
 private struct UnitRandom {
     var state: UInt64
@@ -85,19 +101,14 @@ final class UnitConcurrencyTests: XCTestCase {
         _ = Allocator.releaseFreeMemory()
         let spansBefore = centralSpans()
         let inUseBefore = StatsSnapshot.take().counters.in_use_bytes
-        let failures = UnsafeMutablePointer<Int>.allocate(capacity: 8)
-        failures.initialize(repeating: 0, count: 8)
-        defer { failures.deallocate() }
-        let failuresAddress = UInt(bitPattern: failures)
-        unitRunThreads(8) { index in
-            let failures = UnsafeMutablePointer<Int>(bitPattern: failuresAddress)!
+        unitRunCountingFailures(8, "corrupted or failed blocks") { index, failures in
             var random = UnitRandom(state: 0x9E37_79B9_7F4A_7C15 &+ UInt64(index) &* 0x1234_5678)
             var live: [(UnsafeMutableRawPointer, Int, UInt8)] = []
             for round in 0..<6000 {
                 if live.count < 200 && (live.isEmpty || random.below(3) != 0) {
                     let kind = random.below(100)
                     let size = kind < 90 ? 1 + random.below(1024) : kind < 98 ? 1 + random.below(32768) : 32769 + random.below(300_000)
-                    guard let p = Allocator.allocate(UInt(size)) else { failures[index] += 1; continue }
+                    guard let p = Allocator.allocate(UInt(size)) else { failures.pointee += 1; continue }
                     let tag = UInt8(truncatingIfNeeded: round &* 7 &+ index)
                     p.initializeMemory(as: UInt8.self, repeating: tag, count: size)
                     live.append((p, size, tag))
@@ -107,18 +118,17 @@ final class UnitConcurrencyTests: XCTestCase {
                     live[i] = live[live.count - 1]
                     live.removeLast()
                     let bytes = p.assumingMemoryBound(to: UInt8.self)
-                    if bytes[0] != tag || bytes[size - 1] != tag || bytes[size / 2] != tag { failures[index] += 1 }
-                    if Allocator.usableSize(p) < UInt(size) { failures[index] += 1 }
+                    if bytes[0] != tag || bytes[size - 1] != tag || bytes[size / 2] != tag { failures.pointee += 1 }
+                    if Allocator.usableSize(p) < UInt(size) { failures.pointee += 1 }
                     Allocator.deallocate(p)
                 }
             }
             for (p, size, tag) in live {
                 let bytes = p.assumingMemoryBound(to: UInt8.self)
-                if bytes[0] != tag || bytes[size - 1] != tag { failures[index] += 1 }
+                if bytes[0] != tag || bytes[size - 1] != tag { failures.pointee += 1 }
                 Allocator.deallocate(p)
             }
         }
-        for i in 0..<8 { XCTAssertEqual(failures[i], 0, "thread \(i): corrupted or failed blocks") }
         XCTAssertEqual(StatsSnapshot.take().counters.in_use_bytes, inUseBefore, "in_use_bytes back after every block is freed")
         _ = Allocator.releaseFreeMemory()
         let spansAfter = centralSpans()
@@ -135,17 +145,12 @@ final class UnitConcurrencyTests: XCTestCase {
         let middle = h.middle
         let c = h.table.sizeClass(for: 80)
         let batch = UInt32(h.table.batch[c])
-        let bad = UnsafeMutablePointer<Int>.allocate(capacity: 4)
-        bad.initialize(repeating: 0, count: 4)
-        defer { bad.deallocate() }
-        let badAddress = UInt(bitPattern: bad)
-        unitRunThreads(4) { index in
-            let bad = UnsafeMutablePointer<Int>(bitPattern: badAddress)!
+        unitRunCountingFailures(4, "short or doubly handed-out batches") { index, bad in
             var random = UnitRandom(state: 77 &+ UInt64(index))
             for _ in 0..<3000 {
                 let want = random.below(2) == 0 ? batch : UInt32(1 + random.below(Int(batch)))
                 let (head, n) = middle.fetch(c, count: want)
-                if n != want { bad[index] += 1 }
+                if n != want { bad.pointee += 1 }
                 // Write into every object (a double hand-out would be corrupted by another thread).
                 var cursor = head
                 var k: UInt32 = 0
@@ -156,13 +161,12 @@ final class UnitConcurrencyTests: XCTestCase {
                 }
                 cursor = head
                 while let o = cursor {
-                    if o.load(fromByteOffset: 8, as: UInt64.self) != UInt64(index) { bad[index] += 1 }
+                    if o.load(fromByteOffset: 8, as: UInt64.self) != UInt64(index) { bad.pointee += 1 }
                     cursor = o.nextFree
                 }
                 if let head { middle.release(c, chain: head, count: n) }
             }
         }
-        for i in 0..<4 { XCTAssertEqual(bad[i], 0, "thread \(i)") }
         middle.drainTransferCaches()
         XCTAssertEqual(middle.transfer[c].state.used, 0)
         XCTAssertEqual(middle.central[c].state.spanCount, 0, "every span went back")
@@ -177,27 +181,21 @@ final class UnitConcurrencyTests: XCTestCase {
         let middle = h.middle
         let c = h.table.sizeClass(for: 96)
         let batch = UInt32(h.table.batch[c])
-        let bad = UnsafeMutablePointer<Int>.allocate(capacity: 4)
-        bad.initialize(repeating: 0, count: 4)
-        defer { bad.deallocate() }
-        let badAddress = UInt(bitPattern: bad)
-        unitRunThreads(4) { index in
-            let bad = UnsafeMutablePointer<Int>(bitPattern: badAddress)!
+        unitRunCountingFailures(4, "short or doubly handed-out batches") { index, bad in
             let objects = UnsafeMutablePointer<ObjectPointer?>.allocate(capacity: Int(batch))
             defer { objects.deallocate() }
             var random = UnitRandom(state: 91 &+ UInt64(index))
             for _ in 0..<3000 {
                 let want = random.below(4) == 0 ? UInt32(1 + random.below(Int(batch))) : batch
                 let n = middle.fetch(c, count: want, into: objects, shard: index % 2)
-                if n != want { bad[index] += 1 }
+                if n != want { bad.pointee += 1 }
                 for k in 0..<Int(n) { objects[k]!.storeBytes(of: UInt64(index), toByteOffset: 8, as: UInt64.self) }
                 for k in 0..<Int(n) where objects[k]!.load(fromByteOffset: 8, as: UInt64.self) != UInt64(index) {
-                    bad[index] += 1
+                    bad.pointee += 1
                 }
                 middle.release(c, objects: objects, count: n, shard: (index + 1) % 2)
             }
         }
-        for i in 0..<4 { XCTAssertEqual(bad[i], 0, "thread \(i)") }
         middle.drainTransferCaches()
         for s in 0..<2 { XCTAssertEqual(middle.transferCache(c, shard: s).pointee.state.used, 0, "shard \(s)") }
         XCTAssertEqual(middle.central[c].state.spanCount, 0, "every span went back")
