@@ -134,7 +134,7 @@ final class HistogramPreloadTests: XCTestCase {
     func testEveryEntryPointUnderGlobal() throws { try entryPoints("global") }
 
     /// A configured table that ends at 1 KiB: the program's requests of
-    /// 1025 to 32768 bytes are served as large allocations of 32 KiB, from
+    /// 1025 to 32768 bytes are served as large allocations of their size, from
     /// the fast paths' class 0 and from the general path, and recorded once
     /// each with the size asked for.
     func testEveryEntryPointUnderAShortConfiguredTable() throws {

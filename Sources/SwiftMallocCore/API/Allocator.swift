@@ -27,11 +27,11 @@ enum Allocator {
         if _fastPath(size <= UInt(SizeClassTable.maxSize)) {
             if _fastPath(bits > Int(ThreadState.exitedMarker)) {
                 let sizeClass = SizeClassTable.fastSizeClass(for: size)
-                return PerCPUFrontEnd.allocate(ThreadState.record(UInt(bitPattern: bits)), sizeClass)
+                return PerCPUFrontEnd.allocate(ThreadState.record(UInt(bitPattern: bits)), sizeClass, size)
             }
             if bits < 0 {
                 let sizeClass = SizeClassTable.fastSizeClass(for: size)
-                return ThreadCacheFrontEnd.allocateOrShare(Heap.shared, ThreadState.record(UInt(bitPattern: bits)), sizeClass)
+                return ThreadCacheFrontEnd.allocateOrShare(Heap.shared, ThreadState.record(UInt(bitPattern: bits)), sizeClass, size)
             }
         }
         return allocateGeneral(size)
@@ -45,13 +45,10 @@ enum Allocator {
         let heap = Heap.ensureInitialized()
         if size <= UInt(SizeClassTable.maxSize) {
             let sizeClass = heap.pointee.sizeClasses.sizeClass(for: Int(size))
-            if _slowPath(sizeClass == 0) {
-                // Above a configured table's largest class: served as
-                // FrontEnd.allocateSlow serves class 0 for the fast paths,
-                // here with the size requested known.
-                return allocateLarge(heap, UInt(SizeClassTable.maxSize), alignment: 0, requested: size)
-            }
-            let object = FrontEnd.allocateSlow(heap, sizeClass)
+            let object = FrontEnd.allocateSlow(size, heap, sizeClass)
+            // Class 0 (above a configured table's largest class) was a large
+            // allocation, recorded as such.
+            if sizeClass == 0 { return object }
             if object != nil { FrontEnd.recordRequest(heap, size, handedOut: UInt(heap.pointee.sizeClasses.sizes[sizeClass])) }
             return object
         }
@@ -279,9 +276,9 @@ enum Allocator {
             if sizeClass != 0 && sizeClass < table.count {
                 let object: UnsafeMutableRawPointer?
                 if let state = ThreadState.current {
-                    object = FrontEnd.allocate(heap, state, sizeClass)
+                    object = FrontEnd.allocate(heap, state, sizeClass, size)
                 } else {
-                    object = FrontEnd.allocateSlow(heap, sizeClass)
+                    object = FrontEnd.allocateSlow(size, heap, sizeClass)
                 }
                 if object != nil { FrontEnd.recordRequest(heap, requested ?? size, handedOut: UInt(table.sizes[sizeClass])) }
                 return object

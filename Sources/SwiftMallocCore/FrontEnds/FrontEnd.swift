@@ -48,28 +48,28 @@ extension FrontEndKind {
 }
 
 enum FrontEnd {
-    /// A small object of `sizeClass` for a thread with a record, by the
-    /// fast path of its front end (aligned allocations).
+    /// A small object of `sizeClass` for a request of `size` bytes, for a
+    /// thread with a record, by the fast path of its front end (aligned
+    /// allocations).
     @inline(__always)
     static func allocate(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
-                         _ sizeClass: Int) -> ObjectPointer? {
-        if heap.pointee.frontEnd == .percpu { return PerCPUFrontEnd.allocate(state, sizeClass) }
-        return ThreadCacheFrontEnd.allocateOrShare(heap, state, sizeClass)
+                         _ sizeClass: Int, _ size: UInt) -> ObjectPointer? {
+        if heap.pointee.frontEnd == .percpu { return PerCPUFrontEnd.allocate(state, sizeClass, size) }
+        return ThreadCacheFrontEnd.allocateOrShare(heap, state, sizeClass, size)
     }
 
     /// A small allocation the front end's cache could not serve, or a
     /// thread's first. Sets errno when the OS has no memory.
+    /// `size`: the bytes requested, first because malloc receives it in the
+    /// first argument register: the fast paths' tail calls leave it there.
     /// Class 0 is a size above the largest class of a configured table that
     /// stops below SizeClassTable.maxSize: every front end's list of class 0
-    /// stays empty, so its fast path comes here, and the request (at most
-    /// maxSize bytes) is served as a large allocation of maxSize bytes.
+    /// stays empty, so its fast path comes here, and the request is served
+    /// as a large allocation of its size (whole span pages).
     @inline(never)
-    static func allocateSlow(_ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int) -> ObjectPointer? {
+    static func allocateSlow(_ size: UInt, _ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int) -> ObjectPointer? {
         if _slowPath(sizeClass == 0) {
-            // Only the fast paths come here with class 0, and the histogram
-            // turns them off: the request counts as the bytes it gets.
-            return allocateLarge(heap, bytes: SizeClassTable.maxSize, alignment: 0, zeroed: false,
-                                 requested: UInt(SizeClassTable.maxSize))
+            return allocateLarge(heap, bytes: Int(max(size, 1)), alignment: 0, zeroed: false, requested: size)
         }
         struct AllocateSlow: FrontEndVisitor {
             let heap: UnsafeMutablePointer<Heap>

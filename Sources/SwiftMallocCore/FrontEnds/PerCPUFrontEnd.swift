@@ -8,10 +8,10 @@ enum PerCPUFrontEnd: FrontEndStrategy {
     /// malloc's fast path under percpu (malloc knows it from the TLS slot,
     /// see ThreadState); every way out is a return or a tail call.
     @inline(__always)
-    static func allocate(_ state: UnsafeMutablePointer<ThreadState>, _ sizeClass: Int) -> ObjectPointer? {
+    static func allocate(_ state: UnsafeMutablePointer<ThreadState>, _ sizeClass: Int, _ size: UInt) -> ObjectPointer? {
         let popped = sm_fast_percpu_pop(sizeClass, &state.pointee.counters.rseqAborts)
         if _fastPath(popped.ok) { return popped.object }
-        return FrontEnd.allocateSlow(Heap.shared, sizeClass)
+        return FrontEnd.allocateSlow(size, Heap.shared, sizeClass)
     }
 
     /// free's fast path under percpu, for a thread with a record.

@@ -31,8 +31,8 @@ enum SharedCacheFrontEnd: FrontEndStrategy {
     /// a pop under the cache's lock.
     @inline(never)
     static func allocate(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
-                         _ sizeClass: Int) -> ObjectPointer? {
-        guard let object = withCache(state, { $0.pop(sizeClass) }) else { return FrontEnd.allocateSlow(heap, sizeClass) }
+                         _ sizeClass: Int, _ size: UInt) -> ObjectPointer? {
+        guard let object = withCache(state, { $0.pop(sizeClass) }) else { return FrontEnd.allocateSlow(size, heap, sizeClass) }
         ThreadState.countAllocation(state, sizeClass, miss: false)
         return object
     }

@@ -5,16 +5,17 @@
 
 enum ThreadCacheFrontEnd: FrontEndStrategy {
     /// malloc's fast path for every front end but percpu: the thread's
-    /// cache under thread, else (a tail call) the shared cache.
+    /// cache under thread, else (a tail call) the shared cache. `size`: the
+    /// bytes requested, for the slow path.
     @inline(__always)
     static func allocateOrShare(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>,
-                                _ sizeClass: Int) -> ObjectPointer? {
+                                _ sizeClass: Int, _ size: UInt) -> ObjectPointer? {
         if heap.pointee.frontEnd == .thread, let object = state.pointee.cache.pop(sizeClass) {
             ThreadState.classCounts(state).countAllocation(sizeClass)
             return object
         }
-        if heap.pointee.frontEnd == .thread { return FrontEnd.allocateSlow(heap, sizeClass) }
-        return SharedCacheFrontEnd.allocate(heap, state, sizeClass)
+        if heap.pointee.frontEnd == .thread { return FrontEnd.allocateSlow(size, heap, sizeClass) }
+        return SharedCacheFrontEnd.allocate(heap, state, sizeClass, size)
     }
 
     /// free's fast path for every front end but percpu.
