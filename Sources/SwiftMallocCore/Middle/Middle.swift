@@ -198,11 +198,8 @@ struct Middle {
     /// so that spans whose objects are all free go back to the page heap
     /// (for trimming).
     func drainTransferCaches() {
-        var i = 0
-        while i < transferCacheCount {
-            let c = i % classCount
-            if c != 0, let chain = (transfer + i).removeAll().head { (central + c).insertRange(chain, to: spans) }
-            i += 1
+        forEachTransferCache { cache, c in
+            if let chain = cache.removeAll().head { (central + c).insertRange(chain, to: spans) }
         }
     }
 
@@ -210,10 +207,18 @@ struct Middle {
     /// untouched since the previous call to the central lists (the
     /// scavenger's pass).
     func returnIdleBatches() {
+        forEachTransferCache { cache, c in
+            if let chain = cache.takeIdle() { (central + c).insertRange(chain, to: spans) }
+        }
+    }
+
+    /// Calls `body` with every transfer cache of a class that exists (not
+    /// class 0), all shards, and its class.
+    private func forEachTransferCache(_ body: (UnsafeMutablePointer<Guarded<TransferCache>>, Int) -> Void) {
         var i = 0
         while i < transferCacheCount {
             let c = i % classCount
-            if c != 0, let chain = (transfer + i).takeIdle() { (central + c).insertRange(chain, to: spans) }
+            if c != 0 { body(transfer + i, c) }
             i += 1
         }
     }
