@@ -74,8 +74,11 @@ struct SizeClassTable {
     /// Spans of a class have at most this many pages (`pages` is a byte).
     static let maxSpanPages = Int(UInt8.max)
     /// A batch is at most this many objects: the middle moves a batch
-    /// through a buffer on the stack of the thread that calls malloc.
-    static let maxBatchSize = 256
+    /// through a buffer on the stack of the thread that calls malloc
+    /// (withUnsafeTemporaryAllocation), and the buffer stays on the stack
+    /// only up to 1 KiB (128 pointers); a larger one would come from the
+    /// Swift runtime's allocator, that is from malloc itself.
+    static let maxBatchSize = 128
 
     /// The table of `classCount` classes at `classes` (validated, see
     /// `validate`), or the built-in one when `classes` is nil; spans are
@@ -181,7 +184,7 @@ struct SizeClassTable {
                 }
             }
             if let batchSize = spec.batchSize, batchSize < 1 || batchSize > maxBatchSize {
-                return SizeClassProblem(index: i, field: .batchSize, message: "batch_size must be within 1...256")
+                return SizeClassProblem(index: i, field: .batchSize, message: "batch_size must be within 1...128")
             }
             previous = spec.size
         }
