@@ -39,6 +39,11 @@ struct Heap {
     var scavengedBytes: UInt64 = 0
     /// Of those passes, the idle-release thread's.
     var scavengerThreadPasses: UInt64 = 0
+    /// Per-CPU lists of idle classes the passes handed back (statistics).
+    var percpuIdleDrains: UInt64 = 0
+    /// The page heap's `freshBytes` at which a scavenger pass is next due
+    /// (Scavenger, "Pacing").
+    var growthPassAt: UInt64 = UInt64(Scavenger.growthPassBytes)
     /// The idle-release thread's state and counters (Scavenger).
     var idle = IdleRelease()
     /// liburcu's grace periods work (set once, after start-up).

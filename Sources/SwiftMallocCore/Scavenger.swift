@@ -6,17 +6,28 @@
 // used, and free pages stay resident up to the page heap's dirty limit,
 // until malloc_trim.
 //
-// The pass. Each thread counts the objects it moves through the middle
+// Pacing. Each thread counts the objects it moves through the middle
 // (ThreadState.middleObjects: refills and overflows of the cached front
 // ends, every call of the global one, as the front ends report them);
 // every `interval` of them (SWIFTMALLOC_SCAVENGE_INTERVAL, default 32768;
-// 0 turns the scavenger off), at its next lock-free slow path
-// (Heap.reclaim), a pass is due. While the idle-release thread below runs
-// (a multi-threaded process), the slow path only rings its doorbell
-// (`IdleRelease.bell`: a futex wake, once per ring) and the thread runs the
-// pass: no program thread stalls for it. Otherwise the slow path runs it,
-// unless another thread is running one:
+// 0 turns the scavenger off), a pass is due. A pass is also due once the
+// page heap has handed out 1 MiB of pages that were not resident (or 1/64
+// of its regions, if more: a program that grows to gigabytes gets a pass
+// per 1.6% of growth, not per MiB) since the previous pass: while a
+// program's footprint grows, the objects of the classes it stopped using
+// go home, so that their spans can empty and serve the growth instead of
+// fresh pages (the lab's `fragmentation`, docs/scaling.md). Either way the pass comes at
+// the thread's next lock-free slow path (Heap.reclaim). While the
+// idle-release thread below runs (a multi-threaded process), the slow path
+// only rings its doorbell (`IdleRelease.bell`: a futex wake, once per
+// ring) and the thread runs the pass: no program thread stalls for it.
+// Otherwise the slow path runs it, unless another thread is running one.
 //
+// The pass:
+// - the per-CPU slabs hand the objects of every class that served no
+//   malloc since the previous pass to the central lists
+//   (PerCPUSlabs.returnIdleClasses: a class only freed keeps a full list
+//   otherwise, and each object in it keeps a span partly used);
 // - every transfer cache hands the batches that sat untouched since the
 //   previous pass (its low-water mark) to the central list, where spans
 //   whose objects are all home go back to the page heap;
@@ -58,6 +69,10 @@ import SwiftMallocShims
 enum Scavenger {
     /// Resident free pages the page heap keeps whatever their age.
     static let floor: UInt = 4 << 20
+    /// A pass is also due once the page heap has handed out this many bytes
+    /// of pages that were not resident (or 1/64 of its regions, if more)
+    /// since the previous one: see "Pacing" above.
+    static let growthPassBytes: UInt = 1 << 20
     /// How often the idle-release thread checks that the program still has
     /// a thread of its own: the longest a pthread_exit program outlives its
     /// last thread.
@@ -68,7 +83,10 @@ enum Scavenger {
     /// allocator lock held.
     @inline(__always)
     static func runIfDue(_ heap: UnsafeMutablePointer<Heap>) {
-        guard let state = ThreadState.current, state.pointee.middleObjects >= state.pointee.nextScavenge else { return }
+        guard let state = ThreadState.current else { return }
+        let growing = sm_atomic_load_u64(heap.pointee.pageHeap.state.pointee.freshBytes)
+            >= sm_atomic_load_u64(&heap.pointee.growthPassAt)
+        guard state.pointee.middleObjects >= state.pointee.nextScavenge || growing else { return }
         let interval = heap.pointee.config.scavengeInterval
         // Interval 0 (SWIFTMALLOC_SCAVENGE_INTERVAL=0): never again.
         state.pointee.nextScavenge = interval == 0 ? .max : state.pointee.middleObjects &+ interval
@@ -84,6 +102,11 @@ enum Scavenger {
     @inline(never)
     static func run(_ heap: UnsafeMutablePointer<Heap>, onThread: Bool = false) {
         guard sm_trylock(heap.pointee.scavengerLock) else { return }
+        let pageHeap = heap.pointee.pageHeap
+        let regions = pageHeap.withLock { $0.regionBytes }
+        sm_atomic_store_u64(&heap.pointee.growthPassAt, sm_atomic_load_u64(pageHeap.state.pointee.freshBytes)
+                            &+ UInt64(max(growthPassBytes, regions / 64)))
+        heap.pointee.percpuIdleDrains &+= UInt64(heap.pointee.percpu.returnIdleClasses(to: heap.pointee.middle))
         heap.pointee.middle.returnIdleBatches()
         let released = heap.pointee.pageHeap.decay(floor: floor)
         heap.pointee.scavengedBytes &+= UInt64(released)

@@ -49,9 +49,9 @@ final class ConfigFilePreloadTests: XCTestCase {
                     XCTAssertEqual(u, fit, "\(frontend): malloc(\(n)) gets the custom class")
                 } else {
                     // Above the largest class: a large allocation of the
-                    // size asked for, in whole span pages (8 KiB), from the
+                    // size asked for, in whole span pages (4 KiB), from the
                     // fast paths too.
-                    XCTAssertEqual(u, (n + 8191) / 8192 * 8192, "\(frontend): malloc(\(n)) is a large allocation of its size")
+                    XCTAssertEqual(u, (n + 4095) / 4096 * 4096, "\(frontend): malloc(\(n)) is a large allocation of its size")
                 }
             }
             let stats = try Preload.stats(in: statsDir, pid: result.pid)

@@ -4,7 +4,8 @@
 // SWIFTMALLOC_SCAVENGE_INTERVAL=0 turns it off (the memory stays). In a
 // multi-threaded program the passes are the idle-release thread's, one per
 // idle_release_ms in which the allocator was used, and the slow paths run
-// none.
+// none. Passes also come while the heap grows, and under percpu they hand
+// back what the slabs cache of a class the program stopped allocating.
 import XCTest
 
 final class ScavengerPreloadTests: XCTestCase {
@@ -52,6 +53,54 @@ final class ScavengerPreloadTests: XCTestCase {
             XCTAssertEqual(Preload.number(inline.stats, "scavenger_thread_passes"), 0, "\(frontEnd): \(inline.stats)")
             XCTAssertLessThan(threaded.afterChurn, off.afterChurn - (16 << 20),
                               "\(frontEnd): resident \(threaded.afterChurn >> 20) MiB with the thread's passes, \(off.afterChurn >> 20) MiB without")
+        }
+    }
+
+    /// idle_classes.c: 16 MiB of 2048-byte objects freed, then 32 MiB of
+    /// 3072-byte objects held; the stats at exit.
+    private func runIdleClasses(_ environment: [String: String], threaded: Bool) throws -> [String: Any] {
+        let program = try Preload.cProgram("idle_classes")
+        let (result, statsDir) = try Preload.runPreloaded([program] + (threaded ? ["threaded"] : []),
+                                                          environment: environment, timeout: 120)
+        XCTAssertEqual(result.exitStatus, 0, result.summary)
+        XCTAssertTrue(result.stdout.hasPrefix("rss_after_phase1 "), result.summary)
+        return try Preload.stats(in: statsDir, pid: result.pid)
+    }
+
+    /// Phase 2 moves few objects through the middle (it only allocates, a
+    /// batch per refill) but grows the heap by 32 MiB: with the object
+    /// interval out of reach, the passes come from the growth alone, one per
+    /// MiB of fresh pages when the slow paths run them. The idle-release
+    /// thread, woken by a ring, runs one pass however many MiB went by
+    /// before it got a CPU.
+    func testAGrowingHeapGetsPassesFromItsGrowth() throws {
+        let farInterval = "1125899906842624"
+        for frontEnd in ["percpu", "thread", "arenas", "global"] {
+            for threaded in [false, true] {
+                let grown = try runIdleClasses(["SWIFTMALLOC_FRONTEND": frontEnd, "SWIFTMALLOC_SCAVENGE_INTERVAL": farInterval],
+                                               threaded: threaded)
+                let off = try runIdleClasses(["SWIFTMALLOC_FRONTEND": frontEnd, "SWIFTMALLOC_SCAVENGE_INTERVAL": "0"],
+                                             threaded: threaded)
+                let what = "\(frontEnd)\(threaded ? ", threaded" : "")"
+                XCTAssertGreaterThanOrEqual(Preload.number(grown, "scavenger_passes") ?? 0, threaded ? 1 : 16, "\(what): \(grown)")
+                XCTAssertEqual(Preload.number(off, "scavenger_passes"), 0, "\(what): \(off)")
+            }
+        }
+    }
+
+    /// After phase 1 nothing allocates 2048 bytes: the per-CPU lists of that
+    /// class are idle, and a pass hands them to the central lists. With the
+    /// scavenger off they stay. The other front ends have no slabs.
+    func testAClassNoLongerAllocatedLeavesTheSlabs() throws {
+        for threaded in [false, true] {
+            let on = try runIdleClasses(["SWIFTMALLOC_FRONTEND": "percpu"], threaded: threaded)
+            guard on["frontend"] as? String == "percpu" else { throw XCTSkip("no rseq here: \(on)") }
+            let off = try runIdleClasses(["SWIFTMALLOC_FRONTEND": "percpu", "SWIFTMALLOC_SCAVENGE_INTERVAL": "0"],
+                                         threaded: threaded)
+            XCTAssertGreaterThanOrEqual(Preload.number(on, "percpu_idle_drains") ?? 0, 1, "threaded \(threaded): \(on)")
+            XCTAssertEqual(Preload.number(off, "percpu_idle_drains"), 0, "threaded \(threaded): \(off)")
+            let thread = try runIdleClasses(["SWIFTMALLOC_FRONTEND": "thread"], threaded: threaded)
+            XCTAssertEqual(Preload.number(thread, "percpu_idle_drains"), 0, "threaded \(threaded): \(thread)")
         }
     }
 }

@@ -369,11 +369,13 @@ final class UnitPageHeapTests: XCTestCase {
         var leftovers: [SpanRef] = []
         defer { locked { ph in for span in leftovers { freeNow(ph, span) } } }
         try locked { ph in
-            // A pocket of released pages the loop will use: 129 free pages between two in-use guards.
-            let parts = try XCTUnwrap(allocateAdjacent(ph, [u, 129 * u, u], leftovers: &leftovers))
+            // A pocket of released pages the loop will use: one span page more than a
+            // run released at once, free between two in-use guards.
+            let pocketPages = UInt(PageHeap.releaseRunPages) + u
+            let parts = try XCTUnwrap(allocateAdjacent(ph, [u, pocketPages, u], leftovers: &leftovers))
             leftovers += [parts[0], parts[2]]
             let pocket = parts[1]
-            freeNow(ph, pocket)                          // >= 128 pages: released at once
+            freeNow(ph, pocket)                          // >= releaseRunPages: released at once
             XCTAssertTrue((pocket.dirtyPages == 0), "setup: the pocket is released")
 
             // Elsewhere, touch a few pages in each of many released regions and free them.
@@ -386,23 +388,24 @@ final class UnitPageHeapTests: XCTestCase {
                     s.start.initializeMemory(as: UInt8.self, repeating: 1, count: Int(s.byteCount))
                     small.append(s)
                 }
-                for s in big { freeNow(ph, s) }          // >= 128 pages: released at once
+                for s in big { freeNow(ph, s) }          // >= releaseRunPages: released at once
                 for s in small {
                     freeNow(ph, s)
                     if s.dirtyPages > 0 { trulyDirtyPages += 8 * u }
                 }
             }
             XCTAssertLessThan(trulyDirtyPages * UInt(Page.size), PageHeap.maxDirtyBytes / 8, "setup: little memory is really dirty")
-            XCTAssertTrue(pocket.state == .free && (pocket.dirtyPages == 0) && pocket.pageCount == 129 * u,
+            XCTAssertTrue(pocket.state == .free && (pocket.dirtyPages == 0) && pocket.pageCount == pocketPages,
                           "setup: the pocket was not used by the setup")
 
             // The loop takes `k` pages from the pocket (the best fit: lists k ... maxListedPages are empty).
             var k: UInt = 8 * u
-            while k <= 128 * u && (Int(k)...PageHeap.maxListedPages).contains(where: { ph.pointee.state.freeLists[$0].head != nil }) {
+            let largestK = min(UInt(PageHeap.maxListedPages), pocketPages - u)
+            while k <= largestK && (Int(k)...PageHeap.maxListedPages).contains(where: { ph.pointee.state.freeLists[$0].head != nil }) {
                 k += u
             }
-            XCTAssertLessThanOrEqual(k, 128 * u, "setup: no block size for which the pocket is the best fit")
-            guard k <= 128 * u else { return }
+            XCTAssertLessThanOrEqual(k, largestK, "setup: no block size for which the pocket is the best fit")
+            guard k <= largestK else { return }
             var madvised = 0
             for _ in 0..<20 {
                 let s = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: k))

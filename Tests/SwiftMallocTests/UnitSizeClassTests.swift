@@ -104,7 +104,15 @@ final class UnitSizeClassTests: XCTestCase {
                            "class \(c): pages fit in the byte table")
             XCTAssertGreaterThanOrEqual(bytes / size, 1, "class \(c) (\(size) B): a span holds no object")
             XCTAssertLessThanOrEqual((bytes % size) * 8, bytes, "class \(c) (\(size) B): tail waste over 1/8 of \(bytes) B")
-            XCTAssertGreaterThanOrEqual(bytes, min(8 * size, 64 * 1024), "class \(c) (\(size) B): span too small")
+            let fewest = size < SizeClassTable.fewObjectsFrom ? min(8 * size, 64 * 1024) : size
+            XCTAssertGreaterThanOrEqual(bytes, fewest, "class \(c) (\(size) B): span too small")
+            // From 1 KiB up, the fewest pages: one span page less would hold
+            // no object, or waste more than 1/8 of itself.
+            if size >= SizeClassTable.fewObjectsFrom && bytes > t.spanPageSize {
+                let smaller = bytes - t.spanPageSize
+                XCTAssertTrue(smaller < size || (smaller % size) * 8 > smaller,
+                              "class \(c) (\(size) B): \(smaller) B would do")
+            }
             let batch = Int(t.batch[c])
             XCTAssertGreaterThanOrEqual(batch, 2, "class \(c)")
             XCTAssertLessThanOrEqual(batch, 32, "class \(c)")

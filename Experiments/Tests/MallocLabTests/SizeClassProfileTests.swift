@@ -106,7 +106,7 @@ final class SizeClassProfileTests: XCTestCase {
         XCTAssertEqual(w.classes[1].requestedBytes, (1025 + 1056) / 2.0, accuracy: 1e-9)
         XCTAssertEqual(w.classes[2].requests, 1, accuracy: 1e-12)
         XCTAssertEqual(w.classes[2].handedOutBytes, 2048, accuracy: 1e-9)
-        // The large request: evenly over 38913...40960, every size rounds to 40960 (5 pages of 8 KiB).
+        // The large request: evenly over 38913...40960, every size rounds to 40960 (10 pages of 4 KiB).
         XCTAssertEqual(w.large.requests, 1, accuracy: 1e-12)
         XCTAssertEqual(w.large.handedOutBytes, 40960, accuracy: 1e-6)
         XCTAssertEqual(w.handedOutBytes, 320 + 1056 + 2048 + 40960, accuracy: 1e-6)
@@ -128,20 +128,20 @@ final class SizeClassProfileTests: XCTestCase {
     }
 
     func testLargeSizesRoundToPages() {
-        XCTAssertEqual(WasteModel.largeSize(32769), 40960)
+        XCTAssertEqual(WasteModel.largeSize(32769), 36864)
         XCTAssertEqual(WasteModel.largeSize(8192), 32768)
         XCTAssertEqual(WasteModel.largeSize(32768), 32768)
         XCTAssertEqual(WasteModel.largeSize(49152), 49152)
         XCTAssertEqual(WasteModel.largeSize((1 << 20) + 1), (1 << 20) + 4096)
-        XCTAssertEqual(WasteModel.sumOfLargeSizes(from: 32766, through: 32770), 3 * 32768 + 2 * 40960)
-        XCTAssertEqual(WasteModel.sumOfLargeSizes(from: 40958, through: 40962), 3 * 40960 + 2 * 49152)
+        XCTAssertEqual(WasteModel.sumOfLargeSizes(from: 32766, through: 32770), 3 * 32768 + 2 * 36864)
+        XCTAssertEqual(WasteModel.sumOfLargeSizes(from: 40958, through: 40962), 3 * 40960 + 2 * 45056)
     }
 
     func testSyntheticHistogramUsesTheBuiltInClassesForHandedOut() {
         let h = AllocationHistogram.of(requests: [24: 3, 1000: 1, 50000: 1])
         XCTAssertEqual(h.total, 5)
         XCTAssertEqual(h.requestedBytes, 72 + 1000 + 50000)
-        XCTAssertEqual(h.handedOutBytes, 3 * 32 + 1024 + 57344)
+        XCTAssertEqual(h.handedOutBytes, 3 * 32 + 1024 + 53248)
         XCTAssertNil(h.problem)
     }
 

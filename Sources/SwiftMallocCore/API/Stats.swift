@@ -81,6 +81,7 @@ struct StatsSnapshot {
         counters.scavenger_passes = heap.pointee.scavengerPasses
         counters.scavenged_bytes = heap.pointee.scavengedBytes
         counters.scavenger_thread_passes = heap.pointee.scavengerThreadPasses
+        counters.percpu_idle_drains = heap.pointee.percpuIdleDrains
         counters.idle_release_passes = heap.pointee.idle.passes
         counters.idle_released_bytes = heap.pointee.idle.releasedBytes
         counters.transfer_shards = UInt64(heap.pointee.middle.shardCount)

@@ -50,6 +50,10 @@ struct PageHeap {
     /// Spans out of the lists while callers give their pages back
     /// (`.releasing`); fork waits for them to come back.
     var releasingSpans: UInt = 0
+    /// Bytes of pages handed out that were not resident (the heap's share
+    /// of the process's resident growth): counted under the lock, read
+    /// without it (the scavenger's pacing), so kept apart, in metadata.
+    let freshBytes: UnsafeMutablePointer<UInt64>
 
     /// Free bytes given back to the OS (or never touched).
     var releasedBytes: UInt { freeBytes &- dirtyBytes }
@@ -68,6 +72,7 @@ struct PageHeap {
         spanPageGranules = UInt(spanPageSize >> Page.shift)
         self.metadata = metadata
         records = RecordPool(metadata: metadata)
+        freshBytes = metadata.allocateArray(of: UInt64.self, count: 1)
         pageMap = map
         mappingCache = MappingCache(metadata: &metadata.state.pointee)
         freeLists = metadata.allocateArray(of: SpanList.self, count: PageHeap.maxListedPages + 1)
@@ -190,6 +195,7 @@ struct PageHeap {
         }
         span.state = .large
         span.dirtyPages = min(dirty, pages)
+        _ = sm_atomic_add_u64(freshBytes, UInt64(pages &- span.dirtyPages) << UInt64(Page.shift))
         pageMap.set(page: span.firstPage, span: span)
         return span
     }

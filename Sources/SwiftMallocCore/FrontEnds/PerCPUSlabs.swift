@@ -77,7 +77,9 @@ struct PerCPUSlabs {
         let layout = SlabLayout(metadata.allocateArray(of: UInt16.self, count: 2 * table.count), classCount: table.count)
         let spare = SlabLayout(metadata.allocateArray(of: UInt16.self, count: 2 * table.count), classCount: table.count)
         let drain = metadata.allocateArray(of: Guarded<SlabDrain>.self, count: 1)
-        drain.initialize(to: Guarded(SlabDrain(spare: spare)))
+        drain.initialize(to: Guarded(SlabDrain(spare: spare,
+                                               popsAtPass: metadata.allocateArray(of: UInt64.self, count: table.count),
+                                               idle: metadata.allocateArray(of: Bool.self, count: table.count))))
         self.drain = drain
         // Slots start after the list words and limits (swiftmalloc_rseq.h).
         precondition(table.count <= Int(SM_SLAB_MAX_CLASSES), "more size classes than a slab has lists")
@@ -221,6 +223,44 @@ struct PerCPUSlabs {
         drainAndRelayout(nil, to: middle)
     }
 
+    /// Hands back to the middle what every slab caches of the classes that
+    /// served no malloc since the previous call (the scavenger's pass), so
+    /// that objects of a size the program stopped asking for go home to
+    /// their spans, which can then empty and go back to the page heap: the
+    /// program's next phase reuses those pages instead of new ones. A class
+    /// the program only frees overflows into the middle batch by batch and
+    /// keeps a full list; without this, that list stays until malloc_trim. Idle is read from the pop counts in the list
+    /// words, which the fast path keeps anyway. Returns how many classes
+    /// were drained; none when a drain or rebalance is running, or other
+    /// CPUs cannot be fenced.
+    @discardableResult
+    func returnIdleClasses(to middle: Middle) -> Int {
+        guard slabCount > 0, sm_rseq_can_fence() else { return 0 }
+        let drain = self.drain.unsafelyUnwrapped
+        guard drain.tryLock() else { return 0 }
+        defer { drain.unlock() }
+        let state = drain.state
+        let layout = self.layout()
+        var drained = 0
+        var c = 1
+        while c < classCount {
+            let served = pops(c)
+            var cached = false
+            var s = 0
+            while s < Int(slabCount) && !cached {
+                cached = sm_slab_current(slab(s), c) > layout.begin[c]
+                s += 1
+            }
+            let idle = cached && served == state.pointee.popsAtPass[c]
+            state.pointee.popsAtPass[c] = served
+            state.pointee.idle[c] = idle
+            if idle { drained += 1 }
+            c += 1
+        }
+        if drained > 0 { drainAndRelayout(nil, only: state.pointee.idle, to: middle) }
+        return drained
+    }
+
     /// The one way to touch other CPUs' lists (drain lock held, fences
     /// available). Critical sections read `current` and then `begin` or
     /// `end` in separate loads, so a list can only be changed under their
@@ -233,17 +273,20 @@ struct PerCPUSlabs {
     ///      one that loaded the stale `current` before step 4 and `begin`
     ///      after step 6 would pop an object already given back;
     ///   6. re-open: `end`, then `begin`.
-    private func drainAndRelayout(_ next: SlabLayout?, to middle: Middle) {
+    /// `only`: the classes to drain (true at their index), the others left
+    /// running; nil: every class. A new layout moves every class, so it
+    /// comes with `only` nil.
+    private func drainAndRelayout(_ next: SlabLayout?, only: UnsafeMutablePointer<Bool>? = nil, to middle: Middle) {
         let old = layout()
         var s = 0
         while s < Int(slabCount) {
             let slab = self.slab(s)
             var c = 1
-            while c < classCount { stopList(slab, c); c += 1 }
+            while c < classCount { if PerCPUSlabs.chosen(c, only) { stopList(slab, c) }; c += 1 }
             s += 1
         }
         _ = sm_rseq_fence(-1)
-        drainStopped(old, to: middle)
+        drainStopped(old, only: only, to: middle)
         var now = old
         if let next {
             // Publish: from here readers may pick up the new record.
@@ -257,7 +300,7 @@ struct PerCPUSlabs {
         while s < Int(slabCount) {
             let slab = self.slab(s)
             var c = 1
-            while c < classCount { sm_slab_set_current(slab, c, now.begin[c]); c += 1 }
+            while c < classCount { if PerCPUSlabs.chosen(c, only) { sm_slab_set_current(slab, c, now.begin[c]) }; c += 1 }
             s += 1
         }
         _ = sm_rseq_fence(-1)
@@ -265,7 +308,7 @@ struct PerCPUSlabs {
         while s < Int(slabCount) {
             let slab = self.slab(s)
             var c = 1
-            while c < classCount { reopenList(slab, c, now); c += 1 }
+            while c < classCount { if PerCPUSlabs.chosen(c, only) { reopenList(slab, c, now) }; c += 1 }
             s += 1
         }
     }
@@ -365,8 +408,14 @@ struct PerCPUSlabs {
     /// Rebalances so far (statistics: read without the drain lock).
     var rebalances: UInt64 { drain?.state.pointee.rebalances ?? 0 }
 
-    /// Moves every object of every stopped list to the middle (drain lock held).
-    private func drainStopped(_ layout: SlabLayout, to middle: Middle) {
+    /// Whether class `c` is among those `only` selects (nil: all of them).
+    @inline(__always)
+    private static func chosen(_ c: Int, _ only: UnsafeMutablePointer<Bool>?) -> Bool { only.map { $0[c] } ?? true }
+
+    /// Moves every object of the stopped lists (those of the classes `only`
+    /// selects; nil: all) to the central lists (drain lock held): a drained
+    /// list's objects are not expected back soon.
+    private func drainStopped(_ layout: SlabLayout, only: UnsafeMutablePointer<Bool>?, to middle: Middle) {
         let slots = UnsafeMutableRawPointer(base.unsafelyUnwrapped).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
         var s = 0
         while s < Int(slabCount) {
@@ -376,7 +425,9 @@ struct PerCPUSlabs {
             while c < classCount {
                 let first = Int(layout.begin[c])
                 let current = Int(sm_slab_current(slab, c))
-                if current > first { giveBack(c, slabSlots + first, count: UInt32(current - first), to: middle) }
+                if current > first && PerCPUSlabs.chosen(c, only) {
+                    middle.returnHome(c, objects: slabSlots + first, count: UInt32(current - first))
+                }
                 c += 1
             }
             s += 1
@@ -435,6 +486,10 @@ struct SlabDrain {
     var generation: UInt64 = 0
     var spareGeneration: UInt64 = 0
     var rebalances: UInt64 = 0
+    /// Per class: its pops summed over the slabs at the previous
+    /// `returnIdleClasses`, and whether that call found it idle.
+    let popsAtPass: UnsafeMutablePointer<UInt64>
+    let idle: UnsafeMutablePointer<Bool>
 }
 
 /// Where each class's slots are in every slab: one record of 2 x classes

@@ -192,6 +192,14 @@ struct Middle {
 
     /// The batch size of `sizeClass`: what moves between caches and the middle at once.
     @inline(__always)
+    /// Takes back objects that no cache is expected to ask for soon (drained
+    /// from the per-CPU slabs): straight to the central list, past the
+    /// transfer caches, so that spans whose objects are all home go back to
+    /// the page heap.
+    func returnHome(_ sizeClass: Int, objects: UnsafeMutablePointer<ObjectPointer?>, count: UInt32) {
+        (central + sizeClass).insertRange(Middle.link(objects, count: count), to: spans)
+    }
+
     func batchSize(_ sizeClass: Int) -> UInt32 { transfer[sizeClass].state.batchSize }
 
     /// Empties every transfer cache, every shard, into the central lists,

@@ -11,7 +11,8 @@
 // ("not small") for the sizes above its largest class, and the front ends'
 // slow path serves those as large allocations (FrontEnd.allocateSlow).
 // Each class has the pages of its spans (the smallest span that wastes at
-// most 1/8 of its bytes on the tail and holds enough objects) and its batch
+// most 1/8 of its bytes on the tail and holds enough objects: 8 below
+// 1 KiB, 1 from there on) and its batch
 // size (objects moved at once between caches and the middle).
 //
 // Lookup is one byte table indexed by (size + 7) >> 3: no division, no
@@ -119,10 +120,15 @@ struct SizeClassTable {
         }
     }
 
-    /// Span pages per span for objects of `size`: at least 8 objects (or
-    /// 64 KiB), and a tail waste of at most 1/8 of the span.
+    /// Span pages per span for objects of `size`, with a tail waste of at
+    /// most 1/8 of the span: below `fewObjectsFrom`, at least 8 objects (or
+    /// 64 KiB); from there on, as few pages as hold one object. A span of
+    /// few large objects empties sooner when a program frees most of them
+    /// in random order, and goes back to the page heap for other classes,
+    /// where one of 8 would keep a survivor (the lab's `fragmentation`,
+    /// docs/scaling.md).
     static func spanPages(forSize size: Int, spanPageSize: Int) -> Int {
-        let target = min(size * 8, 64 * 1024)
+        let target = size < fewObjectsFrom ? min(size * 8, 64 * 1024) : size
         var pages = 1
         while true {
             let bytes = pages * spanPageSize
@@ -130,6 +136,9 @@ struct SizeClassTable {
             pages += 1
         }
     }
+
+    /// Objects of this size or more get spans of few objects (`spanPages`).
+    static let fewObjectsFrom = 1024
 
     /// Objects moved at once between a cache and the middle.
     static func batchSize(forSize size: Int) -> Int {

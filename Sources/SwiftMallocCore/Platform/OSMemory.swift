@@ -5,15 +5,15 @@ import SwiftMallocShims
 /// The allocator's page: the granule of the page heap and the page map, the
 /// hardware's 4 KiB. Fixed at compile time: free's fast path shifts by it.
 /// Spans are measured in a larger unit chosen at start-up, the span page
-/// (`page_size` in the configuration file, 8 KiB by default: a span of one
-/// span page holds many small objects): every span is a whole number of span
-/// pages and starts at a multiple of one (PageHeap.spanPageGranules).
+/// (`page_size` in the configuration file, 4 KiB by default, the page
+/// itself): every span is a whole number of span pages and starts at a
+/// multiple of one (PageHeap.spanPageGranules).
 enum Page {
     static let shift = 12
     static let size = 1 << shift  // 4 KiB
     static let mask = size - 1
     /// The span page unless configured otherwise (`page_size`).
-    static let defaultSpanPageSize = 8192
+    static let defaultSpanPageSize = 4096
 
     @inline(__always) static func number(of address: UInt) -> UInt { address >> UInt(shift) }
     @inline(__always) static func address(of page: UInt) -> UInt { page << UInt(shift) }
