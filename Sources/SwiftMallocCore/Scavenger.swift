@@ -11,13 +11,14 @@
 // ends, every call of the global one, as the front ends report them);
 // every `interval` of them (SWIFTMALLOC_SCAVENGE_INTERVAL, default 32768;
 // 0 turns the scavenger off), a pass is due. A pass is also due once the
-// page heap has handed out 1 MiB of pages that were not resident (or 1/64
-// of its regions, if more: a program that grows to gigabytes gets a pass
-// per 1.6% of growth, not per MiB) since the previous pass: while a
-// program's footprint grows, the objects of the classes it stopped using
-// go home, so that their spans can empty and serve the growth instead of
-// fresh pages (the lab's `fragmentation`, docs/scaling.md). Either way the pass comes at
-// the thread's next lock-free slow path (Heap.reclaim). While the
+// page heap has handed out 256 KiB of pages that were not resident (or
+// 1/256 of its regions, if more: a program that grows to gigabytes gets a
+// pass per 0.4% of growth, not per 256 KiB) since the previous pass:
+// while a program's footprint grows, the objects of the classes it
+// stopped using go home, so that their spans can empty and serve the
+// growth instead of fresh pages (the lab's `fragmentation`,
+// docs/scaling.md). Either way the pass comes at the thread's next
+// lock-free slow path (Heap.reclaim). While the
 // idle-release thread below runs (a multi-threaded process), the slow path
 // only rings its doorbell (`IdleRelease.bell`: a futex wake, once per
 // ring) and the thread runs the pass: no program thread stalls for it.
@@ -70,9 +71,10 @@ enum Scavenger {
     /// Resident free pages the page heap keeps whatever their age.
     static let floor: UInt = 4 << 20
     /// A pass is also due once the page heap has handed out this many bytes
-    /// of pages that were not resident (or 1/64 of its regions, if more)
+    /// of pages that were not resident (or 1/256 of its regions, if more)
     /// since the previous one: see "Pacing" above.
-    static let growthPassBytes: UInt = 1 << 20
+    static let growthPassBytes: UInt = 256 << 10
+    static let growthPassFraction: UInt = 256
     /// How often the idle-release thread checks that the program still has
     /// a thread of its own: the longest a pthread_exit program outlives its
     /// last thread.
@@ -105,7 +107,7 @@ enum Scavenger {
         let pageHeap = heap.pointee.pageHeap
         let regions = pageHeap.withLock { $0.regionBytes }
         sm_atomic_store_u64(&heap.pointee.growthPassAt, sm_atomic_load_u64(pageHeap.state.pointee.freshBytes)
-                            &+ UInt64(max(growthPassBytes, regions / 64)))
+                            &+ UInt64(max(growthPassBytes, regions / growthPassFraction)))
         heap.pointee.percpuIdleDrains &+= UInt64(heap.pointee.percpu.returnIdleClasses(to: heap.pointee.middle))
         heap.pointee.middle.returnIdleBatches()
         let released = heap.pointee.pageHeap.decay(floor: floor)

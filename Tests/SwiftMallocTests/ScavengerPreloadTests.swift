@@ -70,7 +70,7 @@ final class ScavengerPreloadTests: XCTestCase {
     /// Phase 2 moves few objects through the middle (it only allocates, a
     /// batch per refill) but grows the heap by 32 MiB: with the object
     /// interval out of reach, the passes come from the growth alone, one per
-    /// MiB of fresh pages when the slow paths run them. The idle-release
+    /// 256 KiB of fresh pages when the slow paths run them. The idle-release
     /// thread, woken by a ring, runs one pass however many MiB went by
     /// before it got a CPU.
     func testAGrowingHeapGetsPassesFromItsGrowth() throws {
