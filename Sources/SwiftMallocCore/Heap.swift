@@ -44,6 +44,9 @@ struct Heap {
     /// The page heap's `freshBytes` at which a scavenger pass is next due
     /// (Scavenger, "Pacing").
     var growthPassAt: UInt64 = UInt64(Scavenger.growthPassBytes)
+    /// 1 when a thread's object count made a pass due: the next pass also
+    /// gives idle free pages back (Scavenger, "The pass").
+    var decayDue: UInt64 = 0
     /// The idle-release thread's state and counters (Scavenger).
     var idle = IdleRelease()
     /// liburcu's grace periods work (set once, after start-up).

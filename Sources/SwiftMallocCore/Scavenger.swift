@@ -32,10 +32,14 @@
 // - every transfer cache hands the batches that sat untouched since the
 //   previous pass (its low-water mark) to the central list, where spans
 //   whose objects are all home go back to the page heap;
-// - the page heap gives back the resident pages of the free spans that have
-//   stayed free since before the previous pass, longest first, down to
-//   `floor` bytes of resident free pages; spans freed and reused in between
-//   keep their pages (no page faults for a program that cycles memory).
+// - on a pass the object count made due, the page heap gives back the
+//   resident pages of the free spans that have stayed free since before the
+//   previous such pass, longest first, down to `floor` bytes of resident
+//   free pages; spans freed and reused in between keep their pages (no page
+//   faults for a program that cycles memory). Passes due to growth leave
+//   the pages alone: they come every 256 KiB of growth, and giving back
+//   what was freed since the last one would have the growth fault in pages
+//   just given back.
 //
 // A program that keeps allocating the same classes keeps its batches (they
 // do not sit idle). A pass walks the classes under their locks (a few
@@ -88,11 +92,18 @@ enum Scavenger {
         guard let state = ThreadState.current else { return }
         let growing = sm_atomic_load_u64(heap.pointee.pageHeap.state.pointee.freshBytes)
             >= sm_atomic_load_u64(&heap.pointee.growthPassAt)
-        guard state.pointee.middleObjects >= state.pointee.nextScavenge || growing else { return }
+        let counted = state.pointee.middleObjects >= state.pointee.nextScavenge
+        guard counted || growing else { return }
         let interval = heap.pointee.config.scavengeInterval
         // Interval 0 (SWIFTMALLOC_SCAVENGE_INTERVAL=0): never again.
-        state.pointee.nextScavenge = interval == 0 ? .max : state.pointee.middleObjects &+ interval
-        guard interval != 0 else { return }
+        guard interval != 0 else {
+            state.pointee.nextScavenge = .max
+            return
+        }
+        if counted {
+            state.pointee.nextScavenge = state.pointee.middleObjects &+ interval
+            sm_atomic_store_u64(&heap.pointee.decayDue, 1)
+        }
         if sm_atomic_load_u64(&heap.pointee.idle.running) != 0 {
             sm_idle_ring(&heap.pointee.idle.bell)
         } else {
@@ -110,8 +121,9 @@ enum Scavenger {
                             &+ UInt64(max(growthPassBytes, regions / growthPassFraction)))
         heap.pointee.percpuIdleDrains &+= UInt64(heap.pointee.percpu.returnIdleClasses(to: heap.pointee.middle))
         heap.pointee.middle.returnIdleBatches()
-        let released = heap.pointee.pageHeap.decay(floor: floor)
-        heap.pointee.scavengedBytes &+= UInt64(released)
+        if sm_atomic_exchange_u64(&heap.pointee.decayDue, 0) != 0 {
+            heap.pointee.scavengedBytes &+= UInt64(heap.pointee.pageHeap.decay(floor: floor))
+        }
         heap.pointee.scavengerPasses &+= 1
         if onThread { heap.pointee.scavengerThreadPasses &+= 1 }
         sm_unlock(heap.pointee.scavengerLock)
