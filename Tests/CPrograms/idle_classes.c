@@ -13,32 +13,15 @@
 //   multi-threaded (the library's idle-release thread runs the scavenger's
 //   passes then).
 #define _GNU_SOURCE
-#include <pthread.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-static long rss_bytes(void) {
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return -1;
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = -1;
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
-
-static void *touch(void *arg) {
-    free(malloc(64));
-    return arg;
-}
+#include "test_support.h"
 
 int main(int argc, char **argv) {
     enum { OLD = 2048, OLD_COUNT = (16 << 20) / OLD, NEW = 3072, NEW_COUNT = (32 << 20) / NEW };
     if (argc == 2 && strcmp(argv[1], "threaded") == 0) {
-        pthread_t t;
-        if (pthread_create(&t, NULL, touch, NULL) != 0 || pthread_join(t, NULL) != 0) return 2;
+        become_multithreaded();
     } else if (argc != 1) {
         fprintf(stderr, "usage: idle_classes [threaded]\n");
         return 2;
@@ -57,14 +40,14 @@ int main(int argc, char **argv) {
         void *t = old[i]; old[i] = old[j]; old[j] = t;
     }
     for (int i = 0; i < OLD_COUNT; i++) free(old[i]);
-    long after_phase1 = rss_bytes();
+    long after_phase1 = resident_bytes();
     static void *held[NEW_COUNT];
     for (int i = 0; i < NEW_COUNT; i++) {
         held[i] = malloc(NEW);
         if (!held[i]) return 1;
         memset(held[i], i, NEW);
     }
-    printf("rss_after_phase1 %ld rss_after_phase2 %ld\n", after_phase1, rss_bytes());
+    printf("rss_after_phase1 %ld rss_after_phase2 %ld\n", after_phase1, resident_bytes());
     for (int i = 0; i < NEW_COUNT; i++) free(held[i]);
     return 0;
 }

@@ -29,15 +29,6 @@
 
 enum { BYTES_PER_WORKER = 100 << 20 };
 
-static long resident_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return -1;
-    long pages = 0, resident = 0;
-    int n = fscanf(f, "%ld %ld", &pages, &resident);
-    fclose(f);
-    return n == 2 ? resident * sysconf(_SC_PAGESIZE) : -1;
-}
-
 static void print_signal_masks(void) {
     DIR *dir = opendir("/proc/self/task");
     if (!dir) return;

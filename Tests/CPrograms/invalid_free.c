@@ -5,8 +5,8 @@
 //         small-misaligned|small-slack|freed-large|double
 //   double: a 48-byte block, freed once before (the message is then
 //   "free(): double free 0x<hex>").
-//   small-slack: where a 4th 20000-byte block would start in the span of
-//   three (20 KiB objects, 64 KiB spans: a multiple of the object size
+//   small-slack: where a 2nd 18000-byte block would start in the span of
+//   one (18 KiB objects, 20 KiB spans: a multiple of the object size
 //   inside the span, but past its last object).
 //
 // Prints "address 0x<hex>" (the pointer about to be passed) on stdout,
@@ -83,16 +83,10 @@ int main(int argc, char **argv) {
         free(p);
         target = p;
     } else if (strcmp(mode, "small-slack") == 0) {
-        char *blocks[3];
-        for (int i = 0; i < 3; i++) {
-            blocks[i] = malloc(20000);
-            if (!blocks[i]) return 4;
-            memset(blocks[i], 6, 20000);
-        }
-        char *lowest = blocks[0];
-        for (int i = 1; i < 3; i++) if (blocks[i] < lowest) lowest = blocks[i];
-        small = lowest;
-        target = lowest + 3 * malloc_usable_size(lowest);
+        small = malloc(18000);
+        if (!small) return 4;
+        memset(small, 6, 18000);
+        target = small + malloc_usable_size(small);
     } else if (strcmp(mode, "small-misaligned") == 0) {
         small = malloc(64);
         if (!small) return 4;

@@ -11,21 +11,10 @@
 //   multi-threaded (the library's idle-release thread runs the scavenger's
 //   passes then), and churn for at least MS milliseconds.
 #define _GNU_SOURCE
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-static long rss_bytes(void) {
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return -1;
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = -1;
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
+#include "test_support.h"
 
 static long now_ms(void) {
     struct timespec t;
@@ -33,18 +22,12 @@ static long now_ms(void) {
     return t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static void *touch(void *arg) {
-    free(malloc(64));
-    return arg;
-}
-
 int main(int argc, char **argv) {
     enum { BIG = 512, COUNT = (48 << 20) / 512, SMALL = 64, BATCH = 20000 };
     long churn_ms = 0;
     if (argc == 3 && strcmp(argv[1], "threaded") == 0) {
         churn_ms = atol(argv[2]);
-        pthread_t t;
-        if (pthread_create(&t, NULL, touch, NULL) != 0 || pthread_join(t, NULL) != 0) return 2;
+        become_multithreaded();
     } else if (argc != 1) {
         fprintf(stderr, "usage: scavenge [threaded MS]\n");
         return 2;
@@ -56,13 +39,13 @@ int main(int argc, char **argv) {
         memset(objects[i], i, BIG);
     }
     for (int i = 0; i < COUNT; i++) free(objects[i]);
-    long after_free = rss_bytes();
+    long after_free = resident_bytes();
     static void *small[BATCH];
     long start = now_ms();
     for (int round = 0; round < 200 || now_ms() - start < churn_ms; round++) {
         for (int i = 0; i < BATCH; i++) { small[i] = malloc(SMALL); if (!small[i]) return 1; *(char *)small[i] = 1; }
         for (int i = 0; i < BATCH; i++) free(small[i]);
     }
-    printf("rss_after_free %ld rss_after_churn %ld churn_ms %ld\n", after_free, rss_bytes(), now_ms() - start);
+    printf("rss_after_free %ld rss_after_churn %ld churn_ms %ld\n", after_free, resident_bytes(), now_ms() - start);
     return 0;
 }

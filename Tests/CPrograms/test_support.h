@@ -1,5 +1,6 @@
-// What several test programs need: running threads to completion, and the
-// number of threads the process has. Included by the programs in this folder.
+// What several test programs need: running threads to completion, the
+// number of threads the process has, its resident set, and turning it
+// multi-threaded. Included by the programs in this folder.
 #ifndef SWIFTMALLOC_TEST_SUPPORT_H
 #define SWIFTMALLOC_TEST_SUPPORT_H
 
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 // Runs `body` on `n` threads (argument: the thread's index, 0 ... n-1) with
 // small stacks, and waits for all of them. Exits with status 2 when a thread
@@ -41,6 +43,33 @@ static inline int task_count(void) {
         if (entry->d_name[0] != '.') n++;
     closedir(dir);
     return n;
+}
+
+// The process's resident set in bytes (/proc/self/statm), or -1.
+static inline long resident_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return -1;
+    long pages = 0, resident = 0;
+    int n = fscanf(f, "%ld %ld", &pages, &resident);
+    fclose(f);
+    return n == 2 ? resident * sysconf(_SC_PAGESIZE) : -1;
+}
+
+static inline void *allocate_once(void *arg) {
+    free(malloc(64));
+    return arg;
+}
+
+// Starts a thread that allocates once and joins it: the process is
+// multi-threaded from then on (glibc's __libc_single_threaded is false),
+// so the library's idle-release thread runs. Exits with status 2 when the
+// thread cannot be created.
+static inline void become_multithreaded(void) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, allocate_once, NULL) != 0 || pthread_join(t, NULL) != 0) {
+        printf("pthread_create failed\n");
+        exit(2);
+    }
 }
 
 #endif
