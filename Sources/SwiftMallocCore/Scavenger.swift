@@ -18,11 +18,11 @@
 // stopped using go home, so that their spans can empty and serve the
 // growth instead of fresh pages (the lab's `fragmentation`,
 // docs/scaling.md). Either way the pass comes at the thread's next
-// lock-free slow path (Heap.reclaim). While the
-// idle-release thread below runs (a multi-threaded process), the slow path
-// only rings its doorbell (`IdleRelease.bell`: a futex wake, once per
-// ring) and the thread runs the pass: no program thread stalls for it.
-// Otherwise the slow path runs it, unless another thread is running one.
+// lock-free slow path (Heap.reclaim). While the idle-release thread below
+// runs (a multi-threaded process), the slow path only rings its doorbell
+// (`IdleRelease.bell`: a futex wake, once per ring) and the thread runs
+// the pass: no program thread stalls for it. Otherwise the slow path runs
+// it, unless another thread is running one.
 //
 // The pass:
 // - the per-CPU slabs hand the objects of every class that served no
@@ -160,7 +160,9 @@ struct IdleRelease {
     var listening: UInt64 = 0
     /// 1 once a slow path took on starting the thread (this process).
     var started: UInt64 = 0
-    /// 1 while the thread runs: the scavenger's passes are then its.
+    /// 1 once the thread was created: the scavenger's passes are then its
+    /// (a ring before it first waits leaves the bell set, so it runs that
+    /// pass as soon as it gets a CPU).
     var running: UInt64 = 0
     /// The thread's doorbell: 1 when a slow path found a pass due and left
     /// it to the thread.
@@ -199,8 +201,9 @@ extension Scavenger {
             // Without /proc the thread could not tell when the program's
             // last thread is gone, and would keep a pthread_exit program
             // alive. A thread that cannot start is not tried again.
-            if sm_atomic_cas_u64(&heap.pointee.idle.started, 0, 1) && sm_other_threads_alive() >= 0 {
-                _ = sm_idle_thread_start(idleReleaseMain)
+            if sm_atomic_cas_u64(&heap.pointee.idle.started, 0, 1) && sm_other_threads_alive() >= 0
+                && sm_idle_thread_start(idleReleaseMain) == 0 {
+                sm_atomic_store_u64(&heap.pointee.idle.running, 1)
             }
         }
         // The thread is running (this slow path is activity: its first
@@ -215,7 +218,6 @@ extension Scavenger {
 private func idleReleaseMain() {
     let heap = Heap.shared
     let period = heap.pointee.config.idleReleaseMilliseconds
-    sm_atomic_store_u64(&heap.pointee.idle.running, 1)
     var periodStart = sm_monotonic_ms()
     // A pass gave back all there was: the next waits for new activity.
     var releasedSinceActivity = false

@@ -190,8 +190,6 @@ struct Middle {
         return head.unsafelyUnwrapped
     }
 
-    /// The batch size of `sizeClass`: what moves between caches and the middle at once.
-    @inline(__always)
     /// Takes back objects that no cache is expected to ask for soon (drained
     /// from the per-CPU slabs): straight to the central list, past the
     /// transfer caches, so that spans whose objects are all home go back to
@@ -200,6 +198,8 @@ struct Middle {
         (central + sizeClass).insertRange(Middle.link(objects, count: count), to: spans)
     }
 
+    /// The batch size of `sizeClass`: what moves between caches and the middle at once.
+    @inline(__always)
     func batchSize(_ sizeClass: Int) -> UInt32 { transfer[sizeClass].state.batchSize }
 
     /// Empties every transfer cache, every shard, into the central lists,
