@@ -124,7 +124,8 @@ enum Scavenger {
         if sm_atomic_exchange_u64(&heap.pointee.decayDue, 0) != 0 {
             heap.pointee.scavengedBytes &+= UInt64(heap.pointee.pageHeap.decay(floor: floor))
         }
-        heap.pointee.scavengerPasses &+= 1
+        // Read without the lock by the thread caches (returnIdleLists).
+        sm_atomic_store_u64(&heap.pointee.scavengerPasses, heap.pointee.scavengerPasses &+ 1)
         if onThread { heap.pointee.scavengerThreadPasses &+= 1 }
         sm_unlock(heap.pointee.scavengerLock)
     }

@@ -4,8 +4,9 @@
 // SWIFTMALLOC_SCAVENGE_INTERVAL=0 turns it off (the memory stays). In a
 // multi-threaded program the passes are the idle-release thread's, one per
 // idle_release_ms in which the allocator was used, and the slow paths run
-// none. Passes also come while the heap grows, and under percpu they hand
-// back what the slabs cache of a class the program stopped allocating.
+// none. Passes also come while the heap grows, and what the per-CPU slabs
+// or a thread's cache hold of a class the program stopped allocating goes
+// back to the central lists.
 import XCTest
 
 final class ScavengerPreloadTests: XCTestCase {
@@ -89,18 +90,27 @@ final class ScavengerPreloadTests: XCTestCase {
     }
 
     /// After phase 1 nothing allocates 2048 bytes: the per-CPU lists of that
-    /// class are idle, and a pass hands them to the central lists. With the
-    /// scavenger off they stay. The other front ends have no slabs.
-    func testAClassNoLongerAllocatedLeavesTheSlabs() throws {
+    /// class are idle, and a pass hands them to the central lists; under
+    /// thread the thread's cache hands its list back at a refill after a
+    /// pass. With the scavenger off they stay. The shared-cache
+    /// front ends keep theirs.
+    func testAClassNoLongerAllocatedLeavesTheCaches() throws {
         for threaded in [false, true] {
             let on = try runIdleClasses(["SWIFTMALLOC_FRONTEND": "percpu"], threaded: threaded)
             guard on["frontend"] as? String == "percpu" else { throw XCTSkip("no rseq here: \(on)") }
             let off = try runIdleClasses(["SWIFTMALLOC_FRONTEND": "percpu", "SWIFTMALLOC_SCAVENGE_INTERVAL": "0"],
                                          threaded: threaded)
             XCTAssertGreaterThanOrEqual(Preload.number(on, "percpu_idle_drains") ?? 0, 1, "threaded \(threaded): \(on)")
+            XCTAssertEqual(Preload.number(on, "thread_idle_returns"), 0, "threaded \(threaded): \(on)")
             XCTAssertEqual(Preload.number(off, "percpu_idle_drains"), 0, "threaded \(threaded): \(off)")
+
             let thread = try runIdleClasses(["SWIFTMALLOC_FRONTEND": "thread"], threaded: threaded)
+            let threadOff = try runIdleClasses(["SWIFTMALLOC_FRONTEND": "thread", "SWIFTMALLOC_SCAVENGE_INTERVAL": "0"],
+                                               threaded: threaded)
             XCTAssertEqual(Preload.number(thread, "percpu_idle_drains"), 0, "threaded \(threaded): \(thread)")
+            // The list of 2048-byte objects the cache kept: at least a batch.
+            XCTAssertGreaterThanOrEqual(Preload.number(thread, "thread_idle_returns") ?? 0, 8, "threaded \(threaded): \(thread)")
+            XCTAssertEqual(Preload.number(threadOff, "thread_idle_returns"), 0, "threaded \(threaded): \(threadOff)")
         }
     }
 }

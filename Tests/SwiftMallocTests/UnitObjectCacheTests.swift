@@ -136,4 +136,54 @@ final class UnitObjectCacheTests: XCTestCase {
         checkBooks(cache)
         heap.middle.drainTransferCaches()
     }
+
+    /// A list whose class served no allocation since the previous look goes
+    /// back whole, and its room with it (its objects reach the central
+    /// list through the transfer caches, and its spans empty); a class that
+    /// allocated in between keeps its list, and so does one whose count was
+    /// voided (an overflow, ThreadCacheFrontEnd).
+    func testIdleListsGoBackWhole() throws {
+        let table = heap.table
+        let idle = table.sizeClass(for: 256)
+        let busy = table.sizeClass(for: 512)
+        let overflowed = table.sizeClass(for: 1024)
+        var cache = makeCache(budget: 4 << 20)
+        let counts = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * SizeClassTable.maxClasses)
+        counts.initialize(repeating: 0, count: 2 * SizeClassTable.maxClasses)
+        let before = UnsafeMutablePointer<UInt64>.allocate(capacity: SizeClassTable.maxClasses)
+        before.initialize(repeating: 0, count: SizeClassTable.maxClasses)
+        defer { counts.deallocate(); before.deallocate() }
+        let allocations = ClassCounts(base: counts)
+        for c in [idle, busy, overflowed] {
+            cache.lists[c].maxLength = 100
+            var objects: [ObjectPointer] = []
+            for _ in 0..<30 {
+                objects.append(try XCTUnwrap(allocate(&cache, c)))
+                allocations.countAllocation(c)
+            }
+            for o in objects { XCTAssertTrue(cache.push(o, c)) }
+        }
+        XCTAssertGreaterThan(heap.middle.central[idle].state.spanCount, 0)
+        // The first look only records the counts: every class allocated.
+        XCTAssertEqual(cache.returnIdleLists(allocations: allocations, allocationsBefore: before, to: heap.middle), 0)
+        XCTAssertEqual(before[idle], 30)
+        allocations.countAllocation(busy)
+        before[overflowed] = .max
+        let idleLength = cache.lists[idle].length
+        let busyLength = cache.lists[busy].length
+        let overflowedLength = cache.lists[overflowed].length
+        XCTAssertGreaterThanOrEqual(idleLength, 30)
+        XCTAssertEqual(cache.returnIdleLists(allocations: allocations, allocationsBefore: before, to: heap.middle), idleLength)
+        XCTAssertNil(cache.lists[idle].head)
+        XCTAssertEqual(cache.lists[idle].length, 0)
+        XCTAssertEqual(cache.lists[idle].maxLength, 1, "an idle class earns its room again")
+        XCTAssertEqual(cache.lists[busy].length, busyLength)
+        XCTAssertEqual(cache.lists[overflowed].length, overflowedLength)
+        XCTAssertEqual(before[overflowed], 30, "the voided count is taken again")
+        checkBooks(cache)
+        heap.middle.drainTransferCaches()
+        XCTAssertEqual(heap.middle.central[idle].state.spanCount, 0, "every object home: the spans went back")
+        _ = cache.flushAll(to: heap.middle)
+        heap.middle.drainTransferCaches()
+    }
 }

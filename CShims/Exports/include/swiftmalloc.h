@@ -105,11 +105,11 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
 // their offsets (version 1 ended at metadata_bytes, version 2 at
 // rcu_reclaimed_spans, version 3 at lock_contended_metadata, version 4 at
 // peak_resident_bytes, version 5 at idle_released_bytes, version 6 at
-// transfer_shards):
+// transfer_shards, version 7 at percpu_idle_drains):
 // swiftmalloc_get_stats
 // is a macro that passes the size of the caller's struct, and the library
 // writes no more than that.
-#define SWIFTMALLOC_STATS_VERSION 7
+#define SWIFTMALLOC_STATS_VERSION 8
 #define SWIFTMALLOC_STATS_FIELDS(X) \
     X(allocations, "successful allocation calls (all entry points)") \
     X(frees, "free calls with a non-NULL pointer") \
@@ -156,7 +156,8 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
     X(class_map_pages, "pages the flat class map covers (free's one-load class lookup; 0 when the OS refused its 32 GiB reserve)") \
     X(scavenger_thread_passes, "of scavenger_passes, those the idle-release thread ran (slow paths leave passes to it while it runs)") \
     X(transfer_shards, "shards of the transfer caches, each serving a group of CPUs (transfer_shards)") \
-    X(percpu_idle_drains, "per-CPU lists of size classes that served no malloc between two scavenger passes, handed back to the central lists")
+    X(percpu_idle_drains, "per-CPU lists of size classes that served no malloc between two scavenger passes, handed back to the central lists") \
+    X(thread_idle_returns, "objects of size classes a thread allocated none of between two scavenger passes, handed back from its cache to the central lists")
 
 struct swiftmalloc_stats {
     uint64_t version;

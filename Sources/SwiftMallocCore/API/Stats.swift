@@ -78,10 +78,11 @@ struct StatsSnapshot {
         let metadata = UInt64(heap.pointee.metadata.state.pointee.mappedBytes) &+ UInt64(pageHeap.state.pointee.pageMap.mappedBytes)
         counters.metadata_bytes = metadata
         counters.class_map_pages = UInt64(pageHeap.state.pointee.pageMap.classMapCoverage)
-        counters.scavenger_passes = heap.pointee.scavengerPasses
+        counters.scavenger_passes = sm_atomic_load_u64(&heap.pointee.scavengerPasses)
         counters.scavenged_bytes = heap.pointee.scavengedBytes
         counters.scavenger_thread_passes = heap.pointee.scavengerThreadPasses
         counters.percpu_idle_drains = heap.pointee.percpuIdleDrains
+        counters.thread_idle_returns = totals.scalars.idleListReturns
         counters.idle_release_passes = heap.pointee.idle.passes
         counters.idle_released_bytes = heap.pointee.idle.releasedBytes
         counters.transfer_shards = UInt64(heap.pointee.middle.shardCount)

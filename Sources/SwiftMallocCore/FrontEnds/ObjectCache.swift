@@ -169,6 +169,31 @@ struct ObjectCache {
         return moved
     }
 
+    /// Gives back, whole, every list of a class its owner allocated none of
+    /// since the previous call, so that a program that moved on to other
+    /// sizes lets the spans of the old ones empty (the per-CPU slabs do the
+    /// same, PerCPUSlabs.returnIdleClasses). The batches go to the transfer
+    /// caches, where a thread that allocates what this one only frees finds
+    /// them; batches nobody takes go on to the central lists at the next
+    /// pass (TransferCache.takeIdle). `allocations`: the owner's counts per
+    /// class; `allocationsBefore`: its allocation counts at the previous
+    /// call, updated here, or UInt64.max for a list that overflowed since
+    /// (its objects are on their way out anyway: a thread that frees what
+    /// others allocate keeps its lists). Returns the objects moved.
+    mutating func returnIdleLists(allocations: ClassCounts, allocationsBefore: UnsafeMutablePointer<UInt64>,
+                                  to middle: Middle) -> UInt32 {
+        var moved: UInt32 = 0
+        for c in 1..<classCount {
+            let now = allocations.allocations(c)
+            if now == allocationsBefore[c], lists[c].length > 0 {
+                moved &+= releaseFromList(c, count: lists[c].length, to: middle)
+                lists[c].maxLength = 1
+            }
+            allocationsBefore[c] = now
+        }
+        return moved
+    }
+
     /// Empties every list into the middle (thread exit, trim, fork child).
     mutating func flushAll(to middle: Middle) -> UInt32 {
         var moved: UInt32 = 0

@@ -2,6 +2,7 @@
 // used with no lock. Its fast paths also lead to the shared-cache front
 // ends (arenas, global): malloc and free of a thread with a record under
 // any front end but percpu come here first.
+import SwiftMallocShims
 
 enum ThreadCacheFrontEnd: FrontEndStrategy {
     /// malloc's fast path for every front end but percpu: the thread's
@@ -42,6 +43,7 @@ enum ThreadCacheFrontEnd: FrontEndStrategy {
         state.pointee.middleObjects &+= UInt64(moved)
         guard let object else { return nil }
         ThreadState.countAllocation(state, sizeClass, miss: true)
+        returnIdleLists(heap, state)
         return object
     }
 
@@ -59,6 +61,23 @@ enum ThreadCacheFrontEnd: FrontEndStrategy {
     @inline(never)
     static func overflow(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>, _ sizeClass: Int) {
         state.pointee.middleObjects &+= UInt64(state.pointee.cache.overflow(sizeClass, to: heap.pointee.middle))
+        ThreadState.allocationsAtSeenPass(state)[sizeClass] = .max
+        returnIdleLists(heap, state)
         Heap.reclaim(heap)
+    }
+
+    /// At the thread's first refill or overflow after a scavenger pass, the
+    /// lists of the classes it has not allocated since the pass before go
+    /// back (ObjectCache.returnIdleLists): no other thread may touch this
+    /// cache, so the thread does what the pass does to the per-CPU slabs.
+    @inline(__always)
+    private static func returnIdleLists(_ heap: UnsafeMutablePointer<Heap>, _ state: UnsafeMutablePointer<ThreadState>) {
+        let passes = sm_atomic_load_u64(&heap.pointee.scavengerPasses)
+        if passes == state.pointee.seenPass { return }
+        state.pointee.seenPass = passes
+        let returned = state.pointee.cache.returnIdleLists(allocations: ThreadState.classCounts(state),
+                                                           allocationsBefore: ThreadState.allocationsAtSeenPass(state),
+                                                           to: heap.pointee.middle)
+        state.pointee.counters.idleListReturns &+= UInt64(returned)
     }
 }

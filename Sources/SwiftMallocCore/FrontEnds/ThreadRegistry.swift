@@ -48,9 +48,11 @@ struct ThreadRegistry {
         let histogram = registry.state.pointee.recordsHistogram
         let recycled = registry.withLock { $0.records.takeUnused() }
         let state = recycled ?? newRecord(registry, classCount: classCount, histogram: histogram)
-        // Layout: the record, its per-class counts, its cache lists, its
-        // scratch, its histogram (when on).
+        // Layout: the record, its per-class counts, their values at the last
+        // scavenger pass seen, its cache lists, its scratch, its histogram
+        // (when on).
         let listsRaw = UnsafeMutableRawPointer(state) + MemoryLayout<ThreadState>.stride + ClassCounts.byteCount
+            + ThreadState.allocationsAtSeenPassBytes
         let lists = listsRaw.bindMemory(to: CacheList.self, capacity: classCount)
         let scratch = (listsRaw + classCount * MemoryLayout<CacheList>.stride)
             .bindMemory(to: UnsafeMutableRawPointer?.self, capacity: PerCPUSlabs.scratchSlots)
@@ -59,6 +61,7 @@ struct ThreadRegistry {
                                                               sizes: registry.state.pointee.sizeClasses.sizes),
                                          scratch: scratch))
         ThreadState.classCounts(state).clear()
+        ThreadState.allocationsAtSeenPass(state).update(repeating: 0, count: SizeClassTable.maxClasses)
         if histogram {
             UnsafeMutableRawPointer(scratch + PerCPUSlabs.scratchSlots)
                 .bindMemory(to: UInt64.self, capacity: AllocationHistogram.wordCount)
@@ -86,7 +89,7 @@ struct ThreadRegistry {
 
     private static func newRecord(_ registry: UnsafeMutablePointer<Guarded<ThreadRegistry>>, classCount: Int,
                                   histogram: Bool) -> UnsafeMutablePointer<ThreadState> {
-        let bytes = MemoryLayout<ThreadState>.stride + ClassCounts.byteCount
+        let bytes = MemoryLayout<ThreadState>.stride + ClassCounts.byteCount + ThreadState.allocationsAtSeenPassBytes
             + classCount * MemoryLayout<CacheList>.stride
             + PerCPUSlabs.scratchSlots * MemoryLayout<UnsafeMutableRawPointer?>.stride
             + (histogram ? AllocationHistogram.byteCount : 0)

@@ -31,6 +31,9 @@ struct ThreadCounters {
     var largeAllocatedBytes: UInt64 = 0
     var largeFreedBytes: UInt64 = 0
     var rseqAborts: UInt64 = 0
+    /// Objects the thread's cache gave back from idle classes
+    /// (ObjectCache.returnIdleLists).
+    var idleListReturns: UInt64 = 0
 
     mutating func add(_ other: ThreadCounters) {
         fastMisses &+= other.fastMisses
@@ -39,6 +42,7 @@ struct ThreadCounters {
         largeAllocatedBytes &+= other.largeAllocatedBytes
         largeFreedBytes &+= other.largeFreedBytes
         rseqAborts &+= other.rseqAborts
+        idleListReturns &+= other.idleListReturns
     }
 }
 
@@ -131,6 +135,9 @@ struct ThreadState: PoolRecord {
     /// is due (Scavenger).
     var middleObjects: UInt64 = 0
     var nextScavenge: UInt64 = 0
+    /// The scavenger pass this thread's cache last looked for idle classes
+    /// at (ThreadCacheFrontEnd.returnIdleLists).
+    var seenPass: UInt64 = 0
 
     static let exitedMarker = UInt(1)
     /// Set in the TLS slot's value when the front end is not percpu.
@@ -149,6 +156,17 @@ struct ThreadState: PoolRecord {
         ClassCounts(base: (UnsafeMutableRawPointer(state) + MemoryLayout<ThreadState>.stride)
             .assumingMemoryBound(to: UInt64.self))
     }
+
+    /// Per class, the allocation count at the last scavenger pass the
+    /// thread's cache looked at, or UInt64.max once the class's list
+    /// overflowed since (ObjectCache.returnIdleLists), right after the
+    /// per-class counts.
+    @inline(__always)
+    static func allocationsAtSeenPass(_ state: UnsafeMutablePointer<ThreadState>) -> UnsafeMutablePointer<UInt64> {
+        (UnsafeMutableRawPointer(state) + MemoryLayout<ThreadState>.stride + ClassCounts.byteCount)
+            .assumingMemoryBound(to: UInt64.self)
+    }
+    static let allocationsAtSeenPassBytes = SizeClassTable.maxClasses * MemoryLayout<UInt64>.stride
 
     /// The thread's allocation histogram, right after its scratch; there is
     /// one only while the histogram is on (ThreadRegistry.recordsHistogram).
