@@ -360,7 +360,7 @@ final class UnitPageHeapTests: XCTestCase {
     }
 
     /// The consequence of the one above: were the dirty total overstated,
-    /// once past `maxDirtyBytes` every free would madvise the whole coalesced
+    /// once past `dirtyLimit` every free would madvise the whole coalesced
     /// run, so an allocate/touch/free loop of a few pages would pay a madvise
     /// and page faults per iteration ("an allocate/free loop should not pay a
     /// page fault per page", PageHeap.freeSpan).
@@ -380,7 +380,7 @@ final class UnitPageHeapTests: XCTestCase {
 
             // Elsewhere, touch a few pages in each of many released regions and free them.
             var trulyDirtyPages: UInt = 0
-            for _ in 0..<4 where ph.pointee.state.freeBytes - ph.pointee.state.releasedBytes < PageHeap.maxDirtyBytes - 8 * u * UInt(Page.size) {
+            for _ in 0..<4 where ph.pointee.state.freeBytes - ph.pointee.state.releasedBytes < ph.pointee.state.dirtyLimit - 8 * u * UInt(Page.size) {
                 var big: [SpanRef] = [], small: [SpanRef] = []
                 for _ in 0..<12 { big.append(try XCTUnwrap(ph.pointee.state.allocateLocked(pages: 1000 * u))) }
                 for _ in 0..<12 {
@@ -394,7 +394,7 @@ final class UnitPageHeapTests: XCTestCase {
                     if s.dirtyPages > 0 { trulyDirtyPages += 8 * u }
                 }
             }
-            XCTAssertLessThan(trulyDirtyPages * UInt(Page.size), PageHeap.maxDirtyBytes / 8, "setup: little memory is really dirty")
+            XCTAssertLessThan(trulyDirtyPages * UInt(Page.size), ph.pointee.state.dirtyLimit / 8, "setup: little memory is really dirty")
             XCTAssertTrue(pocket.state == .free && (pocket.dirtyPages == 0) && pocket.pageCount == pocketPages,
                           "setup: the pocket was not used by the setup")
 
@@ -586,5 +586,62 @@ final class UnitPageHeapTests: XCTestCase {
         XCTAssertEqual(finished.wait(timeout: .now() + 10), .success, "done once it came back")
         XCTAssertEqual(seen[0], 0)
         XCTAssertEqual(seen[1], UInt(SpanState.free.rawValue))
+    }
+
+    /// The dirty limit: a program that frees more than it and comes back for
+    /// the memory makes it grow, so that its next cycle keeps its pages; it
+    /// shrinks after the free pages stayed low for `limitDecayPasses` decay
+    /// passes, and returns to the minimum when everything is given back.
+    func testTheDirtyLimitFollowsAProgramThatCyclesMoreThanIt() throws {
+        let metadata = UnsafeMutablePointer<Guarded<MetadataArena>>.allocate(capacity: 1)
+        metadata.initialize(to: Guarded(MetadataArena()))
+        let ph = UnsafeMutablePointer<Guarded<PageHeap>>.allocate(capacity: 1)
+        ph.initialize(to: Guarded(try XCTUnwrap(PageHeap(metadata: metadata, spanPageSize: Page.defaultSpanPageSize))))
+        ph.lock()
+        defer { ph.unlock() }
+        let minimum = PageHeap.minDirtyLimit
+        // 48 MiB in spans shorter than a run given back at once.
+        let spanPages = UInt(PageHeap.releaseRunPages) / 2
+        let count = Int((48 << 20) / (spanPages << UInt(Page.shift)))
+        func giveBack(_ runs: SpanRef?) -> UInt {
+            var bytes: UInt = 0
+            var cursor = runs
+            while let run = cursor {
+                cursor = run.next
+                bytes += run.byteCount
+                OSMemory.release(run.start, Int(run.byteCount))
+            }
+            ph.pointee.state.returnReleasedLocked(runs)
+            return bytes
+        }
+        func cycleIn() throws -> [SpanRef] {
+            try (0..<count).map { _ in try XCTUnwrap(ph.pointee.state.allocateLocked(pages: spanPages)) }
+        }
+        func cycleOut(_ spans: [SpanRef]) -> UInt {
+            spans.reduce(0) { $0 + giveBack(ph.pointee.state.freeSpan($1)) }
+        }
+        func passes(_ n: UInt) { for _ in 0..<n { XCTAssertNil(ph.pointee.state.takeIdleRunsLocked(floor: .max)) } }
+
+        XCTAssertEqual(ph.pointee.state.dirtyLimit, minimum)
+        XCTAssertGreaterThan(cycleOut(try cycleIn()), 0, "past the limit, freed runs go back to the OS")
+        XCTAssertLessThanOrEqual(ph.pointee.state.dirtyBytes, minimum)
+        XCTAssertEqual(ph.pointee.state.dirtyLimit, minimum)
+        var spans = try cycleIn()
+        // Doubled, up to the regions' size (48 MiB and a little, here).
+        let grown = min(2 * minimum, ph.pointee.state.regionBytes)
+        XCTAssertGreaterThanOrEqual(grown, 48 << 20)
+        XCTAssertEqual(ph.pointee.state.dirtyLimit, grown, "fresh pages right after giving pages back: it grows")
+        XCTAssertEqual(cycleOut(spans), 0, "the next cycle keeps its pages")
+        passes(PageHeap.limitDecayPasses)
+        XCTAssertEqual(ph.pointee.state.dirtyLimit, grown, "the free pages reached the limit since the last review")
+        spans = try cycleIn()
+        passes(2 * PageHeap.limitDecayPasses)
+        XCTAssertEqual(ph.pointee.state.dirtyLimit, minimum, "a review period with the free pages low halves it")
+        XCTAssertGreaterThan(cycleOut(spans), 0)
+        spans = try cycleIn()
+        XCTAssertEqual(ph.pointee.state.dirtyLimit, grown)
+        _ = cycleOut(spans)
+        XCTAssertGreaterThan(giveBack(ph.pointee.state.takeDirtyRunsLocked()), 0)
+        XCTAssertEqual(ph.pointee.state.dirtyLimit, minimum, "everything given back: back to the minimum")
     }
 }

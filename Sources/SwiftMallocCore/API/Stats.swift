@@ -88,6 +88,7 @@ struct StatsSnapshot {
         counters.transfer_shards = UInt64(heap.pointee.middle.shardCount)
         counters.large_cache_bytes = UInt64(pageHeap.state.pointee.mappingCache.bytes)
         counters.large_cache_hits = pageHeap.state.pointee.mappingCache.hits
+        counters.page_heap_dirty_limit = UInt64(pageHeap.state.pointee.dirtyLimit)
         counters.mapped_bytes = UInt64(pageHeap.state.pointee.regionBytes &+ pageHeap.state.pointee.directBytes)
             &+ counters.large_cache_bytes &+ metadata
         counters.released_bytes = UInt64(pageHeap.state.pointee.releasedBytes)
