@@ -119,6 +119,13 @@ public enum WorkloadCatalog {
             opsUnit: "malloc/realloc calls",
             quickThreads: [1, 2], fullThreads: [1, 2, 4], followsThreadOption: true),
         WorkloadInfo(
+            name: "cycle",
+            title: "Cycling a large working set",
+            pattern: "Each thread allocates 48 MiB of 8 KiB blocks, touching every page, then frees them all, round after round: an allocator that gives freed pages back to the OS faults them in again on the next round.",
+            check: "Every block's tag is checked before it is freed.",
+            opsUnit: "mallocs",
+            quickThreads: [1], fullThreads: [1, 2], followsThreadOption: true),
+        WorkloadInfo(
             name: "swiftprog",
             title: "A real Swift program",
             pattern: "Swift classes, arrays, dictionaries and strings: generate text, count words in a dictionary, build a class-based search tree, sort records, round-trip strings; finished trees are handed to another thread to free.",

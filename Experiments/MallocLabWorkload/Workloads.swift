@@ -20,6 +20,7 @@ func workloadRunner(_ name: String) -> ((Harness) -> Void)? {
     case "falseshare": return runFalseShare
     case "fragmentation": return runFragmentation
     case "largerealloc": return runLargeRealloc
+    case "cycle": return runCycle
     case "swiftprog": return runSwiftProgram
     default: return nil
     }
@@ -716,6 +717,53 @@ func runLargeRealloc(_ h: Harness) {
                     return UnsafeMutableRawPointer(l)
                 },
                 sampleEvery: 1)
+    h.markBaseline()
+    h.runTimed()
+}
+
+// MARK: - cycle: a working set allocated whole and freed whole, round after round
+
+/// What each thread cycles per round: 48 MiB of 8 KiB blocks, more than an
+/// allocator may keep of free pages resident at first (SwiftMalloc: 32 MiB).
+private let cycleBlockSize = 8192
+private let cycleBlocks = (48 << 20) / cycleBlockSize
+
+private let cycleBody: @convention(c) (UnsafeMutableRawPointer) -> Void = { raw in
+    let w = raw.assumingMemoryBound(to: Worker.self)
+    let blocks = w.pointee.local.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self)
+    var tag = UInt64(w.pointee.index) << 40
+    var calls: UInt64 = 0
+    for _ in 0..<w.pointee.target {
+        let first = tag &+ 1
+        for i in 0..<cycleBlocks {
+            let p = tmalloc(w, cycleBlockSize)
+            tag &+= 1
+            // Every page of the block is touched: its pages are what a round
+            // faults in when the allocator gave them back.
+            var offset = 4096
+            while offset < cycleBlockSize {
+                lab_volatile_store_byte(p.assumingMemoryBound(to: UInt8.self) + offset, UInt8(truncatingIfNeeded: tag))
+                offset += 4096
+            }
+            stamp(p, cycleBlockSize, tag)
+            blocks[i] = bits(p)
+            addLive(w, cycleBlockSize)
+            calls &+= 1
+        }
+        for i in 0..<cycleBlocks {
+            let p = pointer(blocks[i])
+            if !stampIntact(p, cycleBlockSize, first &+ UInt64(i)) { fail("cycle: block changed while live", first &+ UInt64(i), p.load(as: UInt64.self)) }
+            tfree(w, p)
+            addLive(w, -cycleBlockSize)
+        }
+    }
+    w.pointee.ops = calls
+}
+
+func runCycle(_ h: Harness) {
+    let rounds = scaled(10, h.options.scale)
+    h.configure(body: cycleBody, shared: nil, target: { _ in rounds }, expectedCalls: { _ in rounds * cycleBlocks },
+                local: { _ in UnsafeMutableRawPointer(prealloc(cycleBlocks, of: UInt64.self)) })
     h.markBaseline()
     h.runTimed()
 }
