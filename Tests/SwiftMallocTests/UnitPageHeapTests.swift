@@ -630,7 +630,7 @@ final class UnitPageHeapTests: XCTestCase {
         // Doubled, up to the regions' size (48 MiB and a little, here).
         let grown = min(2 * minimum, ph.pointee.state.regionBytes)
         XCTAssertGreaterThanOrEqual(grown, 48 << 20)
-        XCTAssertEqual(ph.pointee.state.dirtyLimit, grown, "fresh pages right after giving pages back: it grows")
+        XCTAssertEqual(ph.pointee.state.dirtyLimit, grown, "as many bytes handed out as were given back: it grows")
         XCTAssertEqual(cycleOut(spans), 0, "the next cycle keeps its pages")
         passes(PageHeap.limitDecayPasses)
         XCTAssertEqual(ph.pointee.state.dirtyLimit, grown, "the free pages reached the limit since the last review")

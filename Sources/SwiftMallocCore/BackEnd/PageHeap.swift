@@ -49,18 +49,21 @@ struct PageHeap {
     var dirtyBytes: UInt = 0         // of those, pages that may be resident
     /// Free pages not yet given back are kept up to this many bytes; over
     /// it, a freed run goes back to the OS at once. It starts at
-    /// `minDirtyLimit` and doubles (up to the regions' size) whenever the
-    /// heap hands out fresh pages after giving pages back to stay under
-    /// it: a program that cycles more memory than the limit through the
-    /// heap would otherwise fault the same pages in again on every cycle
+    /// `minDirtyLimit` and doubles (up to the regions' size) once the heap
+    /// has handed out as many bytes as it gave back to stay under it (the
+    /// program came back for that memory): a program that cycles more
+    /// memory than the limit through the heap would otherwise fault the
+    /// same pages in again on every cycle
     /// (64 MiB of 8 KiB objects, freed and allocated again: 7x slower than
     /// with the pages kept). It halves back when the free pages stayed
     /// under a quarter of it for `limitDecayPasses` scavenger decay passes,
     /// and returns to the minimum when everything is given back (an idle
     /// process, malloc_trim).
     var dirtyLimit: UInt = PageHeap.minDirtyLimit
-    /// Bytes given back to stay under `dirtyLimit` since it last grew.
+    /// Bytes given back to stay under `dirtyLimit` since it last grew, and
+    /// bytes handed out since the first of them.
     var releasedOverLimit: UInt = 0
+    var handedOutSinceRelease: UInt = 0
     /// The most resident free bytes since `dirtyLimit` was last reviewed,
     /// and the decay passes since then.
     var dirtyPeak: UInt = 0
@@ -217,13 +220,16 @@ struct PageHeap {
         }
         span.state = .large
         span.dirtyPages = min(dirty, pages)
-        let fresh = pages &- span.dirtyPages
-        _ = sm_atomic_add_u64(freshBytes, UInt64(fresh) << UInt64(Page.shift))
-        if fresh > 0 && releasedOverLimit > 0 {
-            // Faulting pages in after giving pages back for the limit: the
-            // program's cycle is larger than the limit.
-            dirtyLimit = min(dirtyLimit &* 2, max(PageHeap.minDirtyLimit, regionBytes))
-            releasedOverLimit = 0
+        _ = sm_atomic_add_u64(freshBytes, UInt64(pages &- span.dirtyPages) << UInt64(Page.shift))
+        if releasedOverLimit > 0 {
+            // (Which pages come back faulted out is not known: free runs
+            // merge, and keep only a bound on their dirty pages.)
+            handedOutSinceRelease &+= pages << UInt(Page.shift)
+            if handedOutSinceRelease >= releasedOverLimit {
+                dirtyLimit = min(dirtyLimit &* 2, max(PageHeap.minDirtyLimit, regionBytes))
+                releasedOverLimit = 0
+                handedOutSinceRelease = 0
+            }
         }
         pageMap.set(page: span.firstPage, span: span)
         return span
@@ -370,6 +376,7 @@ struct PageHeap {
     mutating func takeDirtyRunsLocked() -> SpanRef? {
         dirtyLimit = PageHeap.minDirtyLimit
         releasedOverLimit = 0
+        handedOutSinceRelease = 0
         var runs: SpanRef? = nil
         for i in 0...PageHeap.maxListedPages {
             var cursor = freeLists[i].head
