@@ -20,6 +20,15 @@ final class UnitPageHeapTests: XCTestCase {
         return try body(ph)
     }
 
+    /// A page heap of the test's own, over a metadata arena of its own.
+    private func privatePageHeap(spanPageSize: Int) throws -> UnsafeMutablePointer<Guarded<PageHeap>> {
+        let metadata = UnsafeMutablePointer<Guarded<MetadataArena>>.allocate(capacity: 1)
+        metadata.initialize(to: Guarded(MetadataArena()))
+        let ph = UnsafeMutablePointer<Guarded<PageHeap>>.allocate(capacity: 1)
+        ph.initialize(to: Guarded(try XCTUnwrap(PageHeap(metadata: metadata, spanPageSize: spanPageSize))))
+        return ph
+    }
+
     /// Frees `span` with the lock held, as `freeSpan`'s callers do after
     /// letting go of it: a run to give back to the OS is given back (here
     /// at once, under the lock) and returned to the heap, clean.
@@ -436,10 +445,7 @@ final class UnitPageHeapTests: XCTestCase {
     /// page heap of its own hands out and keeps only whole span pages at
     /// multiples of one, whatever is asked, aligned or not.
     func testSpansAreWholeSpanPagesAtSpanPageBoundaries() throws {
-        let metadata = UnsafeMutablePointer<Guarded<MetadataArena>>.allocate(capacity: 1)
-        metadata.initialize(to: Guarded(MetadataArena()))
-        let ph = UnsafeMutablePointer<Guarded<PageHeap>>.allocate(capacity: 1)
-        ph.initialize(to: Guarded(try XCTUnwrap(PageHeap(metadata: metadata, spanPageSize: 64 << 10))))
+        let ph = try privatePageHeap(spanPageSize: 64 << 10)
         let unit = ph.pointee.state.spanPageGranules
         XCTAssertEqual(unit, UInt((64 << 10) >> Page.shift))
         ph.lock()
@@ -552,10 +558,7 @@ final class UnitPageHeapTests: XCTestCase {
     /// fork's prepare handler waits, with the page heap's lock let go, until
     /// every run out being given back has come back.
     func testForkWaitsForRunsBeingGivenBack() throws {
-        let metadata = UnsafeMutablePointer<Guarded<MetadataArena>>.allocate(capacity: 1)
-        metadata.initialize(to: Guarded(MetadataArena()))
-        let ph = UnsafeMutablePointer<Guarded<PageHeap>>.allocate(capacity: 1)
-        ph.initialize(to: Guarded(try XCTUnwrap(PageHeap(metadata: metadata, spanPageSize: Page.defaultSpanPageSize))))
+        let ph = try privatePageHeap(spanPageSize: Page.defaultSpanPageSize)
         ph.lock()
         let span = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: UInt(PageHeap.releaseRunPages)))
         let run = try XCTUnwrap(ph.pointee.state.freeSpan(span), "a long run is given back at once")
@@ -593,10 +596,7 @@ final class UnitPageHeapTests: XCTestCase {
     /// shrinks after the free pages stayed low for `limitDecayPasses` decay
     /// passes, and returns to the minimum when everything is given back.
     func testTheDirtyLimitFollowsAProgramThatCyclesMoreThanIt() throws {
-        let metadata = UnsafeMutablePointer<Guarded<MetadataArena>>.allocate(capacity: 1)
-        metadata.initialize(to: Guarded(MetadataArena()))
-        let ph = UnsafeMutablePointer<Guarded<PageHeap>>.allocate(capacity: 1)
-        ph.initialize(to: Guarded(try XCTUnwrap(PageHeap(metadata: metadata, spanPageSize: Page.defaultSpanPageSize))))
+        let ph = try privatePageHeap(spanPageSize: Page.defaultSpanPageSize)
         ph.lock()
         defer { ph.unlock() }
         let minimum = PageHeap.minDirtyLimit
