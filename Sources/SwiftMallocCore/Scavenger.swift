@@ -28,7 +28,9 @@
 // - the per-CPU slabs hand the objects of every class that served no
 //   malloc since the previous pass to the central lists
 //   (PerCPUSlabs.returnIdleClasses: a class only freed keeps a full list
-//   otherwise, and each object in it keeps a span partly used);
+//   otherwise, and each object in it keeps a span partly used); a thread's
+//   own cache (front end thread) does the same for itself at its first
+//   refill or overflow after the pass (ThreadCacheFrontEnd.returnIdleLists);
 // - every transfer cache hands the batches that sat untouched since the
 //   previous pass (its low-water mark) to the central list, where spans
 //   whose objects are all home go back to the page heap;

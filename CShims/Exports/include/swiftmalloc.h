@@ -157,7 +157,7 @@ void swiftmalloc_page_free(void *ptr, size_t pages);
     X(scavenger_thread_passes, "of scavenger_passes, those the idle-release thread ran (slow paths leave passes to it while it runs)") \
     X(transfer_shards, "shards of the transfer caches, each serving a group of CPUs (transfer_shards)") \
     X(percpu_idle_drains, "per-CPU lists of size classes that served no malloc between two scavenger passes, handed back to the central lists") \
-    X(thread_idle_returns, "objects of size classes a thread allocated none of between two scavenger passes, handed back from its cache to the central lists") \
+    X(thread_idle_returns, "objects of size classes a thread allocated none of between two scavenger passes, handed back from its cache to the middle (transfer caches, then central lists)") \
     X(page_heap_dirty_limit, "bytes of free pages the page heap keeps resident at most (32 MiB, grown for a program that cycles more)")
 
 struct swiftmalloc_stats {

@@ -426,7 +426,7 @@ struct PerCPUSlabs {
                 let first = Int(layout.begin[c])
                 let current = Int(sm_slab_current(slab, c))
                 if current > first && PerCPUSlabs.chosen(c, only) {
-                    middle.returnHome(c, chain: Middle.link(slabSlots + first, count: UInt32(current - first)))
+                    middle.returnHome(c, objects: slabSlots + first, count: UInt32(current - first))
                 }
                 c += 1
             }

@@ -190,13 +190,12 @@ struct Middle {
         return head.unsafelyUnwrapped
     }
 
-    /// Takes back a NULL-terminated chain of objects that no cache is
-    /// expected to ask for soon (a class gone idle in the per-CPU slabs or a
-    /// thread's cache): straight to the central list, past the transfer
-    /// caches, so that spans whose objects are all home go back to the page
-    /// heap.
-    func returnHome(_ sizeClass: Int, chain: ObjectPointer) {
-        (central + sizeClass).insertRange(chain, to: spans)
+    /// Takes back objects that no cache is expected to ask for soon (drained
+    /// from the per-CPU slabs): straight to the central list, past the
+    /// transfer caches, so that spans whose objects are all home go back to
+    /// the page heap.
+    func returnHome(_ sizeClass: Int, objects: UnsafeMutablePointer<ObjectPointer?>, count: UInt32) {
+        (central + sizeClass).insertRange(Middle.link(objects, count: count), to: spans)
     }
 
     /// The batch size of `sizeClass`: what moves between caches and the middle at once.
