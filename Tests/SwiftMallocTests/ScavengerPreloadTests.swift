@@ -1,6 +1,7 @@
 // The scavenger (Scavenger.swift) under LD_PRELOAD: memory a program
 // freed in one phase goes back to the OS while it keeps allocating other
-// things, with no malloc_trim, under every front end; and
+// things, with no malloc_trim, under every front end, once it has been free
+// for decay_ms (SWIFTMALLOC_DECAY_MS; short here); and
 // SWIFTMALLOC_SCAVENGE_INTERVAL=0 turns it off (the memory stays). In a
 // multi-threaded program the passes are the idle-release thread's, one per
 // idle_release_ms in which the allocator was used, and the slow paths run
@@ -24,11 +25,16 @@ final class ScavengerPreloadTests: XCTestCase {
 
     func testFreedPhaseGoesBackToTheOSUnderEveryFrontEnd() throws {
         for frontEnd in ["percpu", "thread", "arenas", "global"] {
-            let on = try run(["SWIFTMALLOC_FRONTEND": frontEnd])
+            // The churn takes 50-100 ms.
+            let on = try run(["SWIFTMALLOC_FRONTEND": frontEnd, "SWIFTMALLOC_DECAY_MS": "10"])
             let off = try run(["SWIFTMALLOC_FRONTEND": frontEnd, "SWIFTMALLOC_SCAVENGE_INTERVAL": "0"])
+            // Passes keep coming, but the pages have not been free for decay_ms.
+            let young = try run(["SWIFTMALLOC_FRONTEND": frontEnd, "SWIFTMALLOC_DECAY_MS": "60000"])
             XCTAssertGreaterThan(Preload.number(on.stats, "scavenger_passes") ?? 0, 0, "\(frontEnd): \(on.stats)")
             XCTAssertGreaterThan(Preload.number(on.stats, "scavenged_bytes") ?? 0, 16 << 20, "\(frontEnd): \(on.stats)")
             XCTAssertEqual(Preload.number(off.stats, "scavenger_passes"), 0, "\(frontEnd): \(off.stats)")
+            XCTAssertGreaterThan(Preload.number(young.stats, "scavenger_passes") ?? 0, 0, "\(frontEnd): \(young.stats)")
+            XCTAssertEqual(Preload.number(young.stats, "scavenged_bytes"), 0, "\(frontEnd): \(young.stats)")
             // 48 MiB were freed in phase 1: without the scavenger most of it
             // stays resident (the page heap keeps up to 32 MiB of free pages at first).
             XCTAssertLessThan(on.afterChurn, off.afterChurn - (16 << 20),
@@ -39,10 +45,11 @@ final class ScavengerPreloadTests: XCTestCase {
     func testMultiThreadedProgramsGetTheirPassesFromTheIdleReleaseThread() throws {
         let churn = ["threaded", "800"]
         for frontEnd in ["percpu", "thread"] {
-            let threaded = try run(["SWIFTMALLOC_FRONTEND": frontEnd], arguments: churn)
+            let threaded = try run(["SWIFTMALLOC_FRONTEND": frontEnd, "SWIFTMALLOC_DECAY_MS": "200"], arguments: churn)
             let off = try run(["SWIFTMALLOC_FRONTEND": frontEnd, "SWIFTMALLOC_SCAVENGE_INTERVAL": "0"], arguments: churn)
             // No idle-release thread: the slow paths run the passes.
-            let inline = try run(["SWIFTMALLOC_FRONTEND": frontEnd, "SWIFTMALLOC_IDLE_RELEASE_MS": "0"], arguments: churn)
+            let inline = try run(["SWIFTMALLOC_FRONTEND": frontEnd, "SWIFTMALLOC_IDLE_RELEASE_MS": "0",
+                                  "SWIFTMALLOC_DECAY_MS": "200"], arguments: churn)
             let passes = Preload.number(threaded.stats, "scavenger_passes") ?? 0
             XCTAssertGreaterThan(passes, 10, "\(frontEnd): \(threaded.stats)")
             XCTAssertEqual(Preload.number(threaded.stats, "scavenger_thread_passes"), passes,

@@ -620,7 +620,7 @@ final class UnitPageHeapTests: XCTestCase {
         func cycleOut(_ spans: [SpanRef]) -> UInt {
             spans.reduce(0) { $0 + giveBack(ph.pointee.state.freeSpan($1)) }
         }
-        func passes(_ n: UInt) { for _ in 0..<n { XCTAssertNil(ph.pointee.state.takeIdleRunsLocked(floor: .max)) } }
+        func passes(_ n: UInt) { for _ in 0..<n { XCTAssertNil(ph.pointee.state.takeIdleRunsLocked(floor: .max, now: 0, decayMilliseconds: 0)) } }
 
         XCTAssertEqual(ph.pointee.state.dirtyLimit, minimum)
         XCTAssertGreaterThan(cycleOut(try cycleIn()), 0, "past the limit, freed runs go back to the OS")
@@ -643,5 +643,62 @@ final class UnitPageHeapTests: XCTestCase {
         _ = cycleOut(spans)
         XCTAssertGreaterThan(giveBack(ph.pointee.state.takeDirtyRunsLocked()), 0)
         XCTAssertEqual(ph.pointee.state.dirtyLimit, minimum, "everything given back: back to the minimum")
+    }
+
+    /// The decay pass gives back the free spans that stayed free for
+    /// `decay_ms` by the clock, however many passes came meanwhile, and
+    /// keeps those freed again since.
+    func testDecayGivesBackWhatStayedFreeForTheDecayTime() throws {
+        let ph = try privatePageHeap(spanPageSize: Page.defaultSpanPageSize)
+        ph.lock()
+        defer { ph.unlock() }
+        let pages: UInt = 16
+        let decay: UInt64 = 1000
+        // a and b with live spans after each, so that they never merge.
+        let a = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: pages))
+        let afterA = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: pages))
+        let b = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: pages))
+        let afterB = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: pages))
+        let aStart = a.start, bStart = b.start
+        XCTAssertNil(ph.pointee.state.freeSpan(a))
+        XCTAssertNil(ph.pointee.state.freeSpan(b))
+        func pass(at now: UInt64) -> [UnsafeMutableRawPointer] {
+            var starts: [UnsafeMutableRawPointer] = []
+            let runs = ph.pointee.state.takeIdleRunsLocked(floor: 0, now: now, decayMilliseconds: decay)
+            var cursor = runs
+            while let run = cursor {
+                cursor = run.next
+                starts.append(run.start)
+                OSMemory.release(run.start, Int(run.byteCount))
+            }
+            ph.pointee.state.returnReleasedLocked(runs)
+            return starts
+        }
+        let start: UInt64 = 1_000_000
+        for _ in 0..<100 { XCTAssertEqual(pass(at: start), [], "passes in quick succession give nothing back") }
+        // A pass every 50 ms; b is used and freed again at 950 ms.
+        let reuse = start + decay - 50
+        var givenBack: [UnsafeMutableRawPointer: UInt64] = [:]
+        for now in stride(from: start + 50, through: start + 3 * decay, by: 50) {
+            if now == reuse {
+                let again = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: pages))
+                XCTAssertEqual(again.start, bStart)
+                XCTAssertNil(ph.pointee.state.freeSpan(again))
+            }
+            for run in pass(at: now) {
+                XCTAssertNil(givenBack[run], "given back twice")
+                givenBack[run] = now
+            }
+        }
+        XCTAssertEqual(givenBack.count, 2)
+        let aTime = try XCTUnwrap(givenBack[aStart]), bTime = try XCTUnwrap(givenBack[bStart])
+        // Not before decay_ms; a quarter of it (one epoch) and a pass late at most.
+        XCTAssertGreaterThanOrEqual(aTime - start, decay)
+        XCTAssertLessThanOrEqual(aTime - start, decay + decay / 4 + 50)
+        XCTAssertGreaterThanOrEqual(bTime - reuse, decay, "freed again: its time starts again")
+        XCTAssertLessThanOrEqual(bTime - reuse, decay + decay / 4 + 50)
+        XCTAssertEqual(ph.pointee.state.dirtyBytes, 0)
+        freeNow(ph, afterA)
+        freeNow(ph, afterB)
     }
 }

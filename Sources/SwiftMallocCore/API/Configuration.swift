@@ -52,6 +52,9 @@ struct Configuration {
     /// the idle-release thread gives its free memory back, in milliseconds
     /// (idle_release_ms, SWIFTMALLOC_IDLE_RELEASE_MS; 0: no such thread).
     var idleReleaseMilliseconds: UInt64 = 1000
+    /// How long free pages stay resident before a scavenger pass gives them
+    /// back, in milliseconds (decay_ms, SWIFTMALLOC_DECAY_MS).
+    var decayMilliseconds: UInt64 = 1000
     /// Batches each class's transfer cache parks, at most (max_transfer_slots,
     /// SWIFTMALLOC_MAX_TRANSFER_SLOTS).
     var maxTransferSlots: Int = TransferCache.defaultMaxSlots
@@ -319,7 +322,7 @@ func writeStderr(_ message: StaticString) {
 /// within it.
 enum Knob: UInt32 {
     case pageSize, threadCacheSize, perCPUCacheSize, maxTransferSlots, largeCacheSize, scavengeInterval, idleRelease
-    case perCPURebalance, transferShards
+    case perCPURebalance, transferShards, decay
 
     /// Every knob, in declaration order.
     static func forEach(_ body: (Knob) -> Void) {
@@ -339,6 +342,7 @@ enum Knob: UInt32 {
         case .idleRelease: return "idle_release_ms"
         case .perCPURebalance: return nil
         case .transferShards: return "transfer_shards"
+        case .decay: return "decay_ms"
         }
     }
 
@@ -355,6 +359,7 @@ enum Knob: UInt32 {
         case .idleRelease: return "SWIFTMALLOC_IDLE_RELEASE_MS"
         case .perCPURebalance: return "SWIFTMALLOC_PERCPU_REBALANCE"
         case .transferShards: return "SWIFTMALLOC_TRANSFER_SHARDS"
+        case .decay: return "SWIFTMALLOC_DECAY_MS"
         }
     }
 
@@ -369,6 +374,7 @@ enum Knob: UInt32 {
         case .idleRelease: return 0...86_400_000
         case .perCPURebalance: return 0...(1 << 40)
         case .transferShards: return 0...64
+        case .decay: return 0...86_400_000
         }
     }
 
@@ -384,6 +390,7 @@ enum Knob: UInt32 {
         case .idleRelease: config.idleReleaseMilliseconds = UInt64(value)
         case .perCPURebalance: config.perCPURebalanceInterval = UInt64(value)
         case .transferShards: config.transferShards = value
+        case .decay: config.decayMilliseconds = UInt64(value)
         }
     }
 }

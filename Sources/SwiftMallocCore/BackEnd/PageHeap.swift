@@ -26,6 +26,10 @@ struct PageHeap {
     /// freeLists[n] holds free spans of n pages (1 … maxListedPages);
     /// freeLists[0] holds the longer ones.
     var freeLists: UnsafeMutablePointer<SpanList>
+    /// Bit n (of word n / 64) set: freeLists[n] is not empty. The best fit
+    /// is then one bit scan, not a walk over up to 256 list heads (each a
+    /// cache miss) whenever the short lists are empty.
+    let nonEmptyLists: UnsafeMutablePointer<UInt64>
     /// Span records: unlinked ones wait here for a grace period before
     /// reuse (Reclamation), since lock-free readers may still hold them.
     var records: RecordPool<Span>
@@ -33,8 +37,14 @@ struct PageHeap {
     let metadata: UnsafeMutablePointer<Guarded<MetadataArena>>
     /// Freed direct mappings kept for reuse.
     var mappingCache: MappingCache
-    /// Scavenger passes so far (stamps free spans: Span.freedAtPass).
-    var scavengePass: UInt32 = 0
+    /// The decay clock: free spans are stamped with the epoch they were
+    /// freed in (Span.freedInEpoch). An epoch begins at a decay pass that
+    /// finds the current one at least a quarter of `decay_ms` old, at
+    /// `epochStart` (milliseconds, sm_monotonic_ms), so a span stamped
+    /// `epochsPerDecay + 1` or more epochs ago was freed at least `decay_ms`
+    /// ago: no clock is read when a span is freed.
+    var epoch: UInt32 = 0
+    var epochStart: UInt64 = 0
     /// Pages (granules) per span page: every span the heap hands out or
     /// keeps free is a multiple of this many pages and starts at a multiple
     /// of it (regions are aligned to a span page, and only such runs are
@@ -80,6 +90,7 @@ struct PageHeap {
     var releasedBytes: UInt { freeBytes &- dirtyBytes }
 
     static let maxListedPages = 256
+    static let listWords = (maxListedPages + 1 + 63) / 64
     /// Regions grow by at least this much (virtual; pages are touched on use).
     static let regionPages = (8 << 20) >> Page.shift
     /// A freed span at least this long is given back to the OS at once.
@@ -89,6 +100,8 @@ struct PageHeap {
     /// Decay passes between two reviews of `dirtyLimit`: a pass can come at
     /// any point of a program's cycle, so one low reading says nothing.
     static let limitDecayPasses: UInt = 16
+    /// Decay epochs per `decay_ms`.
+    static let epochsPerDecay: UInt32 = 4
 
     /// `spanPageSize`: the span page in bytes, a power of two >= Page.size.
     init?(metadata: UnsafeMutablePointer<Guarded<MetadataArena>>, spanPageSize: Int) {
@@ -101,6 +114,7 @@ struct PageHeap {
         mappingCache = MappingCache(metadata: &metadata.state.pointee)
         freeLists = metadata.allocateArray(of: SpanList.self, count: PageHeap.maxListedPages + 1)
         for i in 0...PageHeap.maxListedPages { freeLists[i] = SpanList() }
+        nonEmptyLists = metadata.allocateArray(of: UInt64.self, count: PageHeap.listWords)
     }
 
     // MARK: span records
@@ -137,17 +151,21 @@ struct PageHeap {
 
     private mutating func insertFree(_ span: SpanRef) {
         span.state = .free
-        span.freedAtPass = scavengePass
+        span.freedInEpoch = epoch
         span.sizeClass = 0
         pageMap.setEnds(span)
-        freeLists[listIndex(span.pageCount)].pushFront(span)
+        let list = listIndex(span.pageCount)
+        freeLists[list].pushFront(span)
+        nonEmptyLists[list >> 6] |= 1 << UInt64(list & 63)
         freeBytes &+= span.byteCount
         dirtyBytes &+= span.dirtyPages << UInt(Page.shift)
         dirtyPeak = max(dirtyPeak, dirtyBytes)
     }
 
     private mutating func removeFree(_ span: SpanRef) {
-        freeLists[listIndex(span.pageCount)].remove(span)
+        let list = listIndex(span.pageCount)
+        freeLists[list].remove(span)
+        if freeLists[list].head == nil { nonEmptyLists[list >> 6] &= ~(1 << UInt64(list & 63)) }
         freeBytes &-= span.byteCount
         dirtyBytes &-= span.dirtyPages << UInt(Page.shift)
     }
@@ -155,11 +173,15 @@ struct PageHeap {
     /// The smallest free span of at least `pages` pages, or nil.
     private func findFree(_ pages: UInt) -> SpanRef? {
         if pages <= UInt(PageHeap.maxListedPages) {
-            var n = Int(pages)
-            while n <= PageHeap.maxListedPages {
-                if let span = freeLists[n].head { return span }
-                n += 1
+            // The first non-empty list from `pages` on (list 0, of longer
+            // spans, never matches here: its bit is below any `pages`).
+            var word = Int(pages) >> 6
+            var bits = nonEmptyLists[word] & (~0 << UInt64(pages & 63))
+            while bits == 0 && word &+ 1 < PageHeap.listWords {
+                word &+= 1
+                bits = nonEmptyLists[word]
             }
+            if bits != 0 { return freeLists[word << 6 | bits.trailingZeroBitCount].head }
         }
         var best: SpanRef? = nil
         var cursor = freeLists[0].head
@@ -338,14 +360,20 @@ struct PageHeap {
     }
 
     /// Gives back the resident pages of free spans that have stayed free
-    /// since before the previous pass (idle for a whole scavenger interval),
-    /// longest spans first, while more than `floor` bytes of free pages are
-    /// resident (Scavenger). Spans freed and reused in between are left
-    /// alone, so a program that keeps cycling memory does not pay for
-    /// page faults. Takes those spans out of the lists, as a chain for
-    /// `release(_:)`, which gives them back.
-    mutating func takeIdleRunsLocked(floor: UInt) -> SpanRef? {
-        defer { scavengePass &+= 1 }
+    /// for `decayMilliseconds` or more (by the clock reading `now`), longest
+    /// spans first, while more than `floor` bytes of free pages are resident
+    /// (the scavenger's decay pass). Spans freed and reused within that time
+    /// keep their pages, so a program that keeps cycling memory does not pay
+    /// for page faults (passes come every `scavenge_interval` objects, a few
+    /// milliseconds apart for small objects, so an age counted in passes
+    /// had such a program fault its pages in again every cycle). Takes
+    /// those spans out of the lists, as a chain for `release(_:)`, which
+    /// gives them back.
+    mutating func takeIdleRunsLocked(floor: UInt, now: UInt64, decayMilliseconds: UInt64) -> SpanRef? {
+        if now &- epochStart >= decayMilliseconds / UInt64(PageHeap.epochsPerDecay) {
+            epoch &+= 1
+            epochStart = now
+        }
         decayPassesSinceReview &+= 1
         if decayPassesSinceReview >= PageHeap.limitDecayPasses {
             if dirtyPeak < dirtyLimit / 4 { dirtyLimit = max(PageHeap.minDirtyLimit, dirtyLimit / 2) }
@@ -360,7 +388,7 @@ struct PageHeap {
             var cursor = freeLists[list].head
             while let span = cursor, dirtyBytes > floor {
                 cursor = span.next
-                if span.dirtyPages > 0 && span.freedAtPass != scavengePass {
+                if span.dirtyPages > 0 && epoch &- span.freedInEpoch > PageHeap.epochsPerDecay {
                     removeFree(span)
                     runs = markReleasing(span, onto: runs)
                 }
@@ -530,10 +558,12 @@ extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
         }
     }
 
-    /// The scavenger's pass: gives back the resident pages of free spans
-    /// idle since the previous pass, down to `floor` (`takeIdleRunsLocked`).
-    func decay(floor: UInt) -> UInt {
-        release(withLock { $0.takeIdleRunsLocked(floor: floor) })
+    /// The scavenger's decay pass: gives back the resident pages of free
+    /// spans idle for `decayMilliseconds`, down to `floor`
+    /// (`takeIdleRunsLocked`).
+    func decay(floor: UInt, decayMilliseconds: UInt64) -> UInt {
+        let now = sm_monotonic_ms()
+        return release(withLock { $0.takeIdleRunsLocked(floor: floor, now: now, decayMilliseconds: decayMilliseconds) })
     }
 
     /// Gives every free page and every cached mapping back to the OS.

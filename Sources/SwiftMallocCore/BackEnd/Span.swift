@@ -48,9 +48,9 @@ struct Span {
     /// zero without being resident. In-use spans: the same bound, as taken
     /// from the free span they were carved from.
     var dirtyPages: UInt = 0
-    /// Free spans: the scavenger pass during which the span became free
-    /// (PageHeap.takeIdleRunsLocked gives back those free since an earlier pass).
-    var freedAtPass: UInt32 = 0
+    /// Free spans: the page heap's decay epoch in which the span became free
+    /// (PageHeap.takeIdleRunsLocked gives back those free for `decay_ms`).
+    var freedInEpoch: UInt32 = 0
     /// Small spans: linked in the central list's partial list.
     var inPartialList: Bool = false
     /// Mapped spans: where the mapping starts (aligned to the system page,
@@ -138,9 +138,9 @@ struct SpanRef: Hashable {
         get { record.pointee.dirtyPages }
         nonmutating set { record.pointee.dirtyPages = newValue }
     }
-    @inline(__always) var freedAtPass: UInt32 {
-        get { record.pointee.freedAtPass }
-        nonmutating set { record.pointee.freedAtPass = newValue }
+    @inline(__always) var freedInEpoch: UInt32 {
+        get { record.pointee.freedInEpoch }
+        nonmutating set { record.pointee.freedInEpoch = newValue }
     }
     @inline(__always) var inPartialList: Bool {
         get { record.pointee.inPartialList }
