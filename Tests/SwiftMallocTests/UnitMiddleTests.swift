@@ -374,28 +374,35 @@ final class UnitMiddleTests: XCTestCase {
         central.initialize(to: Guarded(CentralFreeList(sizeClass: c, table: table)))
         defer { central.deallocate() }
 
-        let (first, n) = central.removeRange(UInt32(perSpan - 1), from: stub)
-        XCTAssertEqual(Int(n), perSpan - 1)
+        // One buffer takes every batch; a batch is what removeRange wrote.
+        let buffer = UnsafeMutablePointer<ObjectPointer?>.allocate(capacity: 4 * perSpan)
+        defer { buffer.deallocate() }
+        var all: [ObjectPointer] = []
+        func take(_ count: Int) -> Int {
+            let n = Int(central.removeRange(UInt32(count), into: buffer, from: stub))
+            all += (0..<n).map { buffer[$0]! }
+            return n
+        }
+        XCTAssertEqual(take(perSpan - 1), perSpan - 1)
         XCTAssertEqual(stub.allocateCalls, [1], "one span carved")
-        let (second, m) = central.removeRange(2, from: stub)
-        XCTAssertEqual(m, 2)
+        XCTAssertEqual(take(2), 2)
         XCTAssertEqual(stub.allocateCalls, [1, 1], "the first span ran out: a second one")
-        let (third, k) = central.removeRange(UInt32(2 * perSpan), from: stub)
-        XCTAssertEqual(Int(k), 2 * perSpan)
+        XCTAssertEqual(take(2 * perSpan), 2 * perSpan)
         XCTAssertEqual(stub.allocateCalls, [1, 1, 2], "the two spans the rest needs, in one call")
-        let (fourth, l) = central.removeRange(UInt32(perSpan), from: stub)
-        XCTAssertEqual(Int(l), perSpan - 1, "the stub has no fifth span: what is left, and no more")
+        XCTAssertEqual(take(perSpan), perSpan - 1, "the stub has no fifth span: what is left, and no more")
         XCTAssertEqual(stub.allocateCalls, [1, 1, 2, 0])
-        let all = objects(of: first, count: n) + objects(of: second, count: m) + objects(of: third, count: k)
-            + objects(of: fourth, count: l)
         XCTAssertEqual(Set(all.map { UInt(bitPattern: $0) }).count, 4 * perSpan, "every object once")
         XCTAssertEqual(central.pointee.state.spanCount, 4)
 
         // Home again: the spans go back once their last object is in, all
         // that one batch empties in one call.
-        central.insertRange(chain(Array(all.prefix(perSpan - 1)))!, to: stub)
+        func give(_ objects: ArraySlice<ObjectPointer>) {
+            for (i, o) in objects.enumerated() { buffer[i] = o }
+            central.insertRange(buffer, count: objects.count, to: stub)
+        }
+        give(all.prefix(perSpan - 1))
         XCTAssertEqual(stub.freeCalls, [], "the first span still has an object out")
-        central.insertRange(chain(Array(all.dropFirst(perSpan - 1)))!, to: stub)
+        give(all.dropFirst(perSpan - 1))
         XCTAssertEqual(stub.freeCalls, [4], "the four spans back in one call")
         XCTAssertEqual(Set(stub.freed), Set(stub.allocated), "every span back, once")
         XCTAssertEqual(stub.freed.count, 4)

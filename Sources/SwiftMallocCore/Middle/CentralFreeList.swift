@@ -31,15 +31,15 @@ struct CentralFreeList {
     /// Objects in one of this class's spans.
     var objectsPerSpan: UInt { (spanPages << UInt(Page.shift)) / objectSize }
 
-    /// Up to `count` objects from the partial spans, in front of the chain
-    /// `head` (lock held); fewer when the partial spans run out.
-    mutating func removeRangeLocked(_ count: UInt32, onto head: ObjectPointer?) -> (head: ObjectPointer?, count: UInt32) {
-        var head = head
+    /// Up to `count` objects from the partial spans, stored at `objects`
+    /// (lock held); returns how many, fewer when the partial spans run out.
+    /// Objects carved from a span's never-used tail are not touched (the
+    /// caller's cache keeps pointers; the program writes them first).
+    mutating func removeRangeLocked(_ count: UInt32, into objects: UnsafeMutablePointer<ObjectPointer?>) -> UInt32 {
         var taken: UInt32 = 0
         while taken < count, let s = partial.head {
             while taken < count, let object = s.takeObject(size: objectSize) {
-                object.nextFree = head
-                head = object
+                objects[Int(taken)] = object
                 taken &+= 1
             }
             if !s.hasFreeObjects {
@@ -47,7 +47,7 @@ struct CentralFreeList {
                 s.inPartialList = false
             }
         }
-        return (head, taken)
+        return taken
     }
 
     /// Makes the new spans of a chain (through `next`, from the back end)
@@ -65,42 +65,55 @@ struct CentralFreeList {
         }
     }
 
-    /// The chain's objects go home until one is rejected; returns that one,
-    /// and the spans whose objects have all come home, out of the list, as a
-    /// chain through `next` for the back end.
-    mutating func insertLocked<Spans: SpanSource>(_ chain: ObjectPointer, _ spans: Spans)
+    /// The `count` objects at `objects` go home until one is rejected;
+    /// returns that one, and the spans whose objects have all come home, out
+    /// of the list, as a chain through `next` for the back end.
+    mutating func insertLocked<Spans: SpanSource>(_ objects: UnsafePointer<ObjectPointer?>, count: Int, _ spans: Spans)
         -> (rejected: (object: ObjectPointer, problem: FreeProblem)?, emptied: SpanRef?) {
         var emptied: SpanRef? = nil
-        var cursor: ObjectPointer? = chain
-        while let object = cursor {
-            cursor = object.nextFree
-            let page = Page.number(of: UInt(bitPattern: object))
-            // Also catches a pointer inside an object (the caches take any
-            // pointer into a small span; it is caught here, on its way home).
-            guard let span = spans.span(ofPage: page),
-                  span.state == .small, span.sizeClass == sizeClass,
-                  (UInt(bitPattern: object) &- span.startAddress) % objectSize == 0 else {
+        // The span of the previous object: objects freed together are
+        // often neighbours, and then need no page-map walk. (A span emptied
+        // below stays `.small` until the back end has it, so an object of it
+        // seen again is caught as freed twice.)
+        var span: SpanRef? = nil
+        var i = 0
+        while i < count {
+            let object = objects[i].unsafelyUnwrapped
+            i &+= 1
+            let address = UInt(bitPattern: object)
+            if span == nil || address &- span.unsafelyUnwrapped.startAddress >= span.unsafelyUnwrapped.byteCount {
+                // Also catches a pointer inside an object (the caches take
+                // any pointer into a small span; it is caught here, on its
+                // way home).
+                guard let found = spans.span(ofPage: Page.number(of: address)),
+                      found.state == .small, found.sizeClass == sizeClass else {
+                    return ((object, .invalidPointer), emptied)
+                }
+                span = found
+            }
+            let home = span.unsafelyUnwrapped
+            guard SizeClassTable.isMultiple(address &- home.startAddress, divisibility: home.objectDivisibility) else {
                 return ((object, .invalidPointer), emptied)
             }
             // A span with no object out, or whose free list starts with this
             // one: the object is being freed twice (the second case catches
             // the global front end's free(p); free(p)).
-            if span.liveObjects == 0 || span.freeObjects == object { return ((object, .doubleFree), emptied) }
-            object.nextFree = span.freeObjects
-            span.freeObjects = object
-            span.liveObjects &-= 1
-            if span.liveObjects == 0 {
+            if home.liveObjects == 0 || home.freeObjects == object { return ((object, .doubleFree), emptied) }
+            object.nextFree = home.freeObjects
+            home.freeObjects = object
+            home.liveObjects &-= 1
+            if home.liveObjects == 0 {
                 // Every object is home: the pages go back to the back end.
-                if span.inPartialList {
-                    partial.remove(span)
-                    span.inPartialList = false
+                if home.inPartialList {
+                    partial.remove(home)
+                    home.inPartialList = false
                 }
                 spanCount &-= 1
-                span.next = emptied
-                emptied = span
-            } else if !span.inPartialList {
-                span.inPartialList = true
-                partial.pushFront(span)
+                home.next = emptied
+                emptied = home
+            } else if !home.inPartialList {
+                home.inPartialList = true
+                partial.pushFront(home)
             }
         }
         return (nil, emptied)
@@ -123,33 +136,33 @@ struct CentralFreeList {
 // A central list's operations, called through its address, under its lock
 // (Guarded).
 extension UnsafeMutablePointer where Pointee == Guarded<CentralFreeList> {
-    /// Takes up to `count` objects as a NULL-terminated chain. Returns the
-    /// chain and how many it holds (0 only when the OS has no memory). When
-    /// the partial spans fall short, the spans for the rest come from the
-    /// back end, without this list's lock.
-    func removeRange<Spans: SpanSource>(_ count: UInt32, from spans: Spans) -> (head: ObjectPointer?, count: UInt32) {
-        let (head, taken) = withLock { $0.removeRangeLocked(count, onto: nil) }
-        if taken == count { return (head, taken) }
+    /// Takes up to `count` objects, stored at `objects`. Returns how many (0
+    /// only when the OS has no memory). When the partial spans fall short,
+    /// the spans for the rest come from the back end, without this list's
+    /// lock.
+    func removeRange<Spans: SpanSource>(_ count: UInt32, into objects: UnsafeMutablePointer<ObjectPointer?>,
+                                        from spans: Spans) -> UInt32 {
+        let taken = withLock { $0.removeRangeLocked(count, into: objects) }
+        if taken == count { return taken }
         // Fixed at start-up, so read without the lock.
         let perSpan = state.pointee.objectsPerSpan
         let wanted = (UInt(count &- taken) &+ perSpan &- 1) / perSpan
         guard let fresh = spans.allocateSmallSpans(pages: state.pointee.spanPages, sizeClass: state.pointee.sizeClass,
                                                    count: wanted) else {
-            return (head, taken)
+            return taken
         }
         return withLock { list in
             list.adoptLocked(fresh)
-            let (chain, more) = list.removeRangeLocked(count &- taken, onto: head)
-            return (chain, taken &+ more)
+            return taken &+ list.removeRangeLocked(count &- taken, into: objects + Int(taken))
         }
     }
 
-    /// Brings back a NULL-terminated chain of objects of this class; spans
-    /// it empties go back to the back end after the lock is released. An
-    /// object that is not one of this class's, or is already home, stops
-    /// the process (after that).
-    func insertRange<Spans: SpanSource>(_ chain: ObjectPointer, to spans: Spans) {
-        let (rejected, emptied) = withLock { $0.insertLocked(chain, spans) }
+    /// Brings back the `count` objects of this class at `objects`; spans it
+    /// empties go back to the back end after the lock is released. An object
+    /// that is not one of this class's, or is already home, stops the
+    /// process (after that).
+    func insertRange<Spans: SpanSource>(_ objects: UnsafePointer<ObjectPointer?>, count: Int, to spans: Spans) {
+        let (rejected, emptied) = withLock { $0.insertLocked(objects, count: count, spans) }
         if let emptied { spans.freeSmallSpans(emptied) }
         if let rejected { fatal(rejected.problem.message, pointer: rejected.object) }
     }

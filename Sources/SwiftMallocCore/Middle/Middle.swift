@@ -108,9 +108,7 @@ struct Middle {
     /// The same for a caller of `shard` (the unit tests choose it).
     func fetch(_ sizeClass: Int, count: UInt32, into objects: UnsafeMutablePointer<ObjectPointer?>, shard: Int) -> UInt32 {
         if count == batchSize(sizeClass) && takeParkedBatch(sizeClass, shard: shard, into: objects) != nil { return count }
-        let (chain, taken) = (central + sizeClass).removeRange(count, from: spans)
-        Middle.unlink(chain, into: objects, count: taken)
-        return taken
+        return (central + sizeClass).removeRange(count, into: objects, from: spans)
     }
 
     /// Up to `count` objects of `sizeClass` as a NULL-terminated chain (for
@@ -122,16 +120,15 @@ struct Middle {
     /// The same for a caller of `shard`.
     func fetch(_ sizeClass: Int, count: UInt32, shard: Int) -> (head: ObjectPointer?, count: UInt32) {
         let batch = batchSize(sizeClass)
-        if count == batch {
-            let parked = withUnsafeTemporaryAllocation(of: ObjectPointer?.self, capacity: Int(batch)) { objects -> ObjectPointer? in
-                let base = objects.baseAddress.unsafelyUnwrapped
-                guard let linked = takeParkedBatch(sizeClass, shard: shard, into: base) else { return nil }
+        return withUnsafeTemporaryAllocation(of: ObjectPointer?.self, capacity: Int(count)) { objects in
+            let base = objects.baseAddress.unsafelyUnwrapped
+            if count == batch, let linked = takeParkedBatch(sizeClass, shard: shard, into: base) {
                 // A batch parked as a chain is one still: no object touched.
-                return linked ? base[0] : Middle.link(base, count: batch)
+                return (linked ? base[0] : Middle.link(base, count: batch), count)
             }
-            if let parked { return (parked, count) }
+            let taken = (central + sizeClass).removeRange(count, into: base, from: spans)
+            return (taken == 0 ? nil : Middle.link(base, count: taken), taken)
         }
-        return (central + sizeClass).removeRange(count, from: spans)
     }
 
     /// Takes back the `count` objects of `sizeClass` stored at `objects`.
@@ -142,27 +139,43 @@ struct Middle {
     /// The same for a caller of `shard`.
     func release(_ sizeClass: Int, objects: UnsafeMutablePointer<ObjectPointer?>, count: UInt32, shard: Int) {
         if count == batchSize(sizeClass) && transferCache(sizeClass, shard: shard).insertBatch(objects, linked: false) { return }
-        (central + sizeClass).insertRange(Middle.link(objects, count: count), to: spans)
+        (central + sizeClass).insertRange(objects, count: Int(count), to: spans)
     }
 
-    /// Takes back a NULL-terminated chain of `count` objects of `sizeClass`.
+    /// Takes back a NULL-terminated chain of `count` objects of `sizeClass`
+    /// (at most a batch).
     func release(_ sizeClass: Int, chain: ObjectPointer, count: UInt32) {
         release(sizeClass, chain: chain, count: count, shard: currentShard())
     }
 
     /// The same for a caller of `shard`.
     func release(_ sizeClass: Int, chain: ObjectPointer, count: UInt32, shard: Int) {
-        let batch = batchSize(sizeClass)
-        if count == batch {
-            let transfer = transferCache(sizeClass, shard: shard)
-            let parked = withUnsafeTemporaryAllocation(of: ObjectPointer?.self, capacity: Int(batch)) { objects -> Bool in
-                let base = objects.baseAddress.unsafelyUnwrapped
-                Middle.unlink(chain, into: base, count: batch)
-                return transfer.insertBatch(base, linked: true)
-            }
-            if parked { return }
+        withUnsafeTemporaryAllocation(of: ObjectPointer?.self, capacity: Int(count)) { objects in
+            let base = objects.baseAddress.unsafelyUnwrapped
+            Middle.unlink(chain, into: base, count: count)
+            if count == batchSize(sizeClass) && transferCache(sizeClass, shard: shard).insertBatch(base, linked: true) { return }
+            (central + sizeClass).insertRange(base, count: Int(count), to: spans)
         }
-        (central + sizeClass).insertRange(chain, to: spans)
+    }
+
+    /// Takes a NULL-terminated chain of objects of `sizeClass`, of any
+    /// length, home to the central list (which takes arrays), a run at a
+    /// time.
+    private func insertChain(_ sizeClass: Int, _ chain: ObjectPointer) {
+        let run = 64
+        withUnsafeTemporaryAllocation(of: ObjectPointer?.self, capacity: run) { objects in
+            let base = objects.baseAddress.unsafelyUnwrapped
+            var cursor: ObjectPointer? = chain
+            while cursor != nil {
+                var count = 0
+                while count < run, let object = cursor {
+                    base[count] = object
+                    cursor = object.nextFree
+                    count &+= 1
+                }
+                (central + sizeClass).insertRange(base, count: count, to: spans)
+            }
+        }
     }
 
     /// Stores the first `count` objects of a chain at `objects` (the chain's
@@ -195,7 +208,7 @@ struct Middle {
     /// transfer caches, so that spans whose objects are all home go back to
     /// the page heap.
     func returnHome(_ sizeClass: Int, objects: UnsafeMutablePointer<ObjectPointer?>, count: UInt32) {
-        (central + sizeClass).insertRange(Middle.link(objects, count: count), to: spans)
+        (central + sizeClass).insertRange(objects, count: Int(count), to: spans)
     }
 
     /// The batch size of `sizeClass`: what moves between caches and the middle at once.
@@ -207,7 +220,7 @@ struct Middle {
     /// (for trimming).
     func drainTransferCaches() {
         forEachTransferCache { cache, c in
-            if let chain = cache.removeAll().head { (central + c).insertRange(chain, to: spans) }
+            if let chain = cache.removeAll().head { insertChain(c, chain) }
         }
     }
 
@@ -216,7 +229,7 @@ struct Middle {
     /// scavenger's pass).
     func returnIdleBatches() {
         forEachTransferCache { cache, c in
-            if let chain = cache.takeIdle() { (central + c).insertRange(chain, to: spans) }
+            if let chain = cache.takeIdle() { insertChain(c, chain) }
         }
     }
 
