@@ -517,6 +517,54 @@ final class UnitPageHeapTests: XCTestCase {
         locked { checkFreeLists($0) }
     }
 
+    /// A chain of small spans comes as neighbours cut from one free run,
+    /// and goes back merged with its neighbours whatever the chain's order:
+    /// the free lists then hold one run per gap-free stretch.
+    func testSmallSpansAreCarvedTogetherAndMergeOnTheWayBack() throws {
+        let ph = try privatePageHeap(spanPageSize: Page.size)
+        let pages: UInt = 2
+        let chain = try XCTUnwrap(ph.allocateSmallSpans(pages: pages, sizeClass: 7, count: 6))
+        var spans: [SpanRef] = []
+        var cursor: SpanRef? = chain
+        while let span = cursor {
+            spans.append(span)
+            cursor = span.next
+        }
+        spans.sort { $0.firstPage < $1.firstPage }
+        XCTAssertEqual(spans.count, 6)
+        for (a, b) in zip(spans, spans.dropFirst()) { XCTAssertEqual(a.firstPage + pages, b.firstPage, "neighbours") }
+        for span in spans {
+            XCTAssertEqual(span.state, .small)
+            XCTAssertEqual(span.pageCount, pages)
+            for page in span.firstPage...span.lastPage { XCTAssertEqual(ph.pointee.state.pageMap.span(ofPage: page), span) }
+        }
+        let regionBytes = ph.pointee.state.regionBytes
+        XCTAssertEqual(ph.pointee.state.freeBytes, regionBytes - 6 * pages * UInt(Page.size), "the rest of the region, free")
+        checkFreeLists(ph)
+
+        // All but the fourth back, in a scrambled chain: two stretches.
+        let kept = spans[3]
+        var back: SpanRef? = nil
+        for i in [2, 5, 0, 4, 1] {
+            spans[i].next = back
+            back = spans[i]
+        }
+        ph.freeSmallSpans(try XCTUnwrap(back))
+        let first = spans[0].firstPage
+        let heap = ph.pointee.state
+        XCTAssertEqual(heap.freeBytes, regionBytes - pages * UInt(Page.size))
+        let before = try XCTUnwrap(heap.pageMap.span(ofPage: first))
+        XCTAssertEqual(before.state, .free)
+        XCTAssertEqual(before.firstPage, first)
+        XCTAssertEqual(before.pageCount, 3 * pages, "the three spans before the kept one, one run")
+        let after = try XCTUnwrap(heap.pageMap.span(ofPage: kept.firstPage + pages))
+        XCTAssertEqual(after.state, .free)
+        XCTAssertEqual(after.firstPage + after.pageCount, first + regionBytes / UInt(Page.size),
+                       "the two after it and the region's rest, one run")
+        checkFreeLists(ph)
+        XCTAssertEqual(kept.state, .small, "the span still in use is untouched")
+    }
+
     /// The mapping cache hands what it evicts to the caller, to unmap after
     /// the page heap's lock: one or several mappings, all unmapped by
     /// `unmapAll`.

@@ -224,12 +224,22 @@ struct PageHeap {
     mutating func allocateLocked(pages requested: UInt) -> SpanRef? {
         if requested == 0 || requested > (UInt(1) << UInt(PageMap.pageBits)) { return nil }
         let pages = roundedToSpanPages(requested)
-        var found = findFree(pages)
-        if found == nil {
-            guard grow(pages) else { return nil }
-            found = findFree(pages)
-        }
-        guard let span = found else { return nil }
+        guard let found = bestFit(pages) else { return nil }
+        return take(pages, from: found)
+    }
+
+    /// The smallest free span of at least `pages` pages, after growing the
+    /// heap if none is; nil when the OS has no memory.
+    private mutating func bestFit(_ pages: UInt) -> SpanRef? {
+        if let found = findFree(pages) { return found }
+        guard grow(pages) else { return nil }
+        return findFree(pages)
+    }
+
+    /// The first `pages` pages (a multiple of a span page) of the free span
+    /// `span`, state `.large`, registered at its first page; the rest stays
+    /// free.
+    private mutating func take(_ pages: UInt, from span: SpanRef) -> SpanRef {
         removeFree(span)
         let dirty = span.dirtyPages
         if span.pageCount > pages {
@@ -421,21 +431,76 @@ struct PageHeap {
 
     // MARK: small spans (called by central free lists)
 
-    /// A span for `pages` pages of objects of `sizeClass`, every page mapped
-    /// to it in the page map (lock held).
-    mutating func allocateSmallSpanLocked(pages: UInt, sizeClass: UInt8) -> SpanRef? {
-        guard let span = allocateLocked(pages: pages) else { return nil }
-        span.state = .small
-        span.sizeClass = sizeClass
-        pageMap.setRange(span, sizeClass: sizeClass)
-        return span
+    /// Up to `count` spans of `pages` pages for objects of `sizeClass`, a
+    /// chain through `next`, every page of each mapped to it in the page map
+    /// (lock held); fewer only when the OS has no memory. The best fit for
+    /// one span gives as many as it holds and the chain still needs: one
+    /// free-list update for them all, where taking them one at a time would
+    /// split the same run again for each.
+    mutating func allocateSmallSpansLocked(pages requested: UInt, sizeClass: UInt8, count: UInt) -> SpanRef? {
+        let pages = roundedToSpanPages(requested)
+        var chain: SpanRef? = nil
+        var made: UInt = 0
+        while made < count, let run = bestFit(pages) {
+            let carved = min(count &- made, run.pageCount / pages)
+            let first = take(carved &* pages, from: run)
+            // Each span keeps the run's bound on dirty pages, as a split does.
+            let dirty = first.dirtyPages
+            for i in 0..<carved {
+                let span = i == 0 ? first : newSpanRecord(first: first.firstPage &+ i &* pages, count: pages)
+                span.pageCount = pages
+                span.dirtyPages = min(dirty, pages)
+                span.state = .small
+                span.sizeClass = sizeClass
+                pageMap.setRange(span, sizeClass: sizeClass)
+                span.next = chain
+                chain = span
+            }
+            made &+= carved
+        }
+        return chain
     }
 
-    /// Takes back a small span whose objects have all come home (lock held);
-    /// a run to give back as `freeSpan` says.
-    mutating func freeSmallSpanLocked(_ span: SpanRef) -> SpanRef? {
-        pageMap.setRange(span, sizeClass: 0)
-        return freeSpan(span)
+    /// Takes back small spans whose objects have all come home (a chain
+    /// through `next`; lock held); returns the runs to give back, as
+    /// `freeSpan` says. Spans of the chain that are neighbours become one
+    /// run first (a batch often empties neighbours): one free-list update
+    /// for them, where freeing them one at a time would take the growing
+    /// run out of its list and put it back for each.
+    mutating func freeSmallSpansLocked(_ spans: SpanRef) -> SpanRef? {
+        // Sorted by address, by insertion: a chain lists the spans a batch
+        // emptied, last first, so spans freed in address order go in front
+        // at once.
+        var sorted: SpanRef? = nil
+        var cursor: SpanRef? = spans
+        while let span = cursor {
+            cursor = span.next
+            pageMap.setRange(span, sizeClass: 0)
+            if let head = sorted, head.firstPage < span.firstPage {
+                var before = head
+                while let next = before.next, next.firstPage < span.firstPage { before = next }
+                span.next = before.next
+                before.next = span
+            } else {
+                span.next = sorted
+                sorted = span
+            }
+        }
+        var runs: SpanRef? = nil
+        cursor = sorted
+        while let run = cursor {
+            cursor = run.next
+            while let neighbour = cursor, run.firstPage &+ run.pageCount == neighbour.firstPage {
+                cursor = neighbour.next
+                run.pageCount &+= neighbour.pageCount
+                retire(neighbour)
+            }
+            if let given = freeSpan(run) {
+                given.next = runs
+                runs = given
+            }
+        }
+        return runs
     }
 
     fileprivate mutating func recordMappedLocked(_ memory: UnsafeMutableRawPointer, length: Int) -> SpanRef {
@@ -495,35 +560,14 @@ extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
     /// every page mapped to its span in the page map, as a chain through
     /// `next` (one acquisition of the lock for all).
     func allocateSmallSpans(pages: UInt, sizeClass: UInt8, count: UInt) -> SpanRef? {
-        withLock { heap in
-            var chain: SpanRef? = nil
-            var made: UInt = 0
-            while made < count, let span = heap.allocateSmallSpanLocked(pages: pages, sizeClass: sizeClass) {
-                span.next = chain
-                chain = span
-                made &+= 1
-            }
-            return chain
-        }
+        withLock { $0.allocateSmallSpansLocked(pages: pages, sizeClass: sizeClass, count: count) }
     }
 
     /// Takes back small spans whose objects have all come home (a chain
     /// through `next`), with one acquisition of the lock; the runs to give
     /// back to the OS are given back after it.
     func freeSmallSpans(_ spans: SpanRef) {
-        release(withLock { heap in
-            var runs: SpanRef? = nil
-            var cursor: SpanRef? = spans
-            while let span = cursor {
-                cursor = span.next
-                span.next = nil
-                if let run = heap.freeSmallSpanLocked(span) {
-                    run.next = runs
-                    runs = run
-                }
-            }
-            return runs
-        })
+        release(withLock { $0.freeSmallSpansLocked(spans) })
     }
 
     // MARK: giving pages back (without the lock)
