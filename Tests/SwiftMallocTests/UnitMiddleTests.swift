@@ -385,8 +385,15 @@ final class UnitMiddleTests: XCTestCase {
         }
         XCTAssertEqual(take(perSpan - 1), perSpan - 1)
         XCTAssertEqual(stub.allocateCalls, [1], "one span carved")
+        // The first object taken is last in the array (the caches use it
+        // from its end): a fresh span's objects, carved in address order,
+        // come out in reverse.
+        let addresses = all.map { UInt(bitPattern: $0) }
+        XCTAssertEqual(addresses, addresses.sorted(by: >), "first taken, last in the array")
         XCTAssertEqual(take(2), 2)
         XCTAssertEqual(stub.allocateCalls, [1, 1], "the first span ran out: a second one")
+        XCTAssertEqual(UInt(bitPattern: buffer[1]!), addresses[0] + UInt(size),
+                       "the first span's last object, taken first, is last; the new span's in front of it")
         XCTAssertEqual(take(2 * perSpan), 2 * perSpan)
         XCTAssertEqual(stub.allocateCalls, [1, 1, 2], "the two spans the rest needs, in one call")
         XCTAssertEqual(take(perSpan), perSpan - 1, "the stub has no fifth span: what is left, and no more")

@@ -31,16 +31,22 @@ struct CentralFreeList {
     /// Objects in one of this class's spans.
     var objectsPerSpan: UInt { (spanPages << UInt(Page.shift)) / objectSize }
 
-    /// Up to `count` objects from the partial spans, stored at `objects`
-    /// (lock held); returns how many, fewer when the partial spans run out.
-    /// Objects carved from a span's never-used tail are not touched (the
-    /// caller's cache keeps pointers; the program writes them first).
+    /// Up to `count` objects from the partial spans, stored at
+    /// `objects[0..<count]` from the end down, so that the first taken is
+    /// last: the caches use an array from its end and a chain from its
+    /// start, so the program gets the objects of the fullest spans first,
+    /// which lets the others empty. (Filled from the start, `fragmentation`'s
+    /// worst phase rose from 3.7 to 4.0 times the live bytes.) Lock held;
+    /// returns how many, fewer when the partial spans run out (then at the
+    /// end of the range). Objects carved from a span's never-used tail are
+    /// not touched (the caller's cache keeps pointers; the program writes
+    /// them first).
     mutating func removeRangeLocked(_ count: UInt32, into objects: UnsafeMutablePointer<ObjectPointer?>) -> UInt32 {
         var taken: UInt32 = 0
         while taken < count, let s = partial.head {
             while taken < count, let object = s.takeObject(size: objectSize) {
-                objects[Int(taken)] = object
                 taken &+= 1
+                objects[Int(count &- taken)] = object
             }
             if !s.hasFreeObjects {
                 partial.remove(s)
@@ -136,10 +142,10 @@ struct CentralFreeList {
 // A central list's operations, called through its address, under its lock
 // (Guarded).
 extension UnsafeMutablePointer where Pointee == Guarded<CentralFreeList> {
-    /// Takes up to `count` objects, stored at `objects`. Returns how many (0
-    /// only when the OS has no memory). When the partial spans fall short,
-    /// the spans for the rest come from the back end, without this list's
-    /// lock.
+    /// Takes up to `count` objects, stored at `objects` in the order
+    /// `removeRangeLocked` gives. Returns how many (0 only when the OS has no
+    /// memory). When the partial spans fall short, the spans for the rest
+    /// come from the back end, without this list's lock.
     func removeRange<Spans: SpanSource>(_ count: UInt32, into objects: UnsafeMutablePointer<ObjectPointer?>,
                                         from spans: Spans) -> UInt32 {
         let taken = withLock { $0.removeRangeLocked(count, into: objects) }
@@ -147,14 +153,21 @@ extension UnsafeMutablePointer where Pointee == Guarded<CentralFreeList> {
         // Fixed at start-up, so read without the lock.
         let perSpan = state.pointee.objectsPerSpan
         let wanted = (UInt(count &- taken) &+ perSpan &- 1) / perSpan
-        guard let fresh = spans.allocateSmallSpans(pages: state.pointee.spanPages, sizeClass: state.pointee.sizeClass,
-                                                   count: wanted) else {
-            return taken
+        // The rest goes in front of what was taken (objects[count - taken ..< count]).
+        var total = taken
+        if let fresh = spans.allocateSmallSpans(pages: state.pointee.spanPages, sizeClass: state.pointee.sizeClass,
+                                                count: wanted) {
+            total &+= withLock { list in
+                list.adoptLocked(fresh)
+                return list.removeRangeLocked(count &- taken, into: objects)
+            }
         }
-        return withLock { list in
-            list.adoptLocked(fresh)
-            return taken &+ list.removeRangeLocked(count &- taken, into: objects + Int(taken))
+        if total < count {
+            // Out of memory: what was taken, to the front.
+            let first = Int(count &- total)
+            for i in 0..<Int(total) { objects[i] = objects[first &+ i] }
         }
+        return total
     }
 
     /// Brings back the `count` objects of this class at `objects`; spans it
