@@ -603,6 +603,44 @@ final class UnitPageHeapTests: XCTestCase {
         XCTAssertEqual(cache.bytes, 0)
     }
 
+    /// A request takes the cached mapping that fits closest: as it is when
+    /// it is at most a quarter longer, else cut to the request's length,
+    /// its tail handed out for the caller to unmap; none shorter.
+    func testMappingCacheCutsALongerMappingToTheRequest() throws {
+        let metadata = UnsafeMutablePointer<Guarded<MetadataArena>>.allocate(capacity: 1)
+        metadata.initialize(to: Guarded(MetadataArena()))
+        var cache = MappingCache(metadata: &metadata.state.pointee)
+        let mib = 1 << 20
+        func mapping(_ bytes: Int) throws -> UInt { UInt(bitPattern: try XCTUnwrap(OSMemory.map(bytes))) }
+        func isMapped(_ start: UInt, _ bytes: Int) -> Bool {
+            msync(UnsafeMutableRawPointer(bitPattern: start), bytes, MS_ASYNC) == 0
+        }
+        let small = try mapping(mib), big = try mapping(8 * mib)
+        _ = cache.put(start: small, length: UInt(mib))
+        _ = cache.put(start: big, length: UInt(8 * mib))
+        XCTAssertNil(cache.take(length: UInt(9 * mib), alignment: UInt(Page.size)), "none long enough")
+
+        // 2 MiB: the 8 MiB mapping is the only one long enough, cut to 2 MiB.
+        let cut = try XCTUnwrap(cache.take(length: UInt(2 * mib), alignment: UInt(Page.size)))
+        XCTAssertEqual(cut.mapping.start, big)
+        XCTAssertEqual(cut.mapping.length, UInt(2 * mib))
+        XCTAssertEqual(cut.tail.bytes, UInt(6 * mib))
+        XCTAssertTrue(isMapped(big + UInt(2 * mib), 6 * mib), "nothing is unmapped under the lock")
+        XCTAssertEqual(cut.tail.unmapAll(), UInt(6 * mib))
+        XCTAssertFalse(isMapped(big + UInt(2 * mib), 6 * mib))
+        XCTAssertTrue(isMapped(big, 2 * mib), "the part handed out stays")
+        XCTAssertEqual(cache.bytes, UInt(mib))
+
+        // 900 KiB: the 1 MiB mapping is within a quarter, taken whole.
+        let whole = try XCTUnwrap(cache.take(length: UInt(900 << 10), alignment: UInt(Page.size)))
+        XCTAssertEqual(whole.mapping.start, small)
+        XCTAssertEqual(whole.mapping.length, UInt(mib))
+        XCTAssertEqual(whole.tail.bytes, 0)
+        XCTAssertEqual(cache.count, 0)
+        OSMemory.unmap(UnsafeMutableRawPointer(bitPattern: big)!, 2 * mib)
+        OSMemory.unmap(UnsafeMutableRawPointer(bitPattern: small)!, mib)
+    }
+
     /// fork's prepare handler waits, with the page heap's lock let go, until
     /// every run out being given back has come back.
     func testForkWaitsForRunsBeingGivenBack() throws {

@@ -629,12 +629,15 @@ extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
         if overflow { return nil }
         let length = rounded & ~(systemPage - 1)
         let align = max(alignment, Int(state.pointee.spanPageGranules) << Page.shift)
-        let cachedSpan = withLock { heap -> SpanRef? in
-            guard let cached = heap.mappingCache.take(length: UInt(length), alignment: UInt(align)) else { return nil }
-            return heap.recordMappedLocked(UnsafeMutableRawPointer(bitPattern: cached.start).unsafelyUnwrapped,
-                                           length: Int(cached.length))
+        let reused = withLock { heap -> (span: SpanRef, tail: Unmappings)? in
+            guard let (cached, tail) = heap.mappingCache.take(length: UInt(length), alignment: UInt(align)) else { return nil }
+            return (heap.recordMappedLocked(UnsafeMutableRawPointer(bitPattern: cached.start).unsafelyUnwrapped,
+                                            length: Int(cached.length)), tail)
         }
-        if let cachedSpan { return (cachedSpan, true) }
+        if let reused {
+            reused.tail.unmapAll()
+            return (reused.span, true)
+        }
         // Mapped without the lock: mmap can take a while.
         guard let memory = OSMemory.mapAligned(length, alignment: align) else { return nil }
         return (withLock { $0.recordMappedLocked(memory, length: length) }, false)
