@@ -263,12 +263,12 @@ public struct WasteBreakdown: Equatable, Sendable {
 /// bucket's requests count as their smallest valid class size): it is the
 /// waste the layout chose, which the optimiser's threshold bounds.
 public enum WasteModel {
-    /// Below `mappingThreshold` a large allocation takes whole span pages of
-    /// the page heap (the default `page_size`, 4 KiB); from it up, a mapping
-    /// of its own in whole OS pages (PageHeap.mapThreshold,
+    /// Below `mappingThreshold` a large allocation by malloc takes whole
+    /// span pages of the page heap (the default `page_size`, 4 KiB); from it
+    /// up, a mapping of its own in whole OS pages (PageHeap.mapThreshold,
     /// LargeAllocations.swift).
     public static let largePageSize = 4096
-    public static let mappingThreshold = 1 << 20
+    public static let mappingThreshold = 4 << 20
     public static let osPageSize = 4096
 
     /// How the large allocations above a largest class of `largest` are

@@ -1,7 +1,7 @@
 // large_cache.c — freed large blocks are reused, checked, and trimmed.
 //
-// Allocates, fills and frees blocks of 1–4 MiB in a loop (sizes repeat, so
-// freed mappings can be reused), checking each new block is writable over
+// Allocates, fills and frees blocks of 4–8 MiB (malloc maps its own from
+// 4 MiB) in a loop (sizes repeat, so freed mappings can be reused), checking each new block is writable over
 // its whole usable size and that calloc'd ones read as zero even when they
 // reuse a dirty mapping. Then calls malloc_trim(0), which must unmap every
 // cached mapping: the stats file written at exit shows large_cache_hits and
@@ -14,7 +14,7 @@
 #include <string.h>
 
 int main(void) {
-    const size_t sizes[] = {1 << 20, (3 << 20) + 100, 4 << 20, (1 << 20) + 4096};
+    const size_t sizes[] = {4 << 20, (6 << 20) + 100, 8 << 20, (4 << 20) + 4096};
     int failures = 0;
     for (int i = 0; i < 400; i++) {
         size_t n = sizes[i % 4];

@@ -67,7 +67,7 @@ final class UnitAllocatorTests: XCTestCase {
     }
 
     func testLargeRoundTrips() throws {
-        for size in [32769, 40000, 65536, 100_000, 500_000, (1 << 20) - 1] {
+        for size in [32769, 40000, 65536, 100_000, 500_000, 1 << 20, (3 << 20) + 5, (4 << 20) - 1] {
             let p = try XCTUnwrap(Allocator.allocate(UInt(size)), "size \(size)")
             let spanPage = heap.pointee.sizeClasses.spanPageSize
             let pages = (size + spanPage - 1) / spanPage
@@ -79,17 +79,19 @@ final class UnitAllocatorTests: XCTestCase {
             XCTAssertNil(firstMismatch(p, size, seed: 3))
             let page = Page.number(of: UInt(bitPattern: p))
             Allocator.deallocate(p)
-            // The pages are free in the page heap now.
+            // The pages are free in the page heap now, and kept resident
+            // for the next request (the dirty limit is 32 MiB at least).
             let span = heap.pointee.pageMap.span(ofPage: page)
             XCTAssertEqual(span?.state, .free, "size \(size): pages back in the page heap")
             XCTAssertEqual(span?.contains(page: page), true)
+            XCTAssertGreaterThanOrEqual(span?.dirtyPages ?? 0, UInt(pages * spanPage / Page.size), "size \(size): kept resident")
         }
     }
 
     func testMappedRoundTrips() throws {
         // A mapping cached by an earlier test may be reused (a little larger).
         _ = Allocator.releaseFreeMemory()
-        for size in [1 << 20, (1 << 20) + 1, 3 << 20 + 5, 16 << 20] {
+        for size in [4 << 20, (4 << 20) + 1, 9 << 20 + 5, 16 << 20] {
             let p = try XCTUnwrap(Allocator.allocate(UInt(size)), "size \(size)")
             let usable = Int(Allocator.usableSize(p))
             XCTAssertGreaterThanOrEqual(usable, size)
@@ -103,6 +105,27 @@ final class UnitAllocatorTests: XCTestCase {
             Allocator.deallocate(p)
             XCTAssertNil(heap.pointee.pageMap.span(ofPage: page), "size \(size): the mapping is forgotten")
         }
+    }
+
+    /// From 1 MiB, a block that must read as zero (calloc) or that realloc
+    /// grows gets a mapping of its own; malloc's blocks get one from 4 MiB.
+    func testMappingsForZeroedAndGrowingBlocks() throws {
+        let mib = 1 << 20
+        let plain = try XCTUnwrap(Allocator.allocate(UInt(2 * mib)))
+        XCTAssertEqual(spanState(plain), .large, "malloc(2 MiB): the page heap")
+        let zeroed = try XCTUnwrap(Allocator.allocateZeroed(UInt(mib), 2))
+        XCTAssertEqual(spanState(zeroed), .mapped, "calloc(2 MiB): a mapping")
+        XCTAssertNil((0..<(2 * mib)).first { zeroed.load(fromByteOffset: $0, as: UInt8.self) != 0 })
+        let small = try XCTUnwrap(Allocator.allocate(500_000))
+        fill(small, 500_000, seed: 4)
+        let grown = try XCTUnwrap(Allocator.reallocate(small, UInt(2 * mib)))
+        XCTAssertEqual(spanState(grown), .mapped, "grown to 2 MiB by realloc: a mapping")
+        XCTAssertNil(firstMismatch(grown, 500_000, seed: 4))
+        let shrunk = try XCTUnwrap(Allocator.reallocate(plain, UInt(mib / 2)))
+        XCTAssertEqual(spanState(shrunk), .large, "shrunk by realloc: no mapping")
+        let big = try XCTUnwrap(Allocator.allocate(UInt(4 * mib)))
+        XCTAssertEqual(spanState(big), .mapped, "malloc(4 MiB): a mapping")
+        for p in [zeroed, grown, shrunk, big] { Allocator.deallocate(p) }
     }
 
     func testReallocateKeepsContents() throws {

@@ -209,7 +209,8 @@ final class UnitConcurrencyTests: XCTestCase {
         var blocks: [(UnsafeMutableRawPointer, Int)] = []
         for i in 0..<count {
             let size = (1 << 20) + (2 * i + 1) * 4096
-            let p = try XCTUnwrap(Allocator.allocate(UInt(size)))
+            // calloc: mapped from 1 MiB (malloc maps from 4 MiB).
+            let p = try XCTUnwrap(Allocator.allocateZeroed(1, UInt(size)))
             p.initializeMemory(as: UInt8.self, repeating: UInt8(i + 1), count: size)
             blocks.append((p, size))
         }

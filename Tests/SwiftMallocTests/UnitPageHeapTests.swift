@@ -39,6 +39,19 @@ final class UnitPageHeapTests: XCTestCase {
         ph.pointee.state.returnReleasedLocked(run)
     }
 
+    /// Runs `body` with a dirty limit of zero, so that every dirty run freed
+    /// in it is given back to the OS at once; the limit and its growth count
+    /// are as they were afterwards.
+    private func pastTheDirtyLimit<R>(_ ph: UnsafeMutablePointer<Guarded<PageHeap>>, _ body: () throws -> R) rethrows -> R {
+        let (limit, overLimit) = (ph.pointee.state.dirtyLimit, ph.pointee.state.releasedOverLimit)
+        ph.pointee.state.dirtyLimit = 0
+        defer {
+            ph.pointee.state.dirtyLimit = limit
+            ph.pointee.state.releasedOverLimit = overLimit
+        }
+        return try body()
+    }
+
     /// Allocates spans of `sizes` pages that lie next to each other, in order
     /// (lock held). Attempts whose spans are not adjacent (best fit may take
     /// a smaller free span elsewhere first) go to `leftovers`, for the caller
@@ -128,14 +141,14 @@ final class UnitPageHeapTests: XCTestCase {
         XCTAssertEqual(record.pointee.freeObjects, nil)
     }
 
-    /// A run freed long enough to be given back leaves the lists while the
+    /// A run freed past the dirty limit leaves the lists while the
     /// caller gives it back without the lock: nothing allocates it or
     /// coalesces with it meanwhile, and once returned it is free, clean, and
     /// joins what was freed next to it in the meantime.
     func testRunGivenBackOutsideTheLockIsUntouchableUntilReturned() throws {
         var leftovers: [SpanRef] = []
         defer { locked { ph in for span in leftovers { freeNow(ph, span) } } }
-        let runPages = UInt(PageHeap.releaseRunPages)
+        let runPages = 256 * u
         try locked { ph in
             let spans = try XCTUnwrap(allocateAdjacent(ph, [u, runPages, u, u], leftovers: &leftovers),
                                       "no adjacent spans")
@@ -145,7 +158,8 @@ final class UnitPageHeapTests: XCTestCase {
             let freeBefore = ph.pointee.state.freeBytes
             let runFirst = run.firstPage
 
-            let taken = try XCTUnwrap(ph.pointee.state.freeSpan(run), "a \(runPages)-page run is given back at once")
+            let taken = try XCTUnwrap(pastTheDirtyLimit(ph) { ph.pointee.state.freeSpan(run) },
+                                      "past the dirty limit, a freed run is given back at once")
             XCTAssertEqual(taken, run)
             XCTAssertEqual(run.state, .releasing)
             XCTAssertFalse(isListed(ph, run))
@@ -378,13 +392,13 @@ final class UnitPageHeapTests: XCTestCase {
         var leftovers: [SpanRef] = []
         defer { locked { ph in for span in leftovers { freeNow(ph, span) } } }
         try locked { ph in
-            // A pocket of released pages the loop will use: one span page more than a
-            // run released at once, free between two in-use guards.
-            let pocketPages = UInt(PageHeap.releaseRunPages) + u
+            // A pocket of released pages the loop will use, longer than the
+            // longest listed run, free between two in-use guards.
+            let pocketPages = UInt(PageHeap.maxListedPages) + u
             let parts = try XCTUnwrap(allocateAdjacent(ph, [u, pocketPages, u], leftovers: &leftovers))
             leftovers += [parts[0], parts[2]]
             let pocket = parts[1]
-            freeNow(ph, pocket)                          // >= releaseRunPages: released at once
+            pastTheDirtyLimit(ph) { freeNow(ph, pocket) }
             XCTAssertTrue((pocket.dirtyPages == 0), "setup: the pocket is released")
 
             // Elsewhere, touch a few pages in each of many released regions and free them.
@@ -397,7 +411,7 @@ final class UnitPageHeapTests: XCTestCase {
                     s.start.initializeMemory(as: UInt8.self, repeating: 1, count: Int(s.byteCount))
                     small.append(s)
                 }
-                for s in big { freeNow(ph, s) }          // >= releaseRunPages: released at once
+                pastTheDirtyLimit(ph) { for s in big { freeNow(ph, s) } }
                 for s in small {
                     freeNow(ph, s)
                     if s.dirtyPages > 0 { trulyDirtyPages += 8 * u }
@@ -646,8 +660,9 @@ final class UnitPageHeapTests: XCTestCase {
     func testForkWaitsForRunsBeingGivenBack() throws {
         let ph = try privatePageHeap(spanPageSize: Page.defaultSpanPageSize)
         ph.lock()
-        let span = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: UInt(PageHeap.releaseRunPages)))
-        let run = try XCTUnwrap(ph.pointee.state.freeSpan(span), "a long run is given back at once")
+        let runPages: UInt = 256
+        let span = try XCTUnwrap(ph.pointee.state.allocateLocked(pages: runPages))
+        let run = try XCTUnwrap(pastTheDirtyLimit(ph) { ph.pointee.state.freeSpan(span) }, "given back at once")
         XCTAssertEqual(ph.pointee.state.releasingSpans, 1)
         ph.unlock()
 
@@ -671,7 +686,7 @@ final class UnitPageHeapTests: XCTestCase {
         }
         waiter.start()
         XCTAssertEqual(finished.wait(timeout: .now() + 0.2), .timedOut, "waited while the run was out")
-        XCTAssertEqual(ph.release(run), UInt(PageHeap.releaseRunPages) << UInt(Page.shift))
+        XCTAssertEqual(ph.release(run), runPages << UInt(Page.shift))
         XCTAssertEqual(finished.wait(timeout: .now() + 10), .success, "done once it came back")
         XCTAssertEqual(seen[0], 0)
         XCTAssertEqual(seen[1], UInt(SpanState.free.rawValue))
@@ -686,8 +701,8 @@ final class UnitPageHeapTests: XCTestCase {
         ph.lock()
         defer { ph.unlock() }
         let minimum = PageHeap.minDirtyLimit
-        // 48 MiB in spans shorter than a run given back at once.
-        let spanPages = UInt(PageHeap.releaseRunPages) / 2
+        // 48 MiB in spans of 512 KiB.
+        let spanPages = UInt((512 << 10) >> Page.shift)
         let count = Int((48 << 20) / (spanPages << UInt(Page.shift)))
         func giveBack(_ runs: SpanRef?) -> UInt {
             var bytes: UInt = 0

@@ -2,7 +2,8 @@
 // (Exports.swift) are one-line calls into these.
 //
 // Small requests (<= 32 KiB) go to the front end by size class; large ones
-// to the page heap (whole pages) or, from `mapThreshold` up, to their own
+// to the page heap (whole pages) or, from `mapThreshold` up (from
+// `zeroedOrGrowingMapThreshold` for calloc and realloc growth), to their own
 // mapping. `free` finds what it holds through the page map: a size class
 // means a small object, anything else must be the start of a live large
 // allocation or the process stops ("invalid pointer"). Its fast path asks
@@ -57,15 +58,16 @@ enum Allocator {
 
     /// Whole pages for `size` bytes, aligned to `alignment` (0: page aligned).
     /// `requested`: what the caller asked for, when not `size` (pvalloc).
+    /// `zeroed`, `growing`: as PageHeap.allocateLarge.
     @inline(never)
     static func allocateLarge(_ heap: UnsafeMutablePointer<Heap>, _ size: UInt, alignment: UInt,
-                              zeroed: Bool = false, requested: UInt? = nil) -> UnsafeMutableRawPointer? {
+                              zeroed: Bool = false, growing: Bool = false, requested: UInt? = nil) -> UnsafeMutableRawPointer? {
         guard size <= maxRequest, alignment <= maxRequest else {
             sm_set_errno(ENOMEM)
             return nil
         }
         return FrontEnd.allocateLarge(heap, bytes: Int(max(size, 1)), alignment: Int(alignment), zeroed: zeroed,
-                                      requested: requested ?? size)
+                                      growing: growing, requested: requested ?? size)
     }
 
     @inline(__always)
@@ -203,7 +205,9 @@ enum Allocator {
             return nil
         }
         // Large: zeroed there only if the memory is not a fresh mapping.
-        if total >= UInt(PageHeap.mapThreshold) { return allocateLarge(Heap.ensureInitialized(), total, alignment: 0, zeroed: true) }
+        if total >= UInt(PageHeap.zeroedOrGrowingMapThreshold) {
+            return allocateLarge(Heap.ensureInitialized(), total, alignment: 0, zeroed: true)
+        }
         guard let p = allocate(total) else { return nil }
         p.initializeMemory(as: UInt8.self, repeating: 0, count: Int(total))
         return p
@@ -232,7 +236,7 @@ enum Allocator {
             if size <= oldSize && size >= oldSize / 2 { return pointer }
             // The block is the caller's: its span cannot change under us.
             let span = heap.pointee.pageMap.span(ofPage: Page.number(of: UInt(bitPattern: pointer)))!
-            if span.state == .mapped && size >= UInt(PageHeap.mapThreshold) && size <= maxRequest {
+            if span.state == .mapped && size >= UInt(PageHeap.zeroedOrGrowingMapThreshold) && size <= maxRequest {
                 // Let the kernel move the pages instead of copying them.
                 guard let moved = heap.pointee.pageHeap.remapLarge(span, bytes: Int(size)) else {
                     sm_set_errno(ENOMEM)
@@ -244,7 +248,12 @@ enum Allocator {
                 return moved
             }
         }
-        guard let fresh = allocate(size) else { return nil }
+        // Grown past the threshold, the block gets a mapping, which the next
+        // growth moves instead of copying.
+        let growsIntoMapping = size > oldSize && size >= UInt(PageHeap.zeroedOrGrowingMapThreshold)
+        guard let fresh = growsIntoMapping ? allocateLarge(heap, size, alignment: 0, growing: true) : allocate(size) else {
+            return nil
+        }
         fresh.copyMemory(from: pointer, byteCount: Int(min(oldSize, size)))
         deallocate(pointer)
         return fresh

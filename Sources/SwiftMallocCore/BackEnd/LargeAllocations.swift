@@ -1,6 +1,7 @@
 // Large allocations (above the largest size class): whole pages from the
-// page heap's regions, or from `mapThreshold` up a mapping of their own
-// (MappingCache keeps freed ones for reuse). The API layer checks sizes and
+// page heap's regions, or from `mapThreshold` up (from
+// `zeroedOrGrowingMapThreshold` for calloc and realloc growth) a mapping of
+// their own (MappingCache keeps freed ones for reuse). The API layer checks sizes and
 // alignments and counts; these take the page heap's lock themselves, and
 // report a pointer that is not a live allocation's start to the caller,
 // which stops the process once no lock is held. They are called through the
@@ -8,18 +9,27 @@
 import SwiftMallocShims
 
 extension PageHeap {
-    /// Large requests from this size up get a mapping of their own.
-    static let mapThreshold = 1 << 20
+    /// Large requests from this size up get a mapping of their own. Below
+    /// it (half a region) they come from the page heap, whose freed pages
+    /// stay resident up to the dirty limit and serve later requests of any
+    /// size: a cached mapping serves only a request it holds, and
+    /// `largerealloc`'s blocks of 64 KiB to 4 MiB, mapped from 1 MiB up,
+    /// faulted in four times the pages the peers did.
+    static let mapThreshold = 4 << 20
+    /// The same for a block that must read as zero (calloc: a fresh mapping
+    /// does without being written) or that realloc grows (mremap moves a
+    /// mapping's pages where a heap block is copied).
+    static let zeroedOrGrowingMapThreshold = 1 << 20
 }
 
 extension UnsafeMutablePointer where Pointee == Guarded<PageHeap> {
 
     /// Whole pages for `bytes` (> 0) aligned to `alignment` (a power of two;
-    /// up to a page: page aligned); `zeroed`: the memory must read as zero.
-    /// Returns where it starts and the usable bytes, or nil when the OS has
-    /// no memory.
-    func allocateLarge(bytes: Int, alignment: Int, zeroed: Bool) -> (start: UInt, usable: Int)? {
-        if bytes >= PageHeap.mapThreshold {
+    /// up to a page: page aligned); `zeroed`: the memory must read as zero;
+    /// `growing`: realloc is growing a block into it. Returns where it
+    /// starts and the usable bytes, or nil when the OS has no memory.
+    func allocateLarge(bytes: Int, alignment: Int, zeroed: Bool, growing: Bool) -> (start: UInt, usable: Int)? {
+        if bytes >= (zeroed || growing ? PageHeap.zeroedOrGrowingMapThreshold : PageHeap.mapThreshold) {
             guard let (span, reused) = mapLarge(bytes: bytes, alignment: alignment) else { return nil }
             let start = span.mappedStart
             // A new mapping reads as zero; a reused one holds old data.

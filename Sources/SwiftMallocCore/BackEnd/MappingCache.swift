@@ -1,6 +1,7 @@
 // Freed directly mapped blocks, kept mapped for the next large request.
 //
-// Blocks of 1 MiB and more get a mapping of their own (PageHeap.mapLarge).
+// Large blocks get a mapping of their own (PageHeap.mapLarge) from 4 MiB, or
+// from 1 MiB when calloc or a growing realloc asks (LargeAllocations.swift).
 // Unmapping one at free and mapping a fresh one at the next malloc costs two
 // system calls, a TLB shootdown and a page fault for every page touched
 // again: a program that allocates and frees large buffers in a loop (or

@@ -3,8 +3,9 @@
 // Free spans sit in lists by length (1 … maxListedPages pages, best fit by
 // construction) and one list of longer spans (searched for the best fit).
 // Freed spans coalesce with free neighbours, found through the page map.
-// Long free runs are given back to the OS with madvise as they form; the
-// rest on demand (malloc_trim / swiftmalloc_release_free_memory).
+// Free pages go back to the OS with madvise past the dirty limit, once they
+// have stayed free for decay_ms (the scavenger's decay), and on demand
+// (malloc_trim / swiftmalloc_release_free_memory).
 //
 // madvise and munmap never run under the lock: each can take tens of
 // microseconds (a TLB shootdown on every CPU the process runs on), and every
@@ -93,8 +94,6 @@ struct PageHeap {
     static let listWords = (maxListedPages + 1 + 63) / 64
     /// Regions grow by at least this much (virtual; pages are touched on use).
     static let regionPages = (8 << 20) >> Page.shift
-    /// A freed span at least this long is given back to the OS at once.
-    static let releaseRunPages = (1 << 20) >> Page.shift
     /// The least `dirtyLimit` ever is.
     static let minDirtyLimit: UInt = 32 << 20
     /// Decay passes between two reviews of `dirtyLimit`: a pass can come at
@@ -314,7 +313,6 @@ struct PageHeap {
     mutating func freeSpan(_ span: SpanRef, dirtyPages: UInt? = nil, release: Bool = true) -> SpanRef? {
         var first = span.firstPage
         var count = span.pageCount
-        let freedPages = count
         var dirty = dirtyPages ?? count
 
         if first > 0, let left = pageMap.span(ofPage: first &- 1),
@@ -342,16 +340,14 @@ struct PageHeap {
         span.liveObjects = 0
         span.inPartialList = false
         span.dirtyPages = min(dirty, count)
-        // Give the run back now if the freed span alone was long, or if the
-        // heap would hold too many dirty free pages; otherwise keep it for
-        // reuse (an allocate/free loop should not pay a page fault per page).
+        // Give the run back now if the heap would hold too many dirty free
+        // pages; otherwise keep it for reuse, however long (an allocate/free
+        // loop should not pay a page fault per page; a run that stays free
+        // goes back after decay_ms).
         let dirtyAfter = dirtyBytes &+ (span.dirtyPages << UInt(Page.shift))
-        if release && span.dirtyPages > 0 {
-            if dirtyAfter > dirtyLimit {
-                releasedOverLimit &+= span.dirtyPages << UInt(Page.shift)
-                return markReleasing(span, onto: nil)
-            }
-            if freedPages >= UInt(PageHeap.releaseRunPages) { return markReleasing(span, onto: nil) }
+        if release && span.dirtyPages > 0 && dirtyAfter > dirtyLimit {
+            releasedOverLimit &+= span.dirtyPages << UInt(Page.shift)
+            return markReleasing(span, onto: nil)
         }
         insertFree(span)
         return nil

@@ -69,7 +69,7 @@ enum FrontEnd {
     @inline(never)
     static func allocateSlow(_ size: UInt, _ heap: UnsafeMutablePointer<Heap>, _ sizeClass: Int) -> ObjectPointer? {
         if _slowPath(sizeClass == 0) {
-            return allocateLarge(heap, bytes: Int(max(size, 1)), alignment: 0, zeroed: false, requested: size)
+            return allocateLarge(heap, bytes: Int(max(size, 1)), alignment: 0, zeroed: false, growing: false, requested: size)
         }
         struct AllocateSlow: FrontEndVisitor {
             let heap: UnsafeMutablePointer<Heap>
@@ -149,10 +149,12 @@ enum FrontEnd {
     /// Whole pages for `bytes` (at least 1), aligned to `alignment` (0: page
     /// aligned), counted for the calling thread and recorded as a request of
     /// `requested` bytes; nil and ENOMEM when the OS has no memory.
+    /// `zeroed`, `growing`: as PageHeap.allocateLarge.
     @inline(never)
     static func allocateLarge(_ heap: UnsafeMutablePointer<Heap>, bytes: Int, alignment: Int,
-                              zeroed: Bool, requested: UInt) -> ObjectPointer? {
-        guard let (start, usable) = heap.pointee.pageHeap.allocateLarge(bytes: bytes, alignment: alignment, zeroed: zeroed) else {
+                              zeroed: Bool, growing: Bool, requested: UInt) -> ObjectPointer? {
+        guard let (start, usable) = heap.pointee.pageHeap.allocateLarge(bytes: bytes, alignment: alignment, zeroed: zeroed,
+                                                                        growing: growing) else {
             sm_set_errno(ENOMEM)
             return nil
         }
