@@ -12,9 +12,9 @@ extension PageHeap {
     /// Large requests from this size up get a mapping of their own. Below
     /// it (half a region) they come from the page heap, whose freed pages
     /// stay resident up to the dirty limit and serve later requests of any
-    /// size: a cached mapping serves only a request it holds, and
-    /// `largerealloc`'s blocks of 64 KiB to 4 MiB, mapped from 1 MiB up,
-    /// faulted in four times the pages the peers did.
+    /// size, where a cached mapping serves only a request it holds (with
+    /// mappings from 1 MiB, `largerealloc`'s blocks of 64 KiB to 4 MiB
+    /// fault in four times the pages the peers do).
     static let mapThreshold = 4 << 20
     /// The same for a block that must read as zero (calloc: a fresh mapping
     /// does without being written) or that realloc grows (mremap moves a

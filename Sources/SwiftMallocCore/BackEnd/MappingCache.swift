@@ -84,8 +84,8 @@ struct MappingCache {
     /// longer comes back cut to `length`, with its tail in the Unmappings
     /// for the caller to unmap: that costs the munmap its eviction would
     /// have cost anyway, where a new mapping would fault in every page the
-    /// program touches (`largerealloc`, blocks of 64 KiB to 4 MiB: 1 in 8
-    /// requests fitted a quarter, and each miss mapped afresh).
+    /// program touches (for requests of many sizes, a mapping within a
+    /// quarter is rare: 1 in 8 of `largerealloc`'s with mappings from 1 MiB).
     mutating func take(length: UInt, alignment: UInt) -> (mapping: CachedMapping, tail: Unmappings)? {
         var best = -1
         var i = 0
