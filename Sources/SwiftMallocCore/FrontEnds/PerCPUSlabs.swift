@@ -345,9 +345,11 @@ struct PerCPUSlabs {
         let misses = self.misses.unsafelyUnwrapped
         let capacity = layout().capacity
         let sizes = self.sizes.unsafelyUnwrapped
-        // The new capacities: a class missing more than twice the average
-        // doubles, a class that did not miss halves, within the budget and
-        // the slab's slots.
+        // The new capacities: a class missing more than twice as often as
+        // the other missing classes on average doubles (alone, it doubles:
+        // measured against an average that includes itself, a class that
+        // misses alone or much more than the rest never could), a class
+        // that did not miss halves, within the budget and the slab's slots.
         var total: UInt64 = 0
         var active: UInt64 = 0
         var c = 1
@@ -358,7 +360,6 @@ struct PerCPUSlabs {
             c += 1
         }
         guard active > 0 else { return }
-        let average = total / active
         var changed = false
         var bytes = 0
         var slots = 0
@@ -380,7 +381,8 @@ struct PerCPUSlabs {
         while c < classCount {
             let m = sm_atomic_load_u64(misses + c)
             let cap = Int(fresh.capacity[c])
-            if m > 2 * average && m >= 8 {
+            let othersAverage = active > 1 ? (total &- m) / (active &- 1) : 0
+            if m > 2 * othersAverage && m >= 8 {
                 let grown = min(2 * cap, PerCPUSlabs.maxSlotsPerClass)
                 let extra = grown - cap
                 if extra > 0 && bytes + extra * Int(sizes[c]) <= budget && slots + extra <= slotLimit {
