@@ -210,8 +210,10 @@ private func forkChild() {
     guard let root = sm_heap_get() else { return }
     let heap = root.assumingMemoryBound(to: Heap.self)
     heap.pointee.forEachLock { $0.pointee.reset() }
-    // The idle-release thread did not come along.
+    // The idle-release thread did not come along: runs past the dirty
+    // limit go back at once again, until the child starts its own.
     heap.pointee.idle.reset(config: heap.pointee.config)
+    heap.pointee.pageHeap.state.pointee.releasesAtLimit = true
     let me = ThreadState.current
     let registry = heap.pointee.threads
     var cursor = registry.state.pointee.live

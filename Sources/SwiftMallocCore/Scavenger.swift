@@ -65,6 +65,13 @@
 // batch, and every resident free page (floor 0), then waits for activity
 // before another such pass. Other threads' own caches (front end thread)
 // are theirs alone and stay as they are. The fast paths do not change.
+// While it runs, the page heap keeps runs freed past its dirty limit
+// instead of giving them back at once (PageHeap.releasesAtLimit), and every
+// quarter of decay_ms the thread gives back what of those has stayed free
+// for decay_ms (`decayPastLimit`): a busy program that frees more than the
+// limit and comes back for it faults nothing in again, and one that does
+// not gets it back after decay_ms, whether or not its slow paths ring for
+// passes.
 //
 // Such a thread must not keep a program alive that ends with pthread_exit:
 // glibc ends the process when its last thread exits, counting ours. So the
@@ -133,6 +140,19 @@ enum Scavenger {
         // Read without the lock by the thread caches (returnIdleLists).
         sm_atomic_store_u64(&heap.pointee.scavengerPasses, heap.pointee.scavengerPasses &+ 1)
         if onThread { heap.pointee.scavengerThreadPasses &+= 1 }
+        sm_unlock(heap.pointee.scavengerLock)
+    }
+}
+
+extension Scavenger {
+    /// The idle-release thread's check, every quarter of decay_ms: free
+    /// pages past the dirty limit (which the page heap keeps while the
+    /// thread runs) go back once they have stayed free for decay_ms.
+    static func decayPastLimit(_ heap: UnsafeMutablePointer<Heap>) {
+        let pageHeap = heap.pointee.pageHeap
+        let limit = pageHeap.withLock { $0.dirtyBytes > $0.dirtyLimit ? $0.dirtyLimit : nil }
+        guard let limit, sm_trylock(heap.pointee.scavengerLock) else { return }
+        heap.pointee.scavengedBytes &+= UInt64(pageHeap.decay(floor: limit, decayMilliseconds: heap.pointee.config.decayMilliseconds))
         sm_unlock(heap.pointee.scavengerLock)
     }
 }
@@ -225,7 +245,11 @@ extension Scavenger {
 private func idleReleaseMain() {
     let heap = Heap.shared
     let period = heap.pointee.config.idleReleaseMilliseconds
+    // Runs freed past the dirty limit now wait here for decay_ms.
+    heap.pointee.pageHeap.withLock { $0.releasesAtLimit = false }
+    let limitCheckPeriod = max(heap.pointee.config.decayMilliseconds / UInt64(PageHeap.epochsPerDecay), Scavenger.pollMilliseconds)
     var periodStart = sm_monotonic_ms()
+    var limitCheckedAt = periodStart
     // A pass gave back all there was: the next waits for new activity.
     var releasedSinceActivity = false
     while true {
@@ -236,6 +260,10 @@ private func idleReleaseMain() {
         }
         if sm_other_threads_alive() == 0 { sm_exit_as_last_thread() }
         let now = sm_monotonic_ms()
+        if now &- limitCheckedAt >= limitCheckPeriod {
+            limitCheckedAt = now
+            Scavenger.decayPastLimit(heap)
+        }
         if now &- periodStart < period { continue }
         periodStart = now
         let quiet = sm_atomic_exchange_u64(&heap.pointee.idle.listening, 1) != 0

@@ -64,6 +64,31 @@ final class ScavengerPreloadTests: XCTestCase {
         }
     }
 
+    /// past_limit.c: a multi-threaded program frees three times the dirty
+    /// limit. Its runs stay resident (allocated again at once, they fault
+    /// nothing in), and while it keeps calling the allocator lightly, never
+    /// idle, the idle-release thread gives them back once they have stayed
+    /// free for decay_ms (200 ms here).
+    func testRunsPastTheDirtyLimitWaitForTheDecayInAMultiThreadedProgram() throws {
+        let program = try Preload.cProgram("past_limit")
+        func numbers(_ arguments: [String]) throws -> [Int] {
+            let (result, _) = try Preload.runPreloaded([program] + arguments, environment: ["SWIFTMALLOC_DECAY_MS": "200"],
+                                                       timeout: 120)
+            XCTAssertEqual(result.exitStatus, 0, result.summary)
+            return result.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
+        }
+        let again = try numbers(["again"])
+        XCTAssertEqual(again.count, 2)
+        XCTAssertGreaterThan(again.first ?? 0, 80 << 20, "freed runs past the limit were given back at once: \(again)")
+        // Given back at once past the limit, the 64 MiB over it would fault
+        // back in: over 16,000 faults of 4 KiB pages.
+        XCTAssertLessThan(again.last ?? .max, 4096, "allocated again at once, the 96 MiB faulted back in: \(again)")
+        let decayed = try numbers([])
+        XCTAssertEqual(decayed.count, 2)
+        XCTAssertGreaterThan(decayed.first ?? 0, 80 << 20, "\(decayed)")
+        XCTAssertLessThan(decayed.last ?? .max, 48 << 20, "what is past the limit stayed after decay_ms: \(decayed)")
+    }
+
     /// idle_classes.c: 16 MiB of 2048-byte objects freed, then 32 MiB of
     /// 3072-byte objects held; the stats at exit.
     private func runIdleClasses(_ environment: [String: String], threaded: Bool) throws -> [String: Any] {
