@@ -135,7 +135,7 @@ enum Scavenger {
         heap.pointee.percpuIdleDrains &+= UInt64(heap.pointee.percpu.returnIdleClasses(to: heap.pointee.middle))
         heap.pointee.middle.returnIdleBatches()
         if sm_atomic_exchange_u64(&heap.pointee.decayDue, 0) != 0 {
-            heap.pointee.scavengedBytes &+= UInt64(heap.pointee.pageHeap.decay(floor: floor, decayMilliseconds: heap.pointee.config.decayMilliseconds))
+            decay(heap, floor: floor)
         }
         // Read without the lock by the thread caches (returnIdleLists).
         sm_atomic_store_u64(&heap.pointee.scavengerPasses, heap.pointee.scavengerPasses &+ 1)
@@ -152,8 +152,14 @@ extension Scavenger {
         let pageHeap = heap.pointee.pageHeap
         let limit = pageHeap.withLock { $0.dirtyBytes > $0.dirtyLimit ? $0.dirtyLimit : nil }
         guard let limit, sm_trylock(heap.pointee.scavengerLock) else { return }
-        heap.pointee.scavengedBytes &+= UInt64(pageHeap.decay(floor: limit, decayMilliseconds: heap.pointee.config.decayMilliseconds))
+        decay(heap, floor: limit)
         sm_unlock(heap.pointee.scavengerLock)
+    }
+
+    /// Gives back the resident pages that have stayed free for decay_ms,
+    /// down to `floor`, and counts them (scavenger lock held).
+    private static func decay(_ heap: UnsafeMutablePointer<Heap>, floor: UInt) {
+        heap.pointee.scavengedBytes &+= UInt64(heap.pointee.pageHeap.decay(floor: floor, decayMilliseconds: heap.pointee.config.decayMilliseconds))
     }
 }
 

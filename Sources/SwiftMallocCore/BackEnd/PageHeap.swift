@@ -77,8 +77,8 @@ struct PageHeap {
     /// it gives such runs back once they have stayed free for decay_ms, so
     /// that a program that frees more than the limit and comes back for it
     /// within that time faults nothing in again (the lab's `cycle`, 48 MiB
-    /// a round: 0.63x tcmalloc with runs given back at once, 0.82x with the
-    /// limit out of the way). A single-threaded process has no such thread:
+    /// a round: 0.63x tcmalloc with runs given back at once, 0.83x with them
+    /// kept). A single-threaded process has no such thread:
     /// the limit is what bounds its free pages once it stops calling.
     var releasesAtLimit = true
     /// Bytes given back to stay under `dirtyLimit` since it last grew, and
